@@ -1,0 +1,56 @@
+# aurora-bench: `make demo` runs the main job, `make test` passes the tests.
+# Both set up what they need: the virtual env, the package, and the broker/database
+# binaries (via the system package manager when missing).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup system-deps demo test test-unit test-integration test-postgres bench lint format clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash bench/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+	  echo "python venv module missing; installing python3-venv"; \
+	  bash bench/install-system-deps.sh python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/aurora-bench demo
+
+test: setup
+	$(PY) -m pytest -q tests scenarios
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+# The same integration tests against PostgreSQL instead of SQLite.
+test-postgres: setup
+	AURORA_TEST_DB=postgres $(PY) -m pytest -q tests/integration
+
+bench: setup
+	$(PY) -m bench.perf
+
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf .bench build *.egg-info

@@ -1,0 +1,1 @@
+"""The AuroraSOC CPS backend: one instance per site (``python -m backend``)."""

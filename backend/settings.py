@@ -1,0 +1,75 @@
+"""Backend settings: the only module of the backend that reads the environment.
+
+Every variable is ``AURORA_<FIELD>`` (e.g. ``AURORA_SITE_ID``, ``AURORA_MQTT_PORT``); dict
+settings take JSON (``AURORA_TELEMETRY_THRESHOLDS='{"temperature_c": [-20, 60]}'``).
+Timing settings are settings so scenarios can shrink them (DESIGN.md, Time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from backend.contract import Severity
+
+#: Seed 001 names per-metric thresholds without values; these are the bench's defaults
+#: for the boards it simulates (AHT21B range, PIR 0/1, coin-cell percentage).
+DEFAULT_TELEMETRY_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "temperature_c": (-20.0, 60.0),
+    "humidity_pct": (0.0, 100.0),
+    "presence": (0.0, 1.0),
+    "battery_pct": (5.0, 100.0),
+    "battery_v": (2.0, 3.6),
+    "co2_ppm": (0.0, 5000.0),
+}
+
+
+class Settings(BaseSettings):
+    """Everything one site's backend needs, explicit so two sites can share a process."""
+
+    model_config = SettingsConfigDict(env_prefix="AURORA_", extra="forbid", frozen=True)
+
+    site_id: str = Field("a", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    site_name: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    database_url: str = "sqlite+aiosqlite:///aurora.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    stream_maxlen: int = 100_000
+
+    mqtt_enabled: bool = True
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 8883
+    mqtt_tls: bool = True
+    mqtt_ca: Path | None = None
+    mqtt_cert: Path | None = None
+    mqtt_key: Path | None = None
+    mqtt_client_id: str = ""
+    mqtt_session_expiry_s: int = 3600
+    mqtt_share_group: str = "ingest"
+    mqtt_receive_maximum: int = 1000
+
+    telemetry_thresholds: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_TELEMETRY_THRESHOLDS)
+    )
+    unlock_duration_s: int = 5
+    attestation_expires_in_s: int = 30
+    attestation_failure_risk_bump: float = 40.0
+    drift_risk_bump: float = 30.0
+
+    nats_url: str | None = None
+    federation_enabled: bool = False
+    heartbeat_interval_seconds: float = 15.0
+    link_degraded_after_s: float = 45.0
+    link_down_after_s: float = 120.0
+    federate_min_severity: Severity = Severity.HIGH
+
+    log_level: str = "INFO"
+
+    @property
+    def client_id(self) -> str:
+        """MQTT client id; fixed per site so the persistent session survives restarts."""
+        return self.mqtt_client_id or f"aurora-backend-{self.site_id}"

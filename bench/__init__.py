@@ -1,0 +1,1 @@
+"""Orchestration: services, PKI, sites, scenario runner, probe, reports, CLI, load, demo."""

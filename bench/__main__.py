@@ -1,0 +1,5 @@
+"""``python -m bench`` is ``aurora-bench``."""
+
+from bench.cli import main
+
+main()
