@@ -239,4 +239,3 @@ def now_rfc3339() -> str:
 def is_finite(value: float) -> bool:
     """True for a real number (used by models that take floats from other sources)."""
     return math.isfinite(value)
-

@@ -33,6 +33,10 @@ def write_results(figures: list[Figure], path: Path) -> Path:
     except (FileNotFoundError, json.JSONDecodeError):
         data = {}
     for figure in figures:
-        data[figure.name] = {"value": figure.value, "unit": figure.unit, "baseline": figure.baseline}
+        data[figure.name] = {
+            "value": figure.value,
+            "unit": figure.unit,
+            "baseline": figure.baseline,
+        }
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path

@@ -1,0 +1,1 @@
+"""pytest fixtures that start real benches (filled in by the services work)."""
