@@ -1,0 +1,648 @@
+"""Expectations evaluated against a timeline: pure functions, no I/O.
+
+:func:`evaluate` answers PASSED, FAILED or PENDING (not decided yet: the bound has not
+run out). The runner calls it as the timeline grows until every expectation of a step is
+decided; unit tests call it with hand-built timelines. A failure says what was expected and
+what was observed instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from backend.contract import Severity
+from bench.scenario.schema import (
+    AlertExpect,
+    AuditExpect,
+    CommandExpect,
+    DeviceExpect,
+    EventMatch,
+    Expectation,
+    LatencyExpect,
+    LinkExpect,
+    LockExpect,
+    NoAlertExpect,
+    NoCommandExpect,
+)
+from bench.scenario.timeline import Event, EventKind, Timeline
+
+
+class Verdict(StrEnum):
+    """The state of one expectation."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation found.
+
+    ``at`` is when it was decided on the timeline (the satisfying event, or the end of
+    the bound); ``latency_s`` the time from the step's start to the satisfying event.
+    """
+
+    verdict: Verdict
+    expected: str
+    observed: str = ""
+    at: float | None = None
+    latency_s: float | None = None
+    evidence: tuple[Event, ...] = ()
+    figures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def decided(self) -> bool:
+        """True once PASSED or FAILED."""
+        return self.verdict is not Verdict.PENDING
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the evaluation needs to know about the scenario, beyond the timeline.
+
+    ``node_devices`` are devices whose received commands the runner records itself (as
+    COMMAND events with source ``node``); for those, a command only counts once the
+    device got it, not when it crossed the broker.
+    """
+
+    node_devices: frozenset[str] = frozenset()
+
+
+def evaluate(
+    expectation: Expectation,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
+    """Evaluate ``expectation`` for a step whose action started at ``start``."""
+    context = context or Context()
+    body = expectation.body
+    match body:
+        case AlertExpect():
+            return _alert(body, timeline, start, now)
+        case NoAlertExpect():
+            return _no_alert(body, timeline, start, now)
+        case DeviceExpect():
+            return _device(body, timeline, start, now)
+        case CommandExpect():
+            return _command(body, timeline, start, now, context)
+        case NoCommandExpect():
+            return _no_command(body, timeline, start, now, context)
+        case LockExpect():
+            return _lock(body, timeline, start, now)
+        case AuditExpect():
+            return _audit(body, timeline, start, now)
+        case LinkExpect():
+            return _link(body, timeline, start, now)
+        case LatencyExpect():
+            return _latency(body, timeline, now)
+    raise AssertionError(f"no evaluator for {expectation.key}")  # pragma: no cover
+
+
+def deadline(expectation: Expectation, start: float) -> float:
+    """When ``expectation`` is decided at the latest (``start`` for latency checks)."""
+    body = expectation.body
+    bound: float | None = getattr(body, "within", None)
+    if bound is None:
+        bound = getattr(body, "for_", 0.0)
+    return start + float(bound or 0.0)
+
+
+def describe(expectation: Expectation) -> str:
+    """The expectation in words."""
+    body = expectation.body
+    match body:
+        case AlertExpect():
+            return f"{_count(body.count, 'alert')} {_alert_filter(body)} within {_s(body.within)}"
+        case NoAlertExpect():
+            return f"no alert {_alert_filter(body)} for {_s(body.for_)}"
+        case DeviceExpect():
+            return f"device {body.id} {_device_filter(body)} within {_s(body.within)}"
+        case CommandExpect():
+            n = _count(body.count, f"`{body.verb.value}` command")
+            return f"{n} received by {body.device} within {_s(body.within)}"
+        case NoCommandExpect():
+            verb = f"`{body.verb.value}` " if body.verb else ""
+            return f"no {verb}command to {body.device} for {_s(body.for_)}"
+        case LockExpect():
+            return f"door {body.device} {body.state} within {_s(body.within)}"
+        case AuditExpect():
+            extra = _fields(body.data, device=body.device, site=body.site)
+            n = _count(body.count, f"audit entry `{body.type}`")
+            return f"{n}{extra} within {_s(body.within)}"
+        case LinkExpect():
+            return (
+                f"link {body.site}<->{body.peer} {body.status} as {body.site} sees it "
+                f"within {_s(body.within)}"
+            )
+        case LatencyExpect():
+            bounds = ", ".join(
+                f"{name} <= {_s(value)}"
+                for name, value in (("p50", body.p50), ("p99", body.p99), ("max", body.max))
+                if value is not None
+            )
+            return f"latency {_match_text(body.from_)} -> {_match_text(body.to)}: {bounds}"
+    raise AssertionError(expectation.key)  # pragma: no cover
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+def _count(count: int, noun: str) -> str:
+    return (
+        f"an {noun}"
+        if count == 1 and noun[0] in "aeiou"
+        else (f"a {noun}" if count == 1 else f"{count} x {noun}")
+    )
+
+
+def _fields(values: dict[str, Any], **more: Any) -> str:
+    shown = {**{k: v for k, v in more.items() if v is not None}, **values}
+    return "".join(f" {k}={v}" for k, v in shown.items())
+
+
+def _alert_filter(body: AlertExpect | NoAlertExpect) -> str:
+    parts = _fields(
+        {},
+        type=body.type,
+        severity=body.severity.value if body.severity else None,
+        min_severity=body.min_severity.value if body.min_severity else None,
+        device=body.device,
+        origin=body.origin,
+    ).strip()
+    where = f"at site {body.site}" if body.site else "at any site"
+    return f"{parts} {where}".strip()
+
+
+def _device_filter(body: DeviceExpect) -> str:
+    if not body.registered:
+        return "not registered"
+    return (
+        _fields(
+            {},
+            trust=body.trust,
+            attestation=body.attestation,
+            risk_min=body.risk_min,
+            risk_max=body.risk_max,
+            firmware_version=body.firmware_version,
+            site=body.site,
+        ).strip()
+        or "registered"
+    )
+
+
+def _match_text(match: EventMatch) -> str:
+    extra = _fields(
+        {},
+        device=match.device,
+        verb=match.verb.value if match.verb else None,
+        type=match.type,
+        message=match.message.value if match.message else None,
+        state=match.state,
+        site=match.site,
+    )
+    return f"{match.event}{extra}"
+
+
+def _severity_ok(event: Event, exact: Severity | None, minimum: Severity | None) -> bool:
+    raw = event.get("severity")
+    try:
+        severity = Severity(raw)
+    except ValueError:
+        return exact is None and minimum is None
+    if exact is not None and severity is not exact:
+        return False
+    return minimum is None or severity.rank >= minimum.rank
+
+
+def _alert_matches(body: AlertExpect | NoAlertExpect) -> Callable[[Event], bool]:
+    def matches(event: Event) -> bool:
+        if event.kind is not EventKind.ALERT:
+            return False
+        if body.type is not None and event.get("type") != body.type:
+            return False
+        if body.device is not None and (event.device or event.get("device_id")) != body.device:
+            return False
+        if body.site is not None and event.site != body.site:
+            return False
+        if body.origin is not None and (event.get("origin_site") or event.site) != body.origin:
+            return False
+        return _severity_ok(event, body.severity, body.min_severity)
+
+    return matches
+
+
+def _observed(events: Sequence[Event], noun: str, limit: int = 5) -> str:
+    if not events:
+        return f"no {noun} at all"
+    shown = "; ".join(f"{e.summary()} at {e.t:.3f}s" for e in events[:limit])
+    more = f" (+{len(events) - limit} more)" if len(events) > limit else ""
+    return f"{len(events)} other {noun}(s): {shown}{more}"
+
+
+def _within(
+    timeline: Timeline,
+    start: float,
+    now: float,
+    *,
+    bound: float,
+    count: int,
+    matches: Callable[[Event], bool],
+    expected: str,
+    related: Callable[[Event], bool],
+    noun: str,
+) -> Outcome:
+    """Pass at the ``count``-th matching event in ``[start, start + bound]``."""
+    end = start + bound
+    window = timeline.between(start, min(now, end))
+    hits = [event for event in window if matches(event)]
+    if len(hits) >= count:
+        hit = hits[count - 1]
+        return Outcome(
+            Verdict.PASSED,
+            expected,
+            hit.summary(),
+            at=hit.t,
+            latency_s=hit.t - start,
+            evidence=tuple(hits[:count]),
+        )
+    if now < end:
+        return Outcome(Verdict.PENDING, expected)
+    others = [event for event in window if related(event) and not matches(event)]
+    seen = f"{len(hits)} matching, " if hits else ""
+    return Outcome(
+        Verdict.FAILED,
+        expected,
+        seen + _observed(others, noun),
+        at=end,
+        evidence=tuple(hits + others),
+    )
+
+
+def _never(
+    timeline: Timeline,
+    start: float,
+    now: float,
+    *,
+    window_s: float,
+    matches: Callable[[Event], bool],
+    expected: str,
+) -> Outcome:
+    """Pass when nothing matching happened in ``[start, start + window_s]``."""
+    end = start + window_s
+    hits = [event for event in timeline.between(start, min(now, end)) if matches(event)]
+    if hits:
+        first = hits[0]
+        return Outcome(
+            Verdict.FAILED,
+            expected,
+            f"{first.summary()} at {first.t:.3f}s",
+            at=first.t,
+            latency_s=first.t - start,
+            evidence=tuple(hits),
+        )
+    if now < end:
+        return Outcome(Verdict.PENDING, expected)
+    return Outcome(Verdict.PASSED, expected, "nothing", at=end)
+
+
+def _state_in_window(
+    timeline: Timeline,
+    start: float,
+    now: float,
+    *,
+    bound: float,
+    is_subject: Callable[[Event], bool],
+    satisfied: Callable[[Event], bool],
+    expected: str,
+) -> Outcome:
+    """State snapshots: the one in effect at ``start``, then every change until the bound."""
+    end = start + bound
+    current = [event for event in timeline.before(start) if is_subject(event)]
+    candidates = current[-1:] + [
+        event for event in timeline.between(start, min(now, end)) if is_subject(event)
+    ]
+    for event in candidates:
+        if event.t < start and not satisfied(event):
+            continue
+        if satisfied(event):
+            at = max(event.t, start)
+            return Outcome(
+                Verdict.PASSED,
+                expected,
+                event.summary(),
+                at=at,
+                latency_s=at - start,
+                evidence=(event,),
+            )
+    if now < end:
+        return Outcome(Verdict.PENDING, expected)
+    if not candidates:
+        observed = "never observed"
+    else:
+        observed = "; ".join(f"{e.summary()} at {e.t:.3f}s" for e in candidates[-5:])
+    return Outcome(Verdict.FAILED, expected, observed, at=end, evidence=tuple(candidates[-5:]))
+
+
+# ---------------------------------------------------------------- evaluators
+
+
+def _alert(body: AlertExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+    expected = describe(Expectation(alert=body))
+    return _within(
+        timeline,
+        start,
+        now,
+        bound=body.within,
+        count=body.count,
+        matches=_alert_matches(body),
+        expected=expected,
+        related=lambda e: e.kind is EventKind.ALERT,
+        noun="alert",
+    )
+
+
+def _no_alert(body: NoAlertExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+    return _never(
+        timeline,
+        start,
+        now,
+        window_s=body.for_,
+        matches=_alert_matches(body),
+        expected=describe(Expectation(no_alert=body)),
+    )
+
+
+def _command_source_ok(event: Event, device: str, context: Context) -> bool:
+    # A simulated node records what it received; only that proves the device got it.
+    return event.source == "node" if device in context.node_devices else True
+
+
+def _command(
+    body: CommandExpect, timeline: Timeline, start: float, now: float, context: Context
+) -> Outcome:
+    def matches(event: Event) -> bool:
+        return (
+            event.kind is EventKind.COMMAND
+            and event.device == body.device
+            and event.get("verb") == body.verb.value
+            and _command_source_ok(event, body.device, context)
+        )
+
+    return _within(
+        timeline,
+        start,
+        now,
+        bound=body.within,
+        count=body.count,
+        matches=matches,
+        expected=describe(Expectation(command=body)),
+        related=lambda e: e.kind is EventKind.COMMAND and e.device == body.device,
+        noun="command",
+    )
+
+
+def _no_command(
+    body: NoCommandExpect, timeline: Timeline, start: float, now: float, context: Context
+) -> Outcome:
+    def matches(event: Event) -> bool:
+        return (
+            event.kind is EventKind.COMMAND
+            and event.device == body.device
+            and (body.verb is None or event.get("verb") == body.verb.value)
+        )
+
+    return _never(
+        timeline,
+        start,
+        now,
+        window_s=body.for_,
+        matches=matches,
+        expected=describe(Expectation(no_command=body)),
+    )
+
+
+def _device(body: DeviceExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+    expected = describe(Expectation(device=body))
+
+    def is_subject(event: Event) -> bool:
+        return (
+            event.kind is EventKind.DEVICE
+            and event.device == body.id
+            and (body.site is None or event.site == body.site)
+        )
+
+    if not body.registered:
+        return _never(
+            timeline, 0.0, now, window_s=start + body.within, matches=is_subject, expected=expected
+        )
+
+    def satisfied(event: Event) -> bool:
+        if body.trust is not None and event.get("trust_status") != body.trust:
+            return False
+        if body.attestation is not None and event.get("attestation_status") != body.attestation:
+            return False
+        if body.firmware_version is not None and (
+            event.get("firmware_version") != body.firmware_version
+        ):
+            return False
+        risk = event.get("risk_score")
+        if body.risk_min is not None and not (
+            isinstance(risk, int | float) and risk >= body.risk_min
+        ):
+            return False
+        return body.risk_max is None or (isinstance(risk, int | float) and risk <= body.risk_max)
+
+    return _state_in_window(
+        timeline,
+        start,
+        now,
+        bound=body.within,
+        is_subject=is_subject,
+        satisfied=satisfied,
+        expected=expected,
+    )
+
+
+def _lock(body: LockExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+    return _state_in_window(
+        timeline,
+        start,
+        now,
+        bound=body.within,
+        is_subject=lambda e: e.kind is EventKind.LOCK and e.device == body.device,
+        satisfied=lambda e: e.get("state") == body.state,
+        expected=describe(Expectation(lock=body)),
+    )
+
+
+def _link(body: LinkExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+    return _state_in_window(
+        timeline,
+        start,
+        now,
+        bound=body.within,
+        is_subject=lambda e: (
+            e.kind is EventKind.LINK and e.site == body.site and e.get("peer") == body.peer
+        ),
+        satisfied=lambda e: e.get("status") == body.status,
+        expected=describe(Expectation(link=body)),
+    )
+
+
+def _loosely_equal(actual: Any, wanted: Any) -> bool:
+    return actual == wanted or (actual is not None and str(actual) == str(wanted))
+
+
+def _audit(body: AuditExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+    def matches(event: Event) -> bool:
+        if event.kind is not EventKind.AUDIT or event.get("type") != body.type:
+            return False
+        if body.site is not None and event.site != body.site:
+            return False
+        data = event.get("data") or {}
+        if body.device is not None and body.device not in (
+            event.device,
+            data.get("device_id") if isinstance(data, dict) else None,
+        ):
+            return False
+        return all(
+            isinstance(data, dict) and _loosely_equal(data.get(key), value)
+            for key, value in body.data.items()
+        )
+
+    return _within(
+        timeline,
+        start,
+        now,
+        bound=body.within,
+        count=body.count,
+        matches=matches,
+        expected=describe(Expectation(audit=body)),
+        related=lambda e: e.kind is EventKind.AUDIT,
+        noun="audit entry",
+    )
+
+
+# ---------------------------------------------------------------- latency
+
+
+def event_matches(match: EventMatch, event: Event) -> bool:
+    """Whether ``event`` is one end of a latency pair described by ``match``."""
+    if match.device is not None and event.device != match.device:
+        return False
+    if match.site is not None and event.site != match.site:
+        return False
+    if match.type is not None and event.get("type") != match.type:
+        return False
+    match match.event:
+        case "badge":
+            return event.kind is EventKind.MQTT and event.get("message") == "badge_event"
+        case "command":
+            return event.kind is EventKind.COMMAND and (
+                match.verb is None or event.get("verb") == match.verb.value
+            )
+        case "alert":
+            return event.kind is EventKind.ALERT
+        case "audit":
+            return event.kind is EventKind.AUDIT
+        case "mqtt":
+            return event.kind is EventKind.MQTT and (
+                match.message is None or event.get("message") == match.message.value
+            )
+        case "lock":
+            return event.kind is EventKind.LOCK and (
+                match.state is None or event.get("state") == match.state
+            )
+        case "action":
+            return event.kind is EventKind.ACTION and (
+                match.type is None or event.get("type") == match.type
+            )
+    return False  # pragma: no cover
+
+
+def pair_events(
+    body: LatencyExpect, events: Iterable[Event]
+) -> tuple[list[tuple[Event, Event]], list[Event]]:
+    """Pair each ``from`` event with the first later ``to`` event; returns (pairs, unpaired)."""
+    pairs: list[tuple[Event, Event]] = []
+    waiting: list[Event] = []
+    for event in events:
+        # An event may be a `to` of an earlier `from` and a new `from` itself.
+        if event_matches(body.to, event):
+            for index, origin in enumerate(waiting):
+                if _same_pair(body, origin, event):
+                    pairs.append((origin, event))
+                    del waiting[index]
+                    break
+        if event_matches(body.from_, event):
+            waiting.append(event)
+    return pairs, waiting
+
+
+def _same_pair(body: LatencyExpect, origin: Event, target: Event) -> bool:
+    if body.pair_by == "order":
+        return True
+    if body.pair_by == "alert_id":
+        key_a = origin.get("origin_alert_id") or origin.get("id")
+        key_b = target.get("origin_alert_id") or target.get("id")
+        return key_a is not None and str(key_a) == str(key_b)
+    return origin.device is not None and origin.device == target.device
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _latency(body: LatencyExpect, timeline: Timeline, now: float) -> Outcome:
+    expected = describe(Expectation(latency=body))
+    pairs, unpaired = pair_events(body, timeline.before(now))
+    durations = [target.t - origin.t for origin, target in pairs]
+    if len(durations) < body.min_pairs:
+        return Outcome(
+            Verdict.FAILED,
+            expected,
+            f"only {len(durations)} pair(s) found, {len(unpaired)} `from` event(s) unanswered; "
+            f"need at least {body.min_pairs}",
+            at=now,
+            evidence=tuple(unpaired[:10]),
+        )
+    figures = {
+        "pairs": float(len(durations)),
+        "p50": percentile(durations, 50),
+        "p99": percentile(durations, 99),
+        "max": max(durations),
+    }
+    broken = [
+        f"{name} {_s(figures[name])} > {_s(bound)}"
+        for name, bound in (("p50", body.p50), ("p99", body.p99), ("max", body.max))
+        if bound is not None and figures[name] > bound
+    ]
+    observed = (
+        f"{len(durations)} pairs: p50 {_ms(figures['p50'])}, p99 {_ms(figures['p99'])}, "
+        f"max {_ms(figures['max'])}" + (f"; {len(unpaired)} unanswered" if unpaired else "")
+    )
+    if broken:
+        worst = max(pairs, key=lambda pair: pair[1].t - pair[0].t)
+        return Outcome(
+            Verdict.FAILED, expected, f"{observed} ({'; '.join(broken)})", at=worst[1].t,
+            evidence=worst, figures=figures,
+        )  # fmt: skip
+    return Outcome(Verdict.PASSED, expected, observed, at=now, figures=figures)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}ms"

@@ -1,0 +1,299 @@
+"""Read scenario files; every problem is reported as ``file:line: what is wrong``.
+
+PyYAML's composer keeps the position of every node, so a pydantic error location
+(``("steps", 2, "swipe", "uid")``) is mapped back to the line that holds the bad value (or
+the bad key, for an unknown key). Nothing here raises anything but
+:class:`ScenarioLoadError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bench.errors import ScenarioError
+from bench.scenario.schema import Scenario
+
+#: The file suffixes read as scenarios.
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a file."""
+
+    line: int | None
+    message: str
+
+
+class ScenarioLoadError(ScenarioError):
+    """A scenario file is broken; ``problems`` lists every ``line: message`` found."""
+
+    def __init__(self, path: str, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(path, first.line, first.message)
+
+    def lines(self) -> list[str]:
+        """Every problem as ``file:line: message``."""
+        return [
+            f"{self.path}:{p.line}: {p.message}" if p.line else f"{self.path}: {p.message}"
+            for p in self.problems
+        ]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario and where it came from."""
+
+    path: Path
+    scenario: Scenario
+
+    @property
+    def name(self) -> str:
+        """The scenario's readable name."""
+        return self.scenario.name
+
+
+def load_scenario(path: Path | str) -> LoadedScenario:
+    """Read and validate one scenario file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioLoadError(str(path), [Problem(None, "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioLoadError(str(path), [Problem(None, f"cannot read: {error}")]) from None
+    return LoadedScenario(path, parse_scenario(text, str(path)))
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    """Validate scenario YAML ``text``; ``source`` names it in errors."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = error.problem or str(error)
+        raise ScenarioLoadError(source, [Problem(line, f"not valid YAML: {problem}")]) from None
+    except yaml.YAMLError as error:
+        raise ScenarioLoadError(source, [Problem(None, f"not valid YAML: {error}")]) from None
+    if node is None:
+        raise ScenarioLoadError(
+            source, [Problem(None, "the file is empty; a scenario needs `name` and `steps`")]
+        )
+    if not isinstance(node, yaml.MappingNode):
+        raise ScenarioLoadError(
+            source,
+            [Problem(_line(node), "a scenario is a mapping with `name`, `sites`, `steps`, ...")],
+        )
+    duplicates = list(_duplicate_keys(node))
+    if duplicates:
+        raise ScenarioLoadError(source, duplicates)
+    try:
+        data = yaml.SafeLoader(text).get_single_data()
+    except yaml.YAMLError as error:  # composed fine, constructing failed (e.g. bad tag)
+        raise ScenarioLoadError(source, [Problem(None, f"not valid YAML: {error}")]) from None
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioLoadError(source, _problems(node, error)) from None
+    problems = [
+        Problem(_line(locate(node, loc)), message) for loc, message in cross_check(scenario)
+    ]
+    if problems:
+        raise ScenarioLoadError(source, problems)
+    return scenario
+
+
+def iter_scenario_files(paths: Iterable[Path | str]) -> Iterator[Path]:
+    """Scenario files named by ``paths`` (files, or folders searched one level deep).
+
+    Folders skip ``fleets/`` (fleet specs live there, DESIGN.md) and hidden files.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_file() and child.suffix in SUFFIXES and not child.name.startswith("."):
+                    yield child
+        else:
+            yield path
+
+
+# ---------------------------------------------------------------- locating errors
+
+
+def _line(node: yaml.Node | None) -> int | None:
+    return None if node is None else node.start_mark.line + 1
+
+
+def locate(root: yaml.Node, loc: Sequence[int | str], *, key: bool = False) -> yaml.Node:
+    """The deepest node along ``loc``; ``key`` returns the last key node instead."""
+    node = root
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, yaml.MappingNode):
+            if part == "[key]":
+                continue
+            found = None
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    found = key_node if (last and key) else value_node
+                    break
+            if found is None:
+                return node
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                return node
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _problems(root: yaml.Node, error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = [part for part in item["loc"] if not _is_branch_label(part)]
+        kind = item["type"]
+        where = ".".join(str(p) for p in loc)
+        if kind == "extra_forbidden":
+            node = locate(root, loc, key=True)
+            parent = ".".join(str(p) for p in loc[:-1]) or "the top level"
+            message = f"unknown key {loc[-1]!r} in {parent}"
+        elif kind == "missing":
+            node = locate(root, loc[:-1])
+            message = f"missing key {loc[-1]!r}" + (
+                f" in {'.'.join(map(str, loc[:-1]))}" if loc[:-1] else ""
+            )
+        else:
+            node = locate(root, loc, key="[key]" in item["loc"])
+            msg = item["msg"].removeprefix("Value error, ")
+            message = f"{where}: {msg}" if where else msg
+        problems.append(Problem(_line(node), message))
+    problems.sort(key=lambda p: p.line or 0)
+    return problems
+
+
+def _is_branch_label(part: int | str) -> bool:
+    # Union branches show up in locations as type names ("float", "function-before[...]");
+    # they are not keys of the file.
+    return isinstance(part, str) and (
+        ("[" in part and part != "[key]") or part in {"float", "int", "str", "none"}
+    )
+
+
+def _duplicate_keys(node: yaml.Node) -> Iterator[Problem]:
+    # PyYAML keeps the last of two equal keys silently; a scenario author never means that.
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    yield Problem(_line(key_node), f"duplicate key {key_node.value!r}")
+                seen.add(key_node.value)
+            yield from _duplicate_keys(value_node)
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            yield from _duplicate_keys(child)
+
+
+# ---------------------------------------------------------------- cross references
+
+
+#: Actions/expectations that need a simulated node to act on.
+_NEEDS_NODE = {"swipe", "drift", "fault"}
+_NEEDS_DOOR = {"lock"}
+
+
+def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
+    """References between parts of a valid scenario: (location, message) per problem."""
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    nodes = {node.id: node for node in scenario.fleet}
+    sites = set(scenario.sites)
+
+    def site_ok(loc: tuple[int | str, ...], site: str | None) -> None:
+        if site is not None and site not in sites:
+            problems.append((loc, f"unknown site {site!r}; this scenario has {_names(sites)}"))
+
+    def node_ok(loc: tuple[int | str, ...], device: str, what: str) -> None:
+        if device not in nodes:
+            problems.append(
+                (
+                    loc,
+                    f"{what} needs a device of the fleet; {device!r} is not one "
+                    f"(fleet: {_names(nodes) or 'empty'})",
+                )
+            )
+
+    for site, spec in scenario.sites.items():
+        for key, message in spec.problems().items():
+            problems.append((("sites", site, "settings", key), message))
+    for index, grant in enumerate(scenario.grants):
+        site_ok(("grants", index, "site"), grant.site)
+    last_at = -1.0
+    for index, step in enumerate(scenario.steps):
+        base: tuple[int | str, ...] = ("steps", index)
+        if step.at is not None:
+            if step.at < last_at:
+                problems.append(
+                    (
+                        (*base, "at"),
+                        f"`at: {step.at:g}` is earlier than a previous step's "
+                        f"`at: {last_at:g}`; steps run in file order",
+                    )
+                )
+            last_at = step.at
+        akey = step.action_key
+        action: Any = step.action
+        if akey in _NEEDS_NODE:
+            node_ok((*base, akey, "device"), action.device, f"`{akey}`")
+        if akey == "attest" and action.respond != "honest":
+            node_ok((*base, akey, "device"), action.device, "`attest` with `respond`")
+        if akey is not None:
+            site_ok((*base, akey, "site"), getattr(action, "site", None))
+        if akey in {"partition", "heal"} and len(sites) < 2:
+            problems.append(((*base, akey), f"`{akey}` needs two sites"))
+        for e_index, expectation in enumerate(step.expect):
+            eloc = (*base, "expect", e_index, expectation.key)
+            body = expectation.body
+            site_ok((*eloc, "site"), getattr(body, "site", None))
+            device: str | None = getattr(body, "device", None)
+            if expectation.key in {"command", "no_command", "lock"} and device is not None:
+                node_ok((*eloc, "device"), device, f"`{expectation.key}`")
+                node = nodes.get(device)
+                if expectation.key == "lock" and node and node.board != "stm32f401-door":
+                    problems.append(((*eloc, "device"), "`lock` needs a stm32f401-door node"))
+            for ref in ("peer", "origin"):
+                site_ok((*eloc, ref), getattr(body, ref, None))
+    return problems
+
+
+def _names(items: Iterable[str]) -> str:
+    return ", ".join(sorted(items))
+
+
+def scenario_data_error(path: str, message: str) -> ScenarioLoadError:
+    """A load error without a line (e.g. a file the runner cannot use)."""
+    return ScenarioLoadError(path, [Problem(None, message)])
+
+
+__all__ = [
+    "SUFFIXES",
+    "LoadedScenario",
+    "Problem",
+    "ScenarioLoadError",
+    "iter_scenario_files",
+    "load_scenario",
+    "parse_scenario",
+]
