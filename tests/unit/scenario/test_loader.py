@@ -1,0 +1,179 @@
+"""The loader: valid files load; every broken file gets `file:line: what is wrong`."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.scenario.loader import (
+    ScenarioLoadError,
+    iter_scenario_files,
+    load_scenario,
+    parse_scenario,
+)
+from bench.scenario.schema import Expectation, PublishAction, json_schema, parse_duration
+
+GOOD = """\
+name: granted swipe
+sites:
+  a:
+    settings: {unlock_duration_s: 1, telemetry_thresholds: {temperature_c: [-5, 30]}}
+fleet:
+  - {id: door-01, board: stm32f401-door}
+grants:
+  - {uid: 0455AF21, doors: [door-01]}
+steps:
+  - name: a granted badge opens the door
+    swipe: {device: door-01, uid: 0455AF21}
+    expect:
+      - command: {device: door-01, verb: unlock, within: 500ms}
+      - lock: {device: door-01, state: unlocked, within: 2s}
+  - name: later
+    at: 3
+    wait: 1m
+"""
+
+
+def _error(text: str) -> ScenarioLoadError:
+    with pytest.raises(ScenarioLoadError) as caught:
+        parse_scenario(text, "s.yaml")
+    return caught.value
+
+
+def test_a_good_file_loads_with_durations_in_seconds() -> None:
+    scenario = parse_scenario(GOOD)
+    assert scenario.name == "granted swipe"
+    step = scenario.steps[0]
+    assert step.action_key == "swipe"
+    assert step.expect[0].key == "command"
+    assert step.expect[0].body.within == 0.5  # type: ignore[attr-defined]
+    assert scenario.steps[1].wait == 60.0
+    assert scenario.sites["a"].env() == {
+        "AURORA_TELEMETRY_THRESHOLDS": '{"temperature_c": [-5, 30]}',
+        "AURORA_UNLOCK_DURATION_S": "1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("needle", "replacement", "line", "message"),
+    [
+        ("board: stm32f401-door", "board: stm32f999", 6, "fleet.0.board: Input should be"),
+        ("state: unlocked, ", "state: unlocked, colour: red, ", 14, "unknown key 'colour'"),
+        ("within: 500ms", "within: soon", 13, "'soon' is not a duration"),
+        ("verb: unlock", "verb: open", 13, "verb: Input should be 'unlock'"),
+        (
+            "uid: 0455AF21}\n    expect",
+            "uid: ZZ}\n    expect",
+            11,
+            "swipe.uid: String should match",
+        ),
+        ("    wait: 1m", "    wait: 1m\n    drift: {device: door-01}", 15, "one action"),
+        (
+            "unlock_duration_s: 1",
+            "unlock_duration: 1",
+            4,
+            "unknown backend setting 'unlock_duration'",
+        ),
+        ("unlock_duration_s: 1", "redis_url: x", 4, "owned by the bench"),
+        ("{device: door-01, uid", "{device: door-02, uid", 11, "'door-02' is not one"),
+        ("doors: [door-01]}", "doors: [door-01], site: b}", 8, "unknown site 'b'"),
+        ("    at: 3\n", "    at: 3\n    after: 1\n", 15, "not both"),
+        ("name: later", "name: ''", 15, "at least 1 character"),
+    ],
+)
+def test_each_mistake_is_reported_at_its_line(
+    needle: str, replacement: str, line: int, message: str
+) -> None:
+    assert needle in GOOD
+    error = _error(GOOD.replace(needle, replacement, 1))
+    assert any(p.line == line and message in p.message for p in error.problems), error.lines()
+    assert str(error).startswith("s.yaml:")
+
+
+def test_missing_key_points_at_its_parent() -> None:
+    error = _error(GOOD.replace("name: a granted badge opens the door\n    ", "", 1))
+    assert error.lines() == ["s.yaml:10: missing key 'name' in steps.0"]
+
+
+def test_yaml_syntax_error_has_a_line() -> None:
+    error = _error("name: x\nsteps:\n  - name: [unclosed\n")
+    assert error.problems[0].line is not None
+    assert "not valid YAML" in error.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty"),
+        ("- a\n- b\n", "a scenario is a mapping"),
+        ("name: x\nname: y\nsteps: []\n", "duplicate key 'name'"),
+        ("name: x\nsteps: []\n", "at least 1 item"),
+        ("name: x\nsites: {a: {}, b: {}, c: {}}\nsteps: [{name: s}]\n", "one or two sites"),
+        ("name: x\nsites: {A: {}}\nsteps: [{name: s}]\n", "String should match pattern"),
+        ("name: x\nsteps: [{name: s, expect: [{}]}]\n", "exactly one of"),
+        ("name: x\nsteps: [{name: s, partition: {}}]\n", "needs two sites"),
+        (
+            "name: x\nsteps: [{name: s, expect: [{latency: {from: {event: badge}, to: {event: command}}}]}]\n",
+            "at least one bound",
+        ),
+    ],
+)
+def test_file_level_mistakes(text: str, message: str) -> None:
+    error = _error(text)
+    assert any(message in p.message for p in error.problems), error.lines()
+
+
+def test_unknown_top_level_key_names_the_key_line() -> None:
+    error = _error(GOOD + "colour: blue\n")
+    assert error.lines() == ["s.yaml:18: unknown key 'colour' in the top level"]
+
+
+def test_missing_and_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioLoadError, match="no such file"):
+        load_scenario(tmp_path / "nope.yaml")
+    bad = tmp_path / "bin.yaml"
+    bad.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ScenarioLoadError, match="cannot read"):
+        load_scenario(bad)
+
+
+def test_folder_lists_yaml_but_not_fleets(tmp_path: Path) -> None:
+    (tmp_path / "fleets").mkdir()
+    (tmp_path / "fleets" / "f.yaml").write_text("x: 1\n")
+    (tmp_path / "b.yaml").write_text(GOOD)
+    (tmp_path / "a.yml").write_text(GOOD)
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in iter_scenario_files([tmp_path])] == ["a.yml", "b.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [(2, 2.0), (0.5, 0.5), ("2s", 2.0), ("250ms", 0.25), ("1m", 60.0), (" 3 ", 3.0)],
+)
+def test_durations(raw: object, seconds: float) -> None:
+    assert parse_duration(raw) == seconds
+
+
+@pytest.mark.parametrize("raw", [-1, "fast", True, None, "1h"])
+def test_bad_durations(raw: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(raw)
+
+
+def test_publish_bodies() -> None:
+    assert PublishAction(topic="t", json={"a": 1}).body() == b'{"a":1}'
+    assert PublishAction(topic="t", hex="00ff").body() == b"\x00\xff"
+    assert PublishAction(topic="t", payload="{", size=5).body() == b"{    "
+    with pytest.raises(ValueError, match="one of payload"):
+        PublishAction(topic="t", payload="x", hex="00")
+
+
+def test_json_schema_names_every_action_and_expectation() -> None:
+    schema = json_schema()
+    step = schema["$defs"]["Step"]["properties"]
+    for key in ("swipe", "drift", "attest", "raise_alert", "publish", "fault", "partition"):
+        assert key in step
+    expectation = schema["$defs"]["Expectation"]["properties"]
+    assert set(expectation) >= {"alert", "no_alert", "device", "command", "lock", "latency"}
+    assert schema["$defs"]["NoAlertExpect"]["properties"]["for"]
+    assert schema["additionalProperties"] is False
+    assert Expectation.model_fields  # the model the schema came from
