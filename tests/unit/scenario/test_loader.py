@@ -112,7 +112,8 @@ def test_yaml_syntax_error_has_a_line() -> None:
         ("name: x\nsteps: [{name: s, expect: [{}]}]\n", "exactly one of"),
         ("name: x\nsteps: [{name: s, partition: {}}]\n", "needs two sites"),
         (
-            "name: x\nsteps: [{name: s, expect: [{latency: {from: {event: badge}, to: {event: command}}}]}]\n",
+            "name: x\nsteps: [{name: s, expect: [{latency: "
+            "{from: {event: badge}, to: {event: command}}}]}]\n",
             "at least one bound",
         ),
     ],
