@@ -4,7 +4,7 @@ Grammar::
 
     TARGET   := [STAGE ":"] NAME "." STAT  OP  NUMBER [UNIT]
               | TOTAL  OP  NUMBER [UNIT]
-    STAGE    := publish | ingest | unlock
+    STAGE    := connect | publish | ingest | unlock
     STAT     := p50 | p95 | p99 | max | avg | rate | count | failures
     TOTAL    := loss | loss_pct | duplicates | connected | connect_failures
               | sent_rate | ingested_rate
@@ -46,7 +46,7 @@ _TOTALS = (
     "sent_rate",
     "ingested_rate",
 )
-_STAGES = ("publish", "ingest", "unlock")
+_STAGES = ("connect", "publish", "ingest", "unlock")
 _PATTERN = re.compile(
     r"\s*(?P<target>[A-Za-z0-9_:.-]+?)\s*(?P<op><=|>=|==|<|>)\s*"
     r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>ms|s|%|/s)?\s*"

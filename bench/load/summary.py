@@ -6,6 +6,8 @@ one (stage, message kind):
 ============  ==================================================  ===========
 request type  what the response time measures                     stage
 ============  ==================================================  ===========
+``MQTT``      TLS connect -> CONNACK (names ``connect`` and        ``connect``
+              ``disconnect``)
 ``MQTT``      publish -> broker acknowledgement (PUBACK, QoS 1;    ``publish``
               socket write, QoS 0)
 ``INGEST``    publish -> entry in a Redis stream of the backend    ``ingest``
@@ -27,7 +29,9 @@ from pydantic import BaseModel, ConfigDict
 #: locust request type -> stage name used in summaries and assertions.
 STAGE_BY_REQUEST_TYPE = {"MQTT": "publish", "INGEST": "ingest", "UNLOCK": "unlock", "LOST": "lost"}
 REQUEST_TYPE_BY_STAGE = {stage: kind for kind, stage in STAGE_BY_REQUEST_TYPE.items()}
-_STAGE_ORDER = ["publish", "ingest", "unlock", "lost"]
+_STAGE_ORDER = ["connect", "publish", "ingest", "unlock", "lost"]
+#: ``MQTT`` rows with these names are the connection, not a message kind.
+CONNECTION_EVENTS = frozenset({"connect", "disconnect"})
 
 
 def percentile(histogram: Mapping[int | float, int], fraction: float) -> float | None:
@@ -139,6 +143,8 @@ def stage_stats(entry: Mapping[str, Any], duration_s: float) -> StageStats | Non
     stage = STAGE_BY_REQUEST_TYPE.get(str(entry["method"]))
     if stage is None:
         return None
+    if stage == "publish" and entry["name"] in CONNECTION_EVENTS:
+        stage = "connect"
     # JSON turns the histogram's int keys into strings; locust rounds them to whole ms.
     histogram = {float(key): int(count) for key, count in entry.get("response_times", {}).items()}
     count = int(entry["num_requests"])

@@ -63,7 +63,7 @@ def _summary() -> LoadSummary:
 def test_summarize_rows_by_stage_and_rates() -> None:
     summary = _summary()
     assert [(row.stage, row.name) for row in summary.stages] == [
-        ("publish", "connect"),
+        ("connect", "connect"),
         ("publish", "telemetry"),
         ("ingest", "telemetry"),
         ("unlock", "unlock"),
