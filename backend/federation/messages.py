@@ -251,11 +251,12 @@ class FederatedAlert(_Wire):
 
     kind: Literal["alert"] = "alert"
     origin_site: str = Field(pattern=_SITE_ID)
-    origin_alert_id: str = Field(min_length=1, max_length=128)
+    # Bounds of the backend's alerts table, so a peer's alert always fits the row.
+    origin_alert_id: str = Field(min_length=1, max_length=64)
     type: str = Field(min_length=1, max_length=64)
     severity: Severity
-    title: str = Field(max_length=512)
-    description: str = Field("", max_length=8192)
+    title: str = Field(max_length=256)
+    description: str = Field("", max_length=4096)
     device_id: str | None = Field(None, max_length=64)
     iocs: list[dict[str, str]] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
@@ -303,6 +304,11 @@ class IocShare(_Wire):
         """``Nats-Msg-Id`` for this share."""
         return nats_msg_id(self.origin_site, self.share_id)
 
+    @property
+    def subject(self) -> str:
+        """The subject it is published on."""
+        return IOC_SUBJECT
+
 
 class FederatedAudit(_Wire):
     """A cross-site audit event on ``aurora.audit`` (seed 000 ``AURORA.audit``)."""
@@ -318,6 +324,11 @@ class FederatedAudit(_Wire):
     def msg_id(self) -> str:
         """``Nats-Msg-Id`` for this event."""
         return nats_msg_id(self.origin_site, self.event_id)
+
+    @property
+    def subject(self) -> str:
+        """The subject it is published on."""
+        return AUDIT_SUBJECT
 
 
 MeshMessage = FederatedAlert | IocShare | FederatedAudit
