@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     mqtt_session_expiry_s: int = 3600
     mqtt_share_group: str = "ingest"
     mqtt_receive_maximum: int = 1000
+    #: Verify that the broker certificate names ``mqtt_host`` (the bench PKI adds IP SANs).
+    mqtt_tls_check_hostname: bool = True
+    mqtt_reconnect_max_s: float = 10.0
+
+    #: Most messages handled (and acknowledged) as one batch on the ingest hot path.
+    ingest_batch_max: int = 1000
+    #: How often cached ``last_seen`` refreshes are written to the database.
+    last_seen_flush_interval_s: float = 1.0
+    #: Bytes of a rejected payload kept in its ``rejected_message`` audit entry.
+    audit_excerpt_bytes: int = 256
 
     telemetry_thresholds: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: dict(DEFAULT_TELEMETRY_THRESHOLDS)

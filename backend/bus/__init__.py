@@ -1,1 +1,23 @@
-"""bus."""
+"""Redis Streams of the site (alerts, telemetry, audit) and consumer-group helpers."""
+
+from backend.bus.streams import (
+    ALERTS_STREAM,
+    AUDIT_STREAM,
+    STREAMS,
+    TELEMETRY_STREAM,
+    ReadEntry,
+    StreamBus,
+    StreamEntry,
+    compact,
+)
+
+__all__ = [
+    "ALERTS_STREAM",
+    "AUDIT_STREAM",
+    "STREAMS",
+    "TELEMETRY_STREAM",
+    "ReadEntry",
+    "StreamBus",
+    "StreamEntry",
+    "compact",
+]

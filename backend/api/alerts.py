@@ -1,0 +1,78 @@
+"""The SOC alert queue: list (filters, newest first) and create."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from backend.alerts import AlertRecord
+from backend.api.deps import BackendDep
+from backend.contract import Severity
+from backend.store import Alert
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+
+class AlertBody(BaseModel):
+    """``{"type": "c2_beacon", "severity": "critical", "title": "...", ...}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+    severity: Severity
+    title: Annotated[str, Field(min_length=1, max_length=256)]
+    description: Annotated[str, Field(max_length=4096)] = ""
+    device_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None
+    iocs: Annotated[list[dict[str, Any] | str], Field(max_length=100)] = []
+    details: dict[str, Any] = {}
+
+
+@router.get("")
+async def list_alerts(
+    backend: BackendDep,
+    *,
+    type: str | None = None,
+    severity: Severity | None = None,
+    source: str | None = None,
+    device_id: str | None = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Alerts, newest first, filtered by ``type``, ``severity``, ``source``, ``device_id``,
+    ``since`` (RFC 3339)."""
+    query = select(Alert)
+    if type is not None:
+        query = query.where(Alert.type == type)
+    if severity is not None:
+        query = query.where(Alert.severity == severity)
+    if source is not None:
+        query = query.where(Alert.source == source)
+    if device_id is not None:
+        query = query.where(Alert.device_id == device_id)
+    if since is not None:
+        query = query.where(Alert.created_at >= since)
+    query = query.order_by(Alert.created_at.desc(), Alert.id).limit(limit)
+    async with backend.store.sessionmaker() as session:
+        rows = (await session.scalars(query)).all()
+    items = [AlertRecord.from_row(row).as_json() for row in rows]
+    return {"items": items, "count": len(items)}
+
+
+@router.post("", status_code=201)
+async def create_alert(body: AlertBody, backend: BackendDep) -> dict[str, Any]:
+    """Raise an alert through the one create path (``source="api"``)."""
+    record = await backend.alerts.raise_alert(
+        body.type,
+        body.severity,
+        body.title,
+        description=body.description,
+        device_id=body.device_id,
+        iocs=body.iocs,
+        source="api",
+        details=body.details,
+    )
+    return record.as_json()

@@ -1,0 +1,182 @@
+"""Redis Streams of one site: ``aurora:cps:alerts``, ``aurora:cps:telemetry``, ``aurora:audit``.
+
+Every entry has the fields ``type`` and ``data`` (compact JSON), plus ``trace`` when the
+MQTT message carried the v5 user property ``aurora-trace`` (copied verbatim, so the load tool
+measures end-to-end latency without touching the contract JSON). Streams are capped with an
+approximate MAXLEN (cheap trimming). Readers use consumer groups: :meth:`StreamBus.ensure_group`
+and :meth:`StreamBus.read_group`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+ALERTS_STREAM = "aurora:cps:alerts"
+TELEMETRY_STREAM = "aurora:cps:telemetry"
+AUDIT_STREAM = "aurora:audit"
+STREAMS = (ALERTS_STREAM, TELEMETRY_STREAM, AUDIT_STREAM)
+
+
+def compact(data: Any) -> str:
+    """Compact JSON, the encoding of every ``data`` field."""
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    """One entry to append: ``stream`` gets ``{"type", "data", ["trace"], **extra}``."""
+
+    stream: str
+    type: str
+    data: Any
+    trace: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, str]:
+        """The Redis fields of the entry (``data`` as given if already a JSON string)."""
+        encoded = self.data if isinstance(self.data, str) else compact(self.data)
+        out = {"type": self.type, "data": encoded}
+        if self.trace is not None:
+            out["trace"] = self.trace
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReadEntry:
+    """An entry read back: its stream id, type, decoded data and trace."""
+
+    stream: str
+    id: str
+    type: str
+    data: Any
+    trace: str | None
+    fields: dict[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as the API shows it."""
+        out: dict[str, Any] = {"id": self.id, "type": self.type, "data": self.data}
+        if self.trace is not None:
+            out["trace"] = self.trace
+        return out
+
+
+def _decode(stream: str, entry_id: str, raw: Mapping[str, str]) -> ReadEntry:
+    try:
+        data = json.loads(raw.get("data", "null"))
+    except json.JSONDecodeError:
+        data = raw.get("data")
+    return ReadEntry(
+        stream=stream,
+        id=entry_id,
+        type=raw.get("type", ""),
+        data=data,
+        trace=raw.get("trace"),
+        fields=dict(raw),
+    )
+
+
+class StreamBus:
+    """Appends to and reads the site's streams. The Redis client is created eagerly but
+    connects lazily, so a Redis outage shows in /healthz instead of failing startup."""
+
+    def __init__(self, redis_url: str, maxlen: int) -> None:
+        # Typed Any on purpose: redis-py types replies as bytes|str unions, but with
+        # decode_responses=True every reply here is str.
+        self.redis: Any = Redis.from_url(redis_url, decode_responses=True)
+        self.maxlen = maxlen
+        self._closed = False
+
+    async def ping(self) -> bool:
+        """True when Redis answers PING."""
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def add(self, entry: StreamEntry) -> str:
+        """Append one entry; returns its stream id."""
+        entry_id: str = await self.redis.xadd(
+            entry.stream, entry.fields(), maxlen=self.maxlen, approximate=True
+        )
+        return entry_id
+
+    async def add_many(
+        self,
+        entries: Sequence[StreamEntry],
+        *,
+        set_key: str | None = None,
+        set_add: Sequence[str] = (),
+        set_remove: Sequence[str] = (),
+    ) -> None:
+        """Append ``entries`` in one MULTI/EXEC round trip.
+
+        The ingest passes its redelivery markers too (``set_add`` / ``set_remove`` on
+        ``set_key``), so the entries and the "processed" markers land atomically.
+        """
+        if not entries and not set_add and not set_remove:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for entry in entries:
+                pipe.xadd(entry.stream, entry.fields(), maxlen=self.maxlen, approximate=True)
+            if set_key is not None and set_add:
+                pipe.sadd(set_key, *set_add)
+            if set_key is not None and set_remove:
+                pipe.srem(set_key, *set_remove)
+            await pipe.execute()
+
+    async def ensure_group(self, stream: str, group: str, start_id: str = "0") -> None:
+        """Create consumer group ``group`` on ``stream`` (and the stream) if missing."""
+        try:
+            await self.redis.xgroup_create(stream, group, id=start_id, mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def read_group(
+        self,
+        stream: str,
+        group: str,
+        consumer: str,
+        *,
+        count: int = 100,
+        block_ms: int | None = None,
+    ) -> list[ReadEntry]:
+        """Read new entries for ``consumer`` of ``group``; acknowledge them with :meth:`ack`."""
+        reply = await self.redis.xreadgroup(
+            group, consumer, {stream: ">"}, count=count, block=block_ms
+        )
+        out: list[ReadEntry] = []
+        for name, entries in reply or []:
+            out.extend(_decode(name, entry_id, raw) for entry_id, raw in entries)
+        return out
+
+    async def ack(self, stream: str, group: str, *entry_ids: str) -> int:
+        """XACK entries read through a consumer group."""
+        if not entry_ids:
+            return 0
+        acked: int = await self.redis.xack(stream, group, *entry_ids)
+        return acked
+
+    async def latest(self, stream: str, count: int = 100) -> list[ReadEntry]:
+        """The newest ``count`` entries of ``stream``, newest first."""
+        reply = await self.redis.xrevrange(stream, count=count)
+        return [_decode(stream, entry_id, raw) for entry_id, raw in reply]
+
+    async def scan(self, stream: str, start: str = "-", count: int = 1000) -> list[ReadEntry]:
+        """Entries of ``stream`` oldest first, from ``start`` (inclusive)."""
+        reply = await self.redis.xrange(stream, min=start, count=count)
+        return [_decode(stream, entry_id, raw) for entry_id, raw in reply]
+
+    async def aclose(self) -> None:
+        """Close the connection pool; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.redis.aclose()

@@ -1,0 +1,51 @@
+"""Errors the backend raises on purpose (the contract package has its own tree).
+
+Exception tree::
+
+    BackendError
+    ├── StartupError          a component could not start (which one, and what to check)
+    ├── NotFound              an API resource does not exist (HTTP 404)
+    ├── Unavailable           a dependency (MQTT, Redis, database) is not connected (HTTP 503)
+    └── InvalidRequest        an API request breaks a rule the schema cannot express (HTTP 422)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BackendError(Exception):
+    """Root of everything the backend raises on purpose.
+
+    ``message`` is a sentence a person can act on; ``detail`` is optional structured data
+    that the API returns beside it (``{"error": message, "detail": detail}``).
+    """
+
+    status_code = 500
+
+    def __init__(self, message: str, detail: Any = None) -> None:
+        self.message = message
+        self.detail = detail
+        super().__init__(message)
+
+
+class StartupError(BackendError):
+    """A component could not start; the message says which and what to check."""
+
+
+class NotFound(BackendError):
+    """The resource named in the request does not exist."""
+
+    status_code = 404
+
+
+class Unavailable(BackendError):
+    """A dependency is not connected right now; retry once /healthz is green."""
+
+    status_code = 503
+
+
+class InvalidRequest(BackendError):
+    """The request is well-formed JSON but asks for something not allowed."""
+
+    status_code = 422
