@@ -194,7 +194,10 @@ def render_summary(summary: LoadSummary) -> Any:
     )
     table = Table(title="load stages (latency in ms)")
     for column in ("stage", "kind", "count", "fail", "msg/s", "avg", "p50", "p95", "p99", "max"):
-        table.add_column(column, justify="left" if column in ("stage", "kind") else "right")
+        if column in ("stage", "kind"):
+            table.add_column(column, no_wrap=True, min_width=11)
+        else:
+            table.add_column(column, justify="right")
     for row in summary.stages:
         table.add_row(
             row.stage,

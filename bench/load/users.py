@@ -595,7 +595,6 @@ def _progress(environment: Environment) -> None:
             f"  connected {counters.connected}  sent {totals.get('MQTT', 0)}"
             f"  ingested {totals.get('INGEST', 0)}  lost {totals.get('LOST', 0)}"
             f"  unlocks {totals.get('UNLOCK', 0)}",
-            file=sys.stderr,
             flush=True,
         )
 
