@@ -1,0 +1,350 @@
+"""The bench PKI: one site CA, broker/service/device certificates, attack variants.
+
+Layout under ``<state-dir>/pki`` (users' scripts rely on ``ca.crt`` and ``devices/``)::
+
+    ca.crt, ca.key                 the CA every broker and backend trusts (key mode 0600)
+    servers/<name>.crt|.key        server certs (SAN 127.0.0.1, ::1, localhost)
+    services/<name>.crt|.key       client certs of bench services (CN = name)
+    devices/<id>.crt|.key          one client cert per device (CN = device_id)
+    variants/<variant>/<id>.crt|.key   expired / not_yet_valid / wrong_ca device certs
+    variants/rogue-ca.crt|.key     the untrusted CA that signs ``wrong_ca`` certs
+
+Every key is ECDSA P-256: device keys double as attestation keys (DESIGN.md, attestation
+signature). The CA key stays loaded in the :class:`Pki` object so a fleet of 10,000 devices
+is issued in seconds. Issuing is safe across processes: an advisory lock serialises writers
+and every file lands by atomic rename, so a reader sees either nothing or a whole,
+matching cert/key pair.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import ipaddress
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from backend.contract import ContractViolation, validate_device_id
+from bench.errors import PkiError
+
+CA_VALIDITY = dt.timedelta(days=3650)
+LEAF_VALIDITY = dt.timedelta(days=825)
+#: Certificates start slightly in the past so a peer with a lagging clock accepts them.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+_SERVICE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+class Variant(StrEnum):
+    """Broken device certificates for attack scenarios."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    WRONG_CA = "wrong_ca"
+
+
+@dataclass(frozen=True)
+class CertPair:
+    """A certificate and its private key on disk (both PEM)."""
+
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class _Authority:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` via a temp file and rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "aurora-bench"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _make_ca(common_name: str) -> _Authority:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    name = _name(common_name)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + CA_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return _Authority(cert, key)
+
+
+def _load_ca(cert_path: Path, key_path: Path) -> _Authority:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError) as error:
+        raise PkiError(
+            f"cannot load the CA from {cert_path.parent}: {error}; "
+            "delete that directory to let the bench make a new CA"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{key_path} is not an EC private key; delete {cert_path.parent}")
+    return _Authority(cert, key)
+
+
+def _issue(
+    authority: _Authority,
+    common_name: str,
+    *,
+    server: bool,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+) -> tuple[bytes, bytes]:
+    """A leaf certificate and key (PEM) signed by ``authority``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(authority.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()),
+            critical=False,
+        )
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("::1")),
+                    x509.DNSName("localhost"),
+                ]
+            ),
+            critical=False,
+        )
+    cert = builder.sign(authority.key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+class Pki:
+    """The bench's certificate authority and everything it issues (see the module doc)."""
+
+    def __init__(self, root: Path, authority: _Authority) -> None:
+        self.root = root
+        self.ca_cert = root / "ca.crt"
+        self.ca_key = root / "ca.key"
+        self._ca = authority
+        self._rogue: _Authority | None = None
+
+    @classmethod
+    def ensure(cls, root: Path) -> Pki:
+        """Open the PKI at ``root`` (normally ``<state>/pki``), making the CA the first time."""
+        root = Path(root).absolute()
+        root.mkdir(parents=True, exist_ok=True)
+        cert_path, key_path = root / "ca.crt", root / "ca.key"
+        with _locked(root):
+            if not cert_path.exists():
+                authority = _make_ca("aurora-bench site CA")
+                _atomic_write(key_path, _key_pem(authority.key), 0o600)
+                _atomic_write(
+                    cert_path, authority.cert.public_bytes(serialization.Encoding.PEM), 0o644
+                )
+                return cls(root, authority)
+        return cls(root, _load_ca(cert_path, key_path))
+
+    # -- issuing ---------------------------------------------------------------------------
+
+    def server(self, name: str) -> CertPair:
+        """Server cert for a broker (``name`` e.g. ``mosquitto-a``), SAN 127.0.0.1/::1/localhost."""
+        return self._pair("servers", _checked_name(name), server=True)
+
+    def service(self, name: str) -> CertPair:
+        """Client cert with CN = ``name`` (e.g. ``aurora-backend-a``, ``bench-probe``)."""
+        return self._pair("services", _checked_name(name), server=False)
+
+    def device(self, device_id: str) -> CertPair:
+        """The device's client cert (CN = device_id): issued on first ask, reused after."""
+        return self._pair("devices", _checked_device_id(device_id), server=False)
+
+    def device_variant(self, device_id: str, variant: str) -> CertPair:
+        """A broken cert for ``device_id``: ``expired``, ``not_yet_valid`` or ``wrong_ca``."""
+        device_id = _checked_device_id(device_id)
+        try:
+            kind = Variant(variant)
+        except ValueError:
+            choices = ", ".join(v.value for v in Variant)
+            raise PkiError(
+                f"unknown certificate variant {variant!r}; choose one of {choices}"
+            ) from None
+        now = _now()
+        authority = self._ca
+        not_before, not_after = now - CLOCK_SKEW, now + LEAF_VALIDITY
+        if kind is Variant.EXPIRED:
+            not_before, not_after = now - dt.timedelta(days=30), now - dt.timedelta(days=1)
+        elif kind is Variant.NOT_YET_VALID:
+            not_before, not_after = now + dt.timedelta(days=1), now + dt.timedelta(days=30)
+        else:
+            authority = self._rogue_ca()
+        return self._pair(
+            f"variants/{kind.value}",
+            device_id,
+            server=False,
+            authority=authority,
+            not_before=not_before,
+            not_after=not_after,
+        )
+
+    @property
+    def rogue_ca_cert(self) -> Path:
+        """The untrusted CA that signs ``wrong_ca`` variants (made on first use)."""
+        self._rogue_ca()
+        return self.root / "variants" / "rogue-ca.crt"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _rogue_ca(self) -> _Authority:
+        if self._rogue is None:
+            folder = self.root / "variants"
+            folder.mkdir(exist_ok=True)
+            cert_path, key_path = folder / "rogue-ca.crt", folder / "rogue-ca.key"
+            with _locked(self.root):
+                if not cert_path.exists():
+                    rogue = _make_ca("rogue CA (not trusted by any site)")
+                    _atomic_write(key_path, _key_pem(rogue.key), 0o600)
+                    _atomic_write(
+                        cert_path, rogue.cert.public_bytes(serialization.Encoding.PEM), 0o644
+                    )
+            self._rogue = _load_ca(cert_path, key_path)
+        return self._rogue
+
+    def _pair(
+        self,
+        folder: str,
+        common_name: str,
+        *,
+        server: bool,
+        authority: _Authority | None = None,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+    ) -> CertPair:
+        directory = self.root / folder
+        pair = CertPair(directory / f"{common_name}.crt", directory / f"{common_name}.key")
+        # Fast path without the lock: the cert is renamed into place after its key, by the
+        # only writer holding the lock, so an existing cert always has its matching key.
+        if pair.cert.exists():
+            return pair
+        directory.mkdir(parents=True, exist_ok=True)
+        with _locked(self.root):
+            if pair.cert.exists():
+                return pair
+            now = _now()
+            cert_pem, key_pem = _issue(
+                authority or self._ca,
+                common_name,
+                server=server,
+                not_before=not_before or now - CLOCK_SKEW,
+                not_after=not_after or now + LEAF_VALIDITY,
+            )
+            _atomic_write(pair.key, key_pem, 0o600)
+            _atomic_write(pair.cert, cert_pem, 0o644)
+        return pair
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Hold the PKI's advisory write lock (serialises issuing across processes)."""
+    with (root / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _checked_device_id(device_id: str) -> str:
+    try:
+        return validate_device_id(device_id)
+    except ContractViolation as error:
+        raise PkiError(f"cannot issue a certificate: {error.detail}") from None
+
+
+def _checked_name(name: str) -> str:
+    if not name or len(name) > 64 or not set(name) <= _SERVICE_NAME_CHARS or name[0] == ".":
+        raise PkiError(f"bad certificate name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
+    return name

@@ -1,0 +1,317 @@
+"""The ``local`` provider: Mosquitto, redis-server, nats-server and PostgreSQL from the system.
+
+Each builder writes its config into the site's state directory and returns a
+:class:`~bench.services.process.Service` that is not started yet; starting the same object
+again after a stop reuses its ports and config (how tests partition and heal sites).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.errors import ServiceStartError
+from bench.pki import Pki
+from bench.services.config import (
+    MOSQUITTO_NOFILE,
+    LeafListener,
+    LeafRemote,
+    MosquittoConfig,
+    NatsConfig,
+    backend_identity,
+    mosquitto_acl,
+    mosquitto_conf,
+    nats_conf,
+    postgres_args,
+    postgres_url,
+    redis_args,
+)
+from bench.services.process import Service, ServiceSpec, find_binary, log_tail, tcp_accepts
+
+LOOPBACK = "127.0.0.1"
+
+
+def _running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def mosquitto_service(site_dir: Path, pki: Pki, site_id: str, port: int) -> Service:
+    """Mosquitto for one site: mTLS listener on ``port``, ACL, persistence in ``site_dir``."""
+    binary = find_binary("mosquitto")
+    work = site_dir / "mosquitto"
+    work.mkdir(parents=True, exist_ok=True)
+    acl = work / "acl"
+    acl.write_text(mosquitto_acl([backend_identity(site_id)]))
+    conf = work / "mosquitto.conf"
+    conf.write_text(
+        mosquitto_conf(
+            MosquittoConfig(
+                port=port,
+                ca=pki.ca_cert,
+                server=pki.server(f"mosquitto-{site_id}"),
+                acl_file=acl,
+                persistence_dir=work,
+                log_file=site_dir / "mosquitto.log",
+                run_as_root=_running_as_root(),
+            )
+        )
+    )
+    return Service(
+        ServiceSpec(
+            name=f"mosquitto-{site_id}",
+            command=[binary, "-c", str(conf)],
+            log=site_dir / "mosquitto.log",
+            ready=lambda: tcp_accepts(LOOPBACK, port),
+            port=port,
+            cwd=work,
+            nofile=MOSQUITTO_NOFILE,
+        )
+    )
+
+
+def redis_service(site_dir: Path, site_id: str, port: int) -> Service:
+    """redis-server for one site on ``port``, without persistence."""
+    binary = find_binary("redis-server")
+    work = site_dir / "redis"
+    work.mkdir(parents=True, exist_ok=True)
+    return Service(
+        ServiceSpec(
+            name=f"redis-{site_id}",
+            command=[binary, *redis_args(port, work)],
+            log=site_dir / "redis.log",
+            ready=lambda: tcp_accepts(LOOPBACK, port),
+            port=port,
+            cwd=work,
+            nofile=MOSQUITTO_NOFILE,
+        )
+    )
+
+
+def nats_service(
+    site_dir: Path,
+    pki: Pki,
+    site_id: str,
+    *,
+    port: int,
+    http_port: int,
+    leaf_listen_port: int | None = None,
+    leaf_remote_port: int | None = None,
+) -> Service:
+    """nats-server with JetStream (domain = site id) and, optionally, a TLS leafnode link.
+
+    ``leaf_listen_port`` makes this site the hub other sites attach to; ``leaf_remote_port``
+    attaches this site to a hub on that port with the service cert ``nats-leaf-<site>``.
+    """
+    binary = find_binary("nats-server")
+    work = site_dir / "nats"
+    store = work / "jetstream"
+    store.mkdir(parents=True, exist_ok=True)
+    listener = None
+    if leaf_listen_port is not None:
+        listener = LeafListener(leaf_listen_port, pki.ca_cert, pki.server(f"nats-{site_id}"))
+    remote = None
+    if leaf_remote_port is not None:
+        remote = LeafRemote(
+            f"tls://{LOOPBACK}:{leaf_remote_port}",
+            pki.ca_cert,
+            pki.service(f"nats-leaf-{site_id}"),
+        )
+    conf = work / "nats.conf"
+    conf.write_text(
+        nats_conf(
+            NatsConfig(
+                site_id=site_id,
+                port=port,
+                http_port=http_port,
+                store_dir=store,
+                leaf_listener=listener,
+                leaf_remote=remote,
+            )
+        )
+    )
+
+    def ready() -> bool:
+        # The monitoring port answers last; leafnode ports are up by then too.
+        return tcp_accepts(LOOPBACK, port) and tcp_accepts(LOOPBACK, http_port)
+
+    return Service(
+        ServiceSpec(
+            name=f"nats-{site_id}",
+            command=[binary, "-c", str(conf)],
+            log=site_dir / "nats.log",
+            ready=ready,
+            port=port,
+            cwd=work,
+        )
+    )
+
+
+def _traversable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    """True when ``user`` may enter every directory from / down to ``path``."""
+    groups = {user.pw_gid} | set(os.getgrouplist(user.pw_name, user.pw_gid))
+    for directory in [path, *path.parents]:
+        try:
+            info = directory.stat()
+        except FileNotFoundError:
+            continue
+        if info.st_uid == user.pw_uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            return False
+    return True
+
+
+class PostgresCluster:
+    """One PostgreSQL cluster per bench (initdb in the state dir), one database per site.
+
+    As root the cluster runs as the ``postgres`` account (PostgreSQL refuses root). When
+    that account cannot reach the state dir (e.g. pytest's 0700 temp root), the cluster
+    lives in a private temp dir instead, removed on :meth:`stop`.
+    """
+
+    def __init__(self, state_dir: Path, port: int) -> None:
+        self.port = port
+        self.host = LOOPBACK
+        self._user: pwd.struct_passwd | None = None
+        self._temp_base: Path | None = None
+        base = state_dir / "postgres"
+        if _running_as_root():
+            try:
+                self._user = pwd.getpwnam("postgres")
+            except KeyError:
+                raise ServiceStartError(
+                    "postgres",
+                    "running as root needs a `postgres` account (PostgreSQL refuses root); "
+                    "install the postgresql package or run as an ordinary user",
+                ) from None
+            if not _traversable_by(state_dir.absolute(), self._user):
+                base = Path(tempfile.mkdtemp(prefix="aurora-bench-pg-"))
+                self._temp_base = base
+        self.base = base
+        self.data_dir = base / "data"
+        self.socket_dir = base / "run"
+        self.log = state_dir / "postgres.log"
+        self._service: Service | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the postmaster runs."""
+        return self._service is not None and self._service.running
+
+    @property
+    def service(self) -> Service | None:
+        """The postmaster's Service once started."""
+        return self._service
+
+    def start(self) -> None:
+        """initdb (first time only), start the postmaster, wait until it accepts queries."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        if self._user is not None:
+            for path in (self.base, self.socket_dir):
+                os.chown(path, self._user.pw_uid, self._user.pw_gid)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        isready = find_binary("pg_isready")
+
+        def ready() -> bool:
+            result = subprocess.run(
+                [isready, "-q", "-h", str(self.socket_dir), "-p", str(self.port)],
+                check=False,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            return result.returncode == 0
+
+        service = Service(
+            ServiceSpec(
+                name="postgres",
+                command=[
+                    find_binary("postgres"),
+                    *postgres_args(self.data_dir, self.port, self.socket_dir),
+                ],
+                log=self.log,
+                ready=ready,
+                port=self.port,
+                user=self._user.pw_name if self._user else None,
+                start_timeout_s=60.0,
+                # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for clients.
+                stop_signal=signal.SIGINT,
+            )
+        )
+        service.start()
+        self._service = service
+
+    def _initdb(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            result = subprocess.run(
+                [
+                    find_binary("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                check=False,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self._user.pw_name if self._user else None,
+                cwd=self.base,
+            )
+        if result.returncode != 0:
+            raise ServiceStartError(
+                "postgres", f"initdb failed with code {result.returncode}", log_tail(self.log)
+            )
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` unless it exists; return its SQLAlchemy URL."""
+        result = subprocess.run(
+            [
+                find_binary("createdb"),
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                name,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0 and "already exists" not in result.stderr:
+            raise ServiceStartError(
+                "postgres", f"createdb {name} failed: {result.stderr.strip()}", log_tail(self.log)
+            )
+        return postgres_url(self.host, self.port, name)
+
+    def stop(self) -> None:
+        """Stop the postmaster (fast shutdown) and drop a private temp cluster; idempotent."""
+        service, self._service = self._service, None
+        try:
+            if service is not None:
+                service.stop()
+        finally:
+            if self._temp_base is not None:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(self._temp_base)

@@ -1,0 +1,319 @@
+"""A real server as a child process: started through mirakuru, logged to a file, never orphaned.
+
+:class:`Service` wraps a mirakuru executor whose readiness is a callable (TCP connect for
+brokers, ``/healthz`` for the backend, ``pg_isready`` for PostgreSQL). Every child
+
+* runs in its own session (mirakuru) so stopping it stops everything it forked;
+* gets ``PR_SET_PDEATHSIG`` = SIGKILL, so even a SIGKILLed bench leaves no server behind;
+* writes stdout and stderr to its log file, whose tail a failed start shows.
+
+mirakuru's own ``atexit`` hook kills any child still marked with this process's id, which
+covers an interpreter exit that skipped :meth:`Service.stop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from mirakuru import Executor
+from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
+
+from bench.errors import ServiceStartError, ToolMissingError
+
+#: Where Debian puts server binaries that are not on an ordinary user's PATH.
+EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/lib/postgresql/*/bin")
+#: The Debian/Ubuntu package that ships each binary (for the "install it" message).
+PACKAGES = {
+    "mosquitto": "mosquitto",
+    "nats-server": "nats-server",
+    "redis-server": "redis-server",
+    "initdb": "postgresql",
+    "postgres": "postgresql",
+    "pg_isready": "postgresql",
+    "createdb": "postgresql",
+}
+_PR_SET_PDEATHSIG = 1
+LOG_TAIL_LINES = 30
+
+
+def find_binary(tool: str) -> str:
+    """Absolute path of ``tool`` from PATH or the Debian server dirs, else ToolMissingError."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    for pattern in EXTRA_BIN_DIRS:
+        # Newest PostgreSQL first when several major versions are installed.
+        for directory in sorted(Path("/").glob(pattern.lstrip("/")), reverse=True):
+            candidate = directory / tool
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    raise ToolMissingError(tool, PACKAGES.get(tool, tool))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tcp_accepts(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ("" if it does not exist)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 16_384))
+            data = handle.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one server.
+
+    ``ready`` says when the server serves (polled until ``start_timeout_s``); ``user`` runs
+    it as another account (PostgreSQL refuses root); ``nofile`` raises RLIMIT_NOFILE in
+    the child (Mosquitto holding a fleet of 10,000 clients).
+    """
+
+    name: str
+    command: list[str]
+    log: Path
+    ready: Callable[[], bool]
+    host: str = "127.0.0.1"
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    user: str | None = None
+    nofile: int | None = None
+    start_timeout_s: float = 30.0
+    stop_timeout_s: float = 15.0
+    stop_signal: int = signal.SIGTERM
+    drop_env_prefix: str | None = None
+
+
+def _child_setup(nofile: int | None) -> Callable[[], None]:
+    """The pre-exec hook: own session, die with the parent, optional file limit."""
+    # The kernel fires PDEATHSIG when the *thread* that forked exits, so it is only safe
+    # for children started from the main thread (which lives as long as the process).
+    die_with_parent = threading.current_thread() is threading.main_thread()
+
+    def setup() -> None:
+        os.setsid()
+        if die_with_parent:
+            with contextlib.suppress(Exception):
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if nofile is not None:
+            _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            target = nofile if hard == resource.RLIM_INFINITY else min(nofile, hard)
+            with contextlib.suppress(ValueError, OSError):
+                # Root may raise the hard limit too; others get what the hard limit allows.
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, max(nofile, hard)))
+                return
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+    return setup
+
+
+class _Executor(Executor):
+    """A mirakuru executor whose readiness is a callable, with our child setup."""
+
+    def __init__(self, spec: ServiceSpec, log_handle: IO[Any]) -> None:
+        env = dict(spec.env)
+        popen: dict[str, Any] = {}
+        if spec.user is not None:
+            popen["user"] = spec.user
+        super().__init__(
+            spec.command,
+            cwd=str(spec.cwd) if spec.cwd else None,
+            timeout=spec.start_timeout_s,
+            sleep=0.02,
+            stop_signal=spec.stop_signal,
+            envvars=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            popen_kwargs=popen,
+        )
+        self._spec = spec
+
+    @property
+    def _popen_kwargs(self) -> dict[str, Any]:
+        kwargs = super()._popen_kwargs
+        # mirakuru sets preexec_fn=os.setsid; ours does that and more.
+        kwargs["preexec_fn"] = _child_setup(self._spec.nofile)
+        kwargs.pop("universal_newlines", None)
+        return kwargs
+
+    @property
+    def envvars(self) -> dict[str, str]:
+        env = super().envvars
+        prefix = self._spec.drop_env_prefix
+        if prefix:
+            env = {
+                name: value
+                for name, value in env.items()
+                if not name.startswith(prefix) or name in self._spec.env
+            }
+        return env
+
+    def pre_start_check(self) -> bool:
+        # Someone else already on our port would make the readiness check lie.
+        return bool(self._spec.port) and tcp_accepts(self._spec.host, self._spec.port, 0.2)
+
+    def after_start_check(self) -> bool:
+        return self._spec.ready()
+
+
+class Service:
+    """One server process; ``start`` waits until it serves, ``stop`` is safe to repeat."""
+
+    def __init__(self, spec: ServiceSpec) -> None:
+        self.spec = spec
+        self._executor: _Executor | None = None
+        self._log_handle: IO[Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """The service's name (used in errors and logs)."""
+        return self.spec.name
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it runs."""
+        executor = self._executor
+        if executor is None or executor.process is None:
+            return None
+        return executor.process.pid
+
+    @property
+    def running(self) -> bool:
+        """True while the child process is alive."""
+        return self._executor is not None and self._executor.running()
+
+    def start(self) -> None:
+        """Start the server and wait until ``spec.ready``; ServiceStartError with the log tail."""
+        if self.running:
+            return
+        spec = self.spec
+        spec.log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_handle = spec.log.open("ab")
+        executor = _Executor(spec, self._log_handle)
+        self._executor = executor
+        try:
+            executor.start()
+        except AlreadyRunning:
+            self._discard()
+            raise ServiceStartError(
+                spec.name,
+                f"port {spec.host}:{spec.port} is already taken by another process",
+                log_tail(spec.log),
+            ) from None
+        except ProcessExitedWithError as error:
+            self._discard()
+            raise ServiceStartError(
+                spec.name,
+                f"exited with code {error.exit_code} (command: {' '.join(spec.command)})",
+                log_tail(spec.log),
+            ) from None
+        except TimeoutExpired:
+            self._discard()
+            raise ServiceStartError(
+                spec.name,
+                f"not ready within {spec.start_timeout_s:g} s (command: {' '.join(spec.command)})",
+                log_tail(spec.log),
+            ) from None
+        except FileNotFoundError as error:
+            self._discard()
+            raise ServiceStartError(spec.name, f"cannot run {error.filename}") from None
+        except BaseException:
+            self._discard()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM the server (SIGKILL after ``stop_timeout_s``) and wait for it; idempotent."""
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            if executor.running():
+                executor._timeout = self.spec.stop_timeout_s
+                with contextlib.suppress(ProcessExitedWithError):
+                    executor.stop()
+        finally:
+            self._discard()
+
+    def kill(self) -> None:
+        """SIGKILL the server at once (crash simulation); idempotent."""
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            executor.kill()
+        finally:
+            self._discard()
+
+    def _discard(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            with contextlib.suppress(Exception):
+                executor.kill()
+        handle, self._log_handle = self._log_handle, None
+        if handle is not None:
+            handle.close()
+
+
+class ServiceGroup:
+    """Services started together and stopped together, last started first."""
+
+    def __init__(self) -> None:
+        self._services: list[Service] = []
+
+    def __iter__(self) -> Any:
+        return iter(list(self._services))
+
+    def start(self, service: Service) -> Service:
+        """Start ``service`` and keep it; a failure leaves the group as it was."""
+        service.start()
+        if service not in self._services:
+            self._services.append(service)
+        return service
+
+    def stop_all(self) -> None:
+        """Stop every service (reverse order); errors in one do not spare the others."""
+        errors: list[BaseException] = []
+        for service in reversed(self._services):
+            try:
+                service.stop()
+            except Exception as error:
+                errors.append(error)
+        self._services.clear()
+        if errors:
+            raise errors[0]

@@ -1,0 +1,461 @@
+"""Running sites: services plus one backend process per site, started and stopped as a whole.
+
+:func:`start_bench` brings everything up (services, backends, ``bench.json``) and returns a
+:class:`RunningBench`; any failure on the way, Ctrl-C included, stops what was already
+started before the error propagates. Tests reach in through the same object to crash a
+backend (``stop_backend(kill=True)``) or partition two sites (``stop_service(site, "nats")``)
+and heal them again on the same ports.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from bench.benchfile import (
+    DEFAULT_STATE_DIR,
+    BenchInfo,
+    MqttEndpoint,
+    SiteInfo,
+    write_bench_file,
+)
+from bench.errors import BenchError
+from bench.pki import CertPair, Pki
+from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
+from bench.services.local import (
+    LOOPBACK,
+    PostgresCluster,
+    mosquitto_service,
+    nats_service,
+    redis_service,
+)
+from bench.services.process import Service, ServiceSpec, free_port
+
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+DATABASES = ("sqlite", "postgres")
+PROVIDERS = ("local", "docker", "external")
+SERVICES = ("mosquitto", "nats", "redis")
+BACKEND_START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ExternalEndpoints:
+    """Servers the user runs (provider ``external``); the bench starts none of them.
+
+    The broker must accept client certificates of the bench CA (``<state>/pki/ca.crt``).
+    """
+
+    mqtt_host: str
+    mqtt_port: int
+    redis_url: str
+    nats_url: str
+    database_url: str | None = None
+
+
+@dataclass
+class BenchOptions:
+    """What to start. ``site_env`` adds ``AURORA_*`` variables per site (scenarios shrink
+    thresholds this way); ``backend=False`` starts the services only."""
+
+    sites: list[str] = field(default_factory=lambda: ["a"])
+    state_dir: Path = DEFAULT_STATE_DIR
+    db: str = "sqlite"
+    provider: str = "local"
+    site_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    external: dict[str, ExternalEndpoints] = field(default_factory=dict)
+    backend: bool = True
+
+    def validate(self) -> None:
+        """Raise BenchError with what to change when the options cannot work."""
+        if not self.sites or len(self.sites) > 2:
+            raise BenchError(f"a bench runs one or two sites, not {len(self.sites)}")
+        if len(set(self.sites)) != len(self.sites):
+            raise BenchError(f"site ids must differ: {self.sites}")
+        for site in self.sites:
+            if not SITE_ID.fullmatch(site):
+                raise BenchError(
+                    f"bad site id {site!r}: use 1-32 lowercase letters, digits, '_' or '-'"
+                )
+        if self.db not in DATABASES:
+            raise BenchError(f"unknown database {self.db!r}; choose one of {', '.join(DATABASES)}")
+        if self.provider not in PROVIDERS:
+            raise BenchError(
+                f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDERS)}"
+            )
+        if self.provider == "external":
+            missing = [site for site in self.sites if site not in self.external]
+            if missing:
+                raise BenchError(
+                    f"provider external needs the URLs of every site; missing: {missing}"
+                )
+        for site, env in self.site_env.items():
+            if site not in self.sites:
+                raise BenchError(f"site_env names site {site!r}, which is not started")
+            bad = [name for name in env if not name.startswith("AURORA_")]
+            if bad:
+                raise BenchError(f"site_env of {site!r} may only set AURORA_* variables: {bad}")
+
+
+@dataclass
+class _Site:
+    """One site's endpoints and processes."""
+
+    site_id: str
+    directory: Path
+    api_port: int
+    mqtt_host: str
+    mqtt_port: int
+    redis_url: str
+    nats_url: str
+    nats_http_port: int | None
+    leaf_port: int | None
+    database_url: str
+    services: dict[str, Service] = field(default_factory=dict)
+    backend: Service | None = None
+
+
+class RunningBench:
+    """A started bench: its ``bench.json`` info, PKI and processes.
+
+    Close it (or use it as a context manager) to stop everything; ``close`` is idempotent.
+    """
+
+    def __init__(self, options: BenchOptions, pki: Pki, state_dir: Path) -> None:
+        self.options = options
+        self.pki = pki
+        self.state_dir = state_dir
+        self._sites: dict[str, _Site] = {}
+        self._postgres: PostgresCluster | None = None
+        self._docker: object | None = None
+        self._info: BenchInfo | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- what tests and tools read ---------------------------------------------------------
+
+    @property
+    def info(self) -> BenchInfo:
+        """The content of ``bench.json``."""
+        if self._info is None:
+            self._info = BenchInfo(
+                state_dir=str(self.state_dir),
+                ca=str(self.pki.ca_cert),
+                sites={site_id: self._site_info(site) for site_id, site in self._sites.items()},
+            )
+        return self._info
+
+    @property
+    def site_ids(self) -> list[str]:
+        """The running sites, in start order."""
+        return list(self._sites)
+
+    def site(self, site_id: str) -> SiteInfo:
+        """bench.json's entry of ``site_id`` (clear error for an unknown site)."""
+        return self.info.site(site_id)
+
+    def probe_cert(self) -> CertPair:
+        """Client cert of the bench probe (may read ``#`` and publish under ``aurora/#``)."""
+        return self.pki.service(PROBE_IDENTITY)
+
+    def backend_cert(self, site_id: str) -> CertPair:
+        """Client cert of a site's backend (CN ``aurora-backend-<site>``)."""
+        return self.pki.service(backend_identity(self._site(site_id).site_id))
+
+    def nats_monitor_url(self, site_id: str) -> str | None:
+        """The site's nats-server HTTP monitoring URL (None when not started by the bench)."""
+        port = self._site(site_id).nats_http_port
+        return f"http://{LOOPBACK}:{port}" if port else None
+
+    def leafnode_port(self, site_id: str) -> int | None:
+        """The TLS leafnode port a site listens on (the hub, site ``a``), else None."""
+        return self._site(site_id).leaf_port
+
+    def site_dir(self, site_id: str) -> Path:
+        """``<state>/<site>``: configs, logs and the SQLite database of the site."""
+        return self._site(site_id).directory
+
+    def backend_log(self, site_id: str) -> Path:
+        """Where the site backend's stdout/stderr go."""
+        return self._site(site_id).directory / "backend.log"
+
+    def service(self, site_id: str, service: str) -> Service:
+        """The process object of ``mosquitto``, ``nats`` or ``redis`` of a site."""
+        site = self._site(site_id)
+        try:
+            return site.services[service]
+        except KeyError:
+            if service not in SERVICES:
+                raise BenchError(
+                    f"unknown service {service!r}; choose one of {', '.join(SERVICES)}"
+                ) from None
+            raise BenchError(
+                f"{service} of site {site_id!r} is not run by the bench "
+                f"(provider {self.options.provider})"
+            ) from None
+
+    def backend_env(self, site_id: str) -> dict[str, str]:
+        """Every ``AURORA_*`` variable the site's backend runs with."""
+        site = self._site(site_id)
+        cert = self.backend_cert(site_id)
+        env = {
+            "AURORA_SITE_ID": site.site_id,
+            "AURORA_API_HOST": LOOPBACK,
+            "AURORA_API_PORT": str(site.api_port),
+            "AURORA_DATABASE_URL": site.database_url,
+            "AURORA_REDIS_URL": site.redis_url,
+            "AURORA_MQTT_HOST": site.mqtt_host,
+            "AURORA_MQTT_PORT": str(site.mqtt_port),
+            "AURORA_MQTT_TLS": "true",
+            "AURORA_MQTT_CA": str(self.pki.ca_cert),
+            "AURORA_MQTT_CERT": str(cert.cert),
+            "AURORA_MQTT_KEY": str(cert.key),
+            "AURORA_NATS_URL": site.nats_url,
+            "AURORA_FEDERATION_ENABLED": "true" if len(self._sites) > 1 else "false",
+        }
+        env.update(self.options.site_env.get(site_id, {}))
+        return env
+
+    # -- what tests do to a running bench --------------------------------------------------
+
+    def stop_backend(self, site_id: str, *, kill: bool = False) -> None:
+        """Stop the site's backend; ``kill=True`` is SIGKILL (a crash, nothing flushed)."""
+        backend = self._site(site_id).backend
+        if backend is None:
+            return
+        if kill:
+            backend.kill()
+        else:
+            backend.stop()
+
+    def start_backend(self, site_id: str) -> None:
+        """(Re)start the site's backend on the same port and wait for ``/healthz``."""
+        site = self._site(site_id)
+        if site.backend is None:
+            site.backend = self._backend_service(site)
+        site.backend.start()
+
+    def stop_service(self, site_id: str, service: str) -> None:
+        """Stop ``mosquitto``, ``nats`` or ``redis`` of a site (partition, outage)."""
+        self.service(site_id, service).stop()
+
+    def start_service(self, site_id: str, service: str) -> None:
+        """Start it again with the same ports and config and wait until it serves."""
+        self.service(site_id, service).start()
+
+    def close(self) -> None:
+        """Stop every backend and service (backends first); safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            errors: list[BaseException] = []
+            sites = list(self._sites.values())
+            for site in reversed(sites):
+                if site.backend is not None:
+                    _collect(errors, site.backend.stop)
+            for site in reversed(sites):
+                for service in reversed(list(site.services.values())):
+                    _collect(errors, service.stop)
+            if self._postgres is not None:
+                _collect(errors, self._postgres.stop)
+            if self._docker is not None:
+                from bench.services.docker import DockerServices
+
+                assert isinstance(self._docker, DockerServices)
+                _collect(errors, self._docker.stop)
+            if errors:
+                raise errors[0]
+
+    def __enter__(self) -> RunningBench:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- assembly (used by start_bench) ----------------------------------------------------
+
+    def _site(self, site_id: str) -> _Site:
+        try:
+            return self._sites[site_id]
+        except KeyError:
+            known = ", ".join(self._sites) or "none"
+            raise BenchError(f"site {site_id!r} is not running (running: {known})") from None
+
+    def _site_info(self, site: _Site) -> SiteInfo:
+        return SiteInfo(
+            site_id=site.site_id,
+            api=f"http://{LOOPBACK}:{site.api_port}",
+            mqtt=MqttEndpoint(host=site.mqtt_host, port=site.mqtt_port, tls=True),
+            redis=site.redis_url,
+            nats=site.nats_url,
+            database=site.database_url,
+        )
+
+    def _backend_service(self, site: _Site) -> Service:
+        env = self.backend_env(site.site_id)
+        url_port = site.api_port
+
+        def ready() -> bool:
+            return _healthz(LOOPBACK, url_port)
+
+        return Service(
+            ServiceSpec(
+                name=f"backend-{site.site_id}",
+                command=[sys.executable, "-m", "backend"],
+                log=site.directory / "backend.log",
+                ready=ready,
+                port=site.api_port,
+                env=env,
+                # Only the bench decides a backend's settings, not the caller's environment.
+                drop_env_prefix="AURORA_",
+                cwd=site.directory,
+                start_timeout_s=BACKEND_START_TIMEOUT_S,
+            )
+        )
+
+    def _start(self) -> None:
+        options = self.options
+        if options.db == "postgres" and options.provider != "external":
+            self._postgres = PostgresCluster(self.state_dir, free_port())
+            self._postgres.start()
+        if options.provider == "docker":
+            from bench.services.docker import DockerServices
+
+            docker = DockerServices(self.state_dir, self.pki)
+            self._docker = docker
+        hub_leaf_port: int | None = None
+        for index, site_id in enumerate(options.sites):
+            directory = self.state_dir / site_id
+            directory.mkdir(parents=True, exist_ok=True)
+            database_url = sqlite_url(directory / "aurora.db")
+            if self._postgres is not None:
+                database_url = self._postgres.create_database(f"aurora_{site_id}")
+            if options.provider == "external":
+                ext = options.external[site_id]
+                site = _Site(
+                    site_id=site_id,
+                    directory=directory,
+                    api_port=free_port(),
+                    mqtt_host=ext.mqtt_host,
+                    mqtt_port=ext.mqtt_port,
+                    redis_url=ext.redis_url,
+                    nats_url=ext.nats_url,
+                    nats_http_port=None,
+                    leaf_port=None,
+                    database_url=ext.database_url or database_url,
+                )
+                self._sites[site_id] = site
+                continue
+            if options.provider == "docker":
+                from bench.services.docker import DockerServices
+
+                assert isinstance(self._docker, DockerServices)
+                endpoints = self._docker.start_site(site_id)
+                self._sites[site_id] = _Site(
+                    site_id=site_id,
+                    directory=directory,
+                    api_port=free_port(),
+                    mqtt_host=endpoints.mqtt_host,
+                    mqtt_port=endpoints.mqtt_port,
+                    redis_url=endpoints.redis_url,
+                    nats_url=endpoints.nats_url,
+                    nats_http_port=None,
+                    leaf_port=None,
+                    database_url=database_url,
+                )
+                continue
+            redis_port, nats_port, http_port, mqtt_port = (free_port() for _ in range(4))
+            # The first site is the leafnode hub; the second attaches to it (DESIGN: NATS).
+            leaf_listen = free_port() if index == 0 and len(options.sites) > 1 else None
+            hub_leaf_port = hub_leaf_port or leaf_listen
+            site = _Site(
+                site_id=site_id,
+                directory=directory,
+                api_port=free_port(),
+                mqtt_host=LOOPBACK,
+                mqtt_port=mqtt_port,
+                redis_url=f"redis://{LOOPBACK}:{redis_port}/0",
+                nats_url=f"nats://{LOOPBACK}:{nats_port}",
+                nats_http_port=http_port,
+                leaf_port=leaf_listen,
+                database_url=database_url,
+            )
+            self._sites[site_id] = site
+            site.services["redis"] = redis_service(directory, site_id, redis_port)
+            site.services["nats"] = nats_service(
+                directory,
+                self.pki,
+                site_id,
+                port=nats_port,
+                http_port=http_port,
+                leaf_listen_port=leaf_listen,
+                leaf_remote_port=hub_leaf_port if index > 0 else None,
+            )
+            site.services["mosquitto"] = mosquitto_service(directory, self.pki, site_id, mqtt_port)
+            for service in site.services.values():
+                service.start()
+        self.pki.service(PROBE_IDENTITY)
+        if options.backend:
+            for site in self._sites.values():
+                self.start_backend(site.site_id)
+        write_bench_file(self.info)
+
+
+def start_bench(options: BenchOptions) -> RunningBench:
+    """Start every service and backend of ``options`` and write ``bench.json``.
+
+    On any failure (or Ctrl-C) everything already started is stopped again before the
+    error propagates, so a failed start leaves no process behind.
+    """
+    options.validate()
+    state_dir = Path(options.state_dir).absolute()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "bench.json").unlink(missing_ok=True)
+    pki = Pki.ensure(state_dir / "pki")
+    bench = RunningBench(options, pki, state_dir)
+    try:
+        bench._start()
+    except BaseException:
+        try:
+            bench.close()
+        finally:
+            (state_dir / "bench.json").unlink(missing_ok=True)
+        raise
+    return bench
+
+
+def _healthz(host: str, port: int) -> bool:
+    connection = http.client.HTTPConnection(host, port, timeout=1.0)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def _collect(errors: list[BaseException], action: object) -> None:
+    assert callable(action)
+    try:
+        action()
+    except Exception as error:
+        errors.append(error)
+
+
+__all__ = [
+    "BenchOptions",
+    "ExternalEndpoints",
+    "RunningBench",
+    "start_bench",
+]

@@ -1,0 +1,341 @@
+"""The real servers the bench starts: up, reachable, locked down, stopped without orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import psutil
+import pytest
+import redis.asyncio as aioredis
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from bench.errors import BenchError, ServiceStartError
+from bench.fixtures import (
+    BenchFactory,
+    device_client,
+    probe_client,
+    publish_reason_code,
+    tls_context,
+)
+from bench.pki import CertPair, Pki
+from bench.services.local import PostgresCluster
+from bench.services.process import Service, ServiceSpec, find_binary, free_port, tcp_accepts
+from bench.site import BenchOptions, RunningBench, start_bench
+
+DEADLINE_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def services_two(bench_factory: BenchFactory) -> RunningBench:
+    """Services of two sites, no backends: what this module tests."""
+    return bench_factory(["a", "b"], backend=False, db="sqlite")
+
+
+def _children() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_redis_answers(services_two: RunningBench) -> None:
+    client = aioredis.from_url(services_two.site("a").redis)
+    try:
+        assert await client.ping() is True
+        await client.set("bench:test", "1")
+        assert await client.get("bench:test") == b"1"
+    finally:
+        await client.aclose()
+
+
+async def test_each_site_has_its_own_jetstream_domain(services_two: RunningBench) -> None:
+    for site in ("a", "b"):
+        connection = await nats.connect(services_two.site(site).nats)
+        try:
+            info = await connection.jetstream().account_info()
+            assert info.domain == site
+        finally:
+            await connection.close()
+
+
+async def test_leafnode_carries_messages_from_b_to_a(services_two: RunningBench) -> None:
+    hub = await nats.connect(services_two.site("a").nats)
+    leaf = await nats.connect(services_two.site("b").nats)
+    try:
+        subscription = await hub.subscribe("aurora.test")
+        await hub.flush()
+        # Interest crosses the leafnode asynchronously: publish until it arrives.
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            await leaf.publish("aurora.test", b"from-b")
+            await leaf.flush()
+            try:
+                message = await subscription.next_msg(timeout=0.2)
+                break
+            except nats.errors.TimeoutError:
+                assert time.monotonic() < deadline, "nothing crossed the leafnode"
+        assert message.data == b"from-b"
+    finally:
+        await hub.close()
+        await leaf.close()
+
+
+async def test_leaf_port_uses_tls_with_client_certs(services_two: RunningBench) -> None:
+    port = services_two.leafnode_port("a")
+    assert port is not None
+    assert services_two.leafnode_port("b") is None
+    conf = (services_two.site_dir("a") / "nats" / "nats.conf").read_text()
+    assert "verify: true" in conf
+    remote = (services_two.site_dir("b") / "nats" / "nats.conf").read_text()
+    assert f"tls://127.0.0.1:{port}" in remote
+    assert "nats-leaf-b.crt" in remote
+
+
+async def test_device_publishes_under_its_own_id(services_two: RunningBench) -> None:
+    async with probe_client(services_two) as probe:
+        await probe.subscribe("aurora/sensors/+/status", qos=1)
+        async with device_client(services_two, "esp32s3-env-01") as device:
+            await device.publish("aurora/sensors/esp32s3-env-01/status", b"{}", qos=1)
+        async with asyncio.timeout(DEADLINE_S):
+            message = await anext(aiter(probe.messages))
+        assert str(message.topic) == "aurora/sensors/esp32s3-env-01/status"
+
+
+async def test_publish_under_another_id_is_refused(services_two: RunningBench) -> None:
+    pair = services_two.pki.device("esp32s3-env-02")
+    own = await asyncio.to_thread(
+        publish_reason_code, services_two, pair, "aurora/sensors/esp32s3-env-02/telemetry", b"{}"
+    )
+    other = await asyncio.to_thread(
+        publish_reason_code, services_two, pair, "aurora/sensors/stm32f401-door-01/telemetry", b"{}"
+    )
+    assert own in (0, 16)  # success / success with "no matching subscribers"
+    assert other == 135  # MQTT v5 "not authorized"
+
+
+async def test_device_reads_only_its_own_commands(services_two: RunningBench) -> None:
+    async with device_client(services_two, "stm32f401-door-07") as door:
+        await door.subscribe("aurora/access/+/command", qos=1)
+        async with probe_client(services_two) as probe:
+            await probe.publish("aurora/access/stm32f401-door-08/command", b"other", qos=1)
+            await probe.publish("aurora/access/stm32f401-door-07/command", b"mine", qos=1)
+        async with asyncio.timeout(DEADLINE_S):
+            message = await anext(aiter(door.messages))
+        # Delivery is in order, so the other door's command would have come first.
+        assert str(message.topic) == "aurora/access/stm32f401-door-07/command"
+        assert message.payload == b"mine"
+
+
+def _mqtt_connect(bench: RunningBench, pair: CertPair | None, client_id: str) -> bytes:
+    """Send a raw MQTT 3.1.1 CONNECT over TLS; return what the broker answers (b"" = closed).
+
+    A raw socket shows the broker's verdict at once: TLS 1.3 reports a refused client
+    certificate only after the handshake, which MQTT clients turn into a long timeout.
+    """
+    endpoint = bench.site("a").mqtt
+    name = client_id.encode()
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(name).to_bytes(2, "big") + name
+    packet = bytes([0x10, len(body)]) + body
+    context = tls_context(bench.pki.ca_cert, pair)
+    with (
+        socket.create_connection((endpoint.host, endpoint.port), timeout=DEADLINE_S) as raw,
+        context.wrap_socket(raw, server_hostname=endpoint.host) as tls,
+    ):
+        try:
+            tls.sendall(packet)
+            return tls.recv(4)
+        except (ssl.SSLError, ConnectionError):
+            return b""
+
+
+def test_client_certificates_decide_who_gets_in(services_two: RunningBench) -> None:
+    pki = services_two.pki
+    # CONNACK 0x20 0x02 0x00 0x00: accepted.
+    assert _mqtt_connect(services_two, pki.device("esp32s3-env-09"), "esp32s3-env-09") == (
+        b"\x20\x02\x00\x00"
+    )
+    assert _mqtt_connect(services_two, None, "no-cert") == b""
+    for variant in ("wrong_ca", "expired", "not_yet_valid"):
+        pair = pki.device_variant("esp32s3-env-09", variant)
+        assert _mqtt_connect(services_two, pair, "esp32s3-env-09") == b"", variant
+
+
+async def test_nats_restart_reuses_ports_and_heals_the_leafnode(
+    services_two: RunningBench,
+) -> None:
+    nats_b = services_two.service("b", "nats")
+    port = nats_b.spec.port
+    services_two.stop_service("b", "nats")
+    assert not tcp_accepts("127.0.0.1", port)
+    services_two.start_service("b", "nats")
+    assert nats_b.spec.port == port
+    await test_leafnode_carries_messages_from_b_to_a(services_two)
+
+
+async def test_mosquitto_keeps_persistent_sessions_across_restart(
+    services_two: RunningBench,
+) -> None:
+    expiry = Properties(PacketTypes.CONNECT)
+    expiry.SessionExpiryInterval = 300
+    subscriber: dict[str, object] = {
+        "identifier": "persistent-door-11",
+        "clean_start": False,
+        "properties": expiry,
+    }
+    async with device_client(services_two, "stm32f401-door-11", **subscriber) as door:
+        await door.subscribe("aurora/access/stm32f401-door-11/command", qos=1)
+    services_two.stop_service("a", "mosquitto")
+    services_two.start_service("a", "mosquitto")
+    async with probe_client(services_two) as probe:
+        await probe.publish("aurora/access/stm32f401-door-11/command", b"queued", qos=1)
+    async with device_client(services_two, "stm32f401-door-11", **subscriber) as door:
+        async with asyncio.timeout(DEADLINE_S):
+            message = await anext(aiter(door.messages))
+        assert message.payload == b"queued"
+
+
+def test_close_leaves_no_process(bench_factory: BenchFactory) -> None:
+    bench = bench_factory(["a", "b"], backend=False, db="sqlite")
+    pids = [bench.service(s, n).pid for s in ("a", "b") for n in ("mosquitto", "nats", "redis")]
+    assert all(pid is not None and _alive(pid) for pid in pids)
+    bench.close()
+    bench.close()  # idempotent
+    assert not [pid for pid in pids if pid is not None and _alive(pid)]
+
+
+def test_failed_start_shows_the_log_tail(tmp_path: Path) -> None:
+    conf = tmp_path / "broken.conf"
+    conf.write_text("listener 1 127.0.0.1\nno_such_option true\n")
+    service = Service(
+        ServiceSpec(
+            name="mosquitto-broken",
+            command=[find_binary("mosquitto"), "-c", str(conf)],
+            log=tmp_path / "broken.log",
+            ready=lambda: False,
+            start_timeout_s=10,
+        )
+    )
+    before = _children()
+    with pytest.raises(ServiceStartError) as raised:
+        service.start()
+    assert raised.value.service == "mosquitto-broken"
+    assert "no_such_option" in raised.value.log_tail
+    assert "last lines of the mosquitto-broken log" in str(raised.value)
+    assert not service.running
+    assert not {pid for pid in _children() - before if _alive(pid)}
+
+
+def test_failed_bench_start_stops_what_was_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench.site
+
+    def broken_mosquitto(site_dir: Path, pki: Pki, site_id: str, port: int) -> Service:
+        return Service(
+            ServiceSpec(
+                name=f"mosquitto-{site_id}",
+                command=[find_binary("mosquitto"), "-c", "/nonexistent/mosquitto.conf"],
+                log=site_dir / "mosquitto.log",
+                ready=lambda: False,
+                start_timeout_s=10,
+            )
+        )
+
+    monkeypatch.setattr(bench.site, "mosquitto_service", broken_mosquitto)
+    before = _children()
+    with pytest.raises(ServiceStartError) as raised:
+        start_bench(BenchOptions(sites=["a"], state_dir=tmp_path, backend=False))
+    assert raised.value.service == "mosquitto-a"
+    # redis and nats were up before mosquitto failed: both must be gone again.
+    assert not {pid for pid in _children() - before if _alive(pid)}
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_missing_binary_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr("bench.services.process.EXTRA_BIN_DIRS", ())
+    from bench.errors import ToolMissingError
+
+    with pytest.raises(ToolMissingError, match="apt-get install nats-server"):
+        find_binary("nats-server")
+
+
+def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        service = Service(
+            ServiceSpec(
+                name="redis-clash",
+                command=[find_binary("redis-server"), "--port", str(port)],
+                log=tmp_path / "redis.log",
+                ready=lambda: tcp_accepts("127.0.0.1", port),
+                port=port,
+            )
+        )
+        with pytest.raises(ServiceStartError, match="already taken"):
+            service.start()
+
+
+@pytest.fixture
+def postgres_cluster(tmp_path: Path) -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster(tmp_path, free_port())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.postgres
+async def test_postgres_cluster_serves_a_database_per_site(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    import asyncpg
+
+    await asyncio.to_thread(postgres_cluster.start)
+    url = postgres_cluster.create_database("aurora_a")
+    assert url == f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_cluster.port}/aurora_a"
+    # Creating it again (a restarted bench) is fine.
+    assert postgres_cluster.create_database("aurora_a") == url
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        assert await connection.fetchval("select current_database()") == "aurora_a"
+    finally:
+        await connection.close()
+    service = postgres_cluster.service
+    assert service is not None
+    pid = service.pid
+    assert pid is not None
+    postgres_cluster.stop()
+    assert not _alive(pid)
+
+
+@pytest.mark.docker
+def test_docker_provider_starts_a_site(tmp_path: Path) -> None:
+    with start_bench(
+        BenchOptions(sites=["a"], state_dir=tmp_path, provider="docker", backend=False)
+    ) as bench:
+        assert tcp_accepts(bench.site("a").mqtt.host, bench.site("a").mqtt.port)
+
+
+def test_docker_provider_without_engine_is_a_clear_error(tmp_path: Path) -> None:
+    from bench.services.docker import docker_engine_available
+
+    if docker_engine_available():
+        pytest.skip("a Docker engine answers here")
+    with pytest.raises(BenchError, match="no Docker engine answers"):
+        start_bench(BenchOptions(sites=["a"], state_dir=tmp_path, provider="docker"))
