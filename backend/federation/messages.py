@@ -301,8 +301,8 @@ class IocShare(_Wire):
 
     @property
     def msg_id(self) -> str:
-        """``Nats-Msg-Id`` for this share."""
-        return nats_msg_id(self.origin_site, self.share_id)
+        """``Nats-Msg-Id`` for this share (kind-qualified: a share often reuses an alert id)."""
+        return nats_msg_id(self.origin_site, f"ioc:{self.share_id}")
 
     @property
     def subject(self) -> str:
@@ -322,8 +322,8 @@ class FederatedAudit(_Wire):
 
     @property
     def msg_id(self) -> str:
-        """``Nats-Msg-Id`` for this event."""
-        return nats_msg_id(self.origin_site, self.event_id)
+        """``Nats-Msg-Id`` for this event (kind-qualified, like the share's)."""
+        return nats_msg_id(self.origin_site, f"audit:{self.event_id}")
 
     @property
     def subject(self) -> str:

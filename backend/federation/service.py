@@ -644,7 +644,7 @@ class FederationService:
                 while generation == self._generation:
                     try:
                         batch = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
-                    except nats.errors.TimeoutError:
+                    except TimeoutError:  # nats' own TimeoutError derives from it
                         continue
                     for msg in batch:
                         await self._handle(msg)

@@ -195,7 +195,10 @@ def test_other_mesh_messages_round_trip() -> None:
     assert decode_mesh_message("aurora.ioc_sharing", encode_message(share)) == share
     assert decode_mesh_message("aurora.audit", encode_message(audit)) == audit
     assert share.iocs == [{"type": "ip", "value": "1.2.3.4"}]
-    assert audit.msg_id == "a:e1"
+    assert audit.msg_id == "a:audit:e1"
+    # a share made for alert X must not be dropped as a duplicate of X's own message
+    alert_share = IocShare(origin_site="b", share_id=Record().id, iocs=["1.2.3.4"], shared_at=NOW)
+    assert alert_share.msg_id != build_federated_alert(Record(), "b", now=NOW).msg_id
 
 
 @pytest.mark.parametrize(
