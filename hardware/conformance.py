@@ -43,6 +43,7 @@ class ConformanceReport:
     device_ids: list[str] = field(default_factory=list)
     status_fields: dict[str, str] = field(default_factory=dict)
     status_times: list[float] = field(default_factory=list)
+    timed: bool = False
 
     @property
     def heartbeat(self) -> HeartbeatStats | None:
@@ -91,8 +92,10 @@ class ConformanceReport:
             lines += [f"  {name:18} {value}" for name, value in self.status_fields.items()]
         beat = self.heartbeat
         if beat is None:
-            timing = "n/a (capture files carry no timing)" if not self.status_times else "n/a"
-            lines.append(f"heartbeat: {timing} - fewer than two timed status frames")
+            if self.timed:
+                lines.append("heartbeat: n/a - fewer than two status frames")
+            else:
+                lines.append("heartbeat: n/a - a capture file carries no timing")
         else:
             lines.append(
                 f"heartbeat: {beat.count} intervals, mean {beat.mean_s:.3f} s, "
@@ -138,6 +141,7 @@ class ConformanceCheck:
     def feed(self, data: bytes, at_s: float | None = None) -> list[Item]:
         """Decode ``data`` read at ``at_s`` (monotonic seconds; None for a capture)."""
         items = self.decoder.feed(data)
+        self.report.timed = self.report.timed or at_s is not None
         for item in items:
             self.add(item, at_s)
         return items

@@ -38,7 +38,7 @@ def test_clean_capture_passes_and_lists_frames_and_status_fields() -> None:
     assert report.device_ids == ["esp32s3-env-01"]
     text = report.render()
     assert "PASS" in text
-    assert "capture files carry no timing" in text
+    assert "a capture file carries no timing" in text
 
 
 def test_violation_fails_the_run_and_is_listed_in_one_line() -> None:
