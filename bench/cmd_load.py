@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import resource
 import subprocess
 import sys
@@ -164,6 +165,8 @@ def run_load(
     ``rate / devices``. Raises :class:`BenchError` with what to do when the run cannot start
     or produced no summary.
     """
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", id_prefix):
+        raise BenchError(f"--id-prefix {id_prefix!r}: use 1-40 of A-Z a-z 0-9 _ - (device ids)")
     try:
         mix = parse_board_mix(boards)
     except ValueError as error:
@@ -265,6 +268,12 @@ def run_load(
     show_default=True,
     help="Seconds to wait for stragglers before counting them lost.",
 )
+@click.option(
+    "--id-prefix",
+    default="load",
+    show_default=True,
+    help="Device ids are PREFIX-<board>-<worker><n>: fixed and reproducible between runs.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False))
@@ -288,6 +297,7 @@ def load(
     qos0_share: float,
     boards: str,
     drain_s: float,
+    id_prefix: str,
     json_path: Path | None,
     html_path: Path | None,
     junit_path: Path | None,
@@ -298,7 +308,8 @@ def load(
 
     # Targets are parsed before anything runs: a typo should not cost a whole load run.
     parsed: list[Target] = [parse_target(text) for text in targets]
-    console = Console()
+    # Logs of CI runs are not terminals: give the table room instead of truncating it.
+    console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(
         f"loading site {site_id}: {devices} devices, {rate:g} msg/s for {duration:g} s, "
         f"{workers} worker process(es)"
@@ -316,6 +327,7 @@ def load(
         boards=boards,
         drain_s=drain_s,
         html=html_path,
+        id_prefix=id_prefix,
     )
     console.print(render_summary(summary))
     if json_path is not None:

@@ -195,9 +195,9 @@ def render_summary(summary: LoadSummary) -> Any:
     table = Table(title="load stages (latency in ms)")
     for column in ("stage", "kind", "count", "fail", "msg/s", "avg", "p50", "p95", "p99", "max"):
         if column in ("stage", "kind"):
-            table.add_column(column, no_wrap=True, min_width=11)
+            table.add_column(column, no_wrap=True)
         else:
-            table.add_column(column, justify="right")
+            table.add_column(column, justify="right", no_wrap=True)
     for row in summary.stages:
         table.add_row(
             row.stage,
