@@ -89,12 +89,12 @@ BadgeUid = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{8,20}$")]
 BoardKind = Literal["esp32s3-env", "stm32f401-access", "stm32f401-door", "nrf52840-sentinel"]
 #: Faults a simulated node can be told to perform (issue 3).
 FaultKind = Literal[
-    "drift",
+    "firmware_drift",
     "sensor_failure",
     "offline",
     "online",
     "clock_skew",
-    "malformed",
+    "malformed_payload",
     "impersonate",
     "replay_attestation",
     "c2_beacon",
@@ -215,13 +215,15 @@ class DriftAction(_Strict):
 class AttestAction(_Strict):
     """Ask the backend to challenge a device (``POST .../attestations``).
 
-    ``respond`` makes a simulated node answer honestly, with a hash it should not have
-    (``tampered``), too late (``late``: after the challenge expired), by replaying its
-    previous response (``replay``), or not at all (``silent``).
+    ``respond`` makes a simulated node answer honestly, with a flash image that changed
+    since its last status (``tampered``: the hash no longer matches the baseline), signed
+    under an expired certificate (``expired_cert``), by replaying its previous response
+    (``replay``), or not at all (``silent``: its clock is skewed so the challenge looks
+    expired to it).
     """
 
     device: DeviceId
-    respond: Literal["honest", "tampered", "late", "replay", "silent"] = "honest"
+    respond: Literal["honest", "tampered", "expired_cert", "replay", "silent"] = "honest"
 
 
 class RaiseAlertAction(_Strict):

@@ -1,0 +1,110 @@
+"""Terminal output of scenario runs: progress for ``aurora-bench run``, narration for the demo."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.scenario.loader import LoadedScenario
+from bench.scenario.results import ScenarioResult, StepResult, failure_text
+from bench.scenario.schema import Step
+from bench.scenario.timeline import Event, EventKind
+
+_MARK = {True: "[green]✓[/green]", False: "[red]✗[/red]"}
+
+
+class ConsoleProgress:
+    """One line per step as it finishes, the failure story, then a summary table."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+
+    def scenario_started(self, loaded: LoadedScenario) -> None:
+        """Header line."""
+        self.console.print(f"[bold]▶ {loaded.name}[/bold]  [dim]{loaded.path}[/dim]")
+
+    def step_started(self, step: Step, index: int, t: float) -> None:
+        """Nothing: the line is printed when the step is decided."""
+
+    def step_finished(self, result: StepResult) -> None:
+        """One line for the step, with its slowest satisfied expectation."""
+        latencies = [e.latency_s for e in result.expectations if e.latency_s is not None]
+        slowest = f" [dim]{max(latencies) * 1000:.0f}ms[/dim]" if latencies else ""
+        detail = f" [dim]({result.detail})[/dim]" if result.detail else ""
+        self.console.print(
+            f"  {_MARK[result.passed]} {result.started:7.2f}s {result.name}{detail}{slowest}"
+        )
+        if result.error:
+            self.console.print(f"      [red]{result.error}[/red]")
+        for expectation in result.expectations:
+            if not expectation.passed:
+                self.console.print(f"      [red]expected[/red] {expectation.expected}")
+                self.console.print(f"      [red]observed[/red] {expectation.observed}")
+
+    def event(self, event: Event) -> None:
+        """Nothing: progress shows steps, the report shows the timeline."""
+
+    def scenario_finished(self, result: ScenarioResult) -> None:
+        """The verdict, and the failure story with its timeline."""
+        word = "[green]passed[/green]" if result.passed else "[red]FAILED[/red]"
+        self.console.print(f"  {word} in {result.duration_s:.2f}s")
+        if not result.passed:
+            self.console.print(failure_text(result), markup=False, style="red")
+
+    def summary(self, results: Sequence[ScenarioResult]) -> None:
+        """A table of every scenario."""
+        table = Table(title="scenarios")
+        table.add_column("scenario")
+        table.add_column("result")
+        table.add_column("steps", justify="right")
+        table.add_column("time", justify="right")
+        for result in results:
+            table.add_row(
+                result.name,
+                "[green]passed[/green]" if result.passed else "[red]FAILED[/red]",
+                str(len(result.steps)),
+                f"{result.duration_s:.2f}s",
+            )
+        self.console.print(table)
+        failed = sum(not r.passed for r in results)
+        colour = "red" if failed else "green"
+        self.console.print(f"[{colour}]{len(results) - failed} passed, {failed} failed[/{colour}]")
+
+
+_NARRATED = {
+    EventKind.ALERT,
+    EventKind.COMMAND,
+    EventKind.LOCK,
+    EventKind.LINK,
+    EventKind.NOTE,
+    EventKind.ACTION,
+}
+
+
+class Narrator(ConsoleProgress):
+    """The demo's voice: every step as it starts, and what the sites did, live."""
+
+    def step_started(self, step: Step, index: int, t: float) -> None:
+        """Announce the step."""
+        self.console.print(f"\n[bold cyan]{t:7.2f}s  {step.name}[/bold cyan]")
+
+    def event(self, event: Event) -> None:
+        """Alerts, commands, door states, link states and the runner's actions as they happen."""
+        if event.kind not in _NARRATED:
+            if event.kind is EventKind.DEVICE and event.get("trust_status") == "drift_detected":
+                self.console.print(
+                    f"  [magenta]{event.t:7.2f}s  [{event.site}] {event.device} "
+                    f"firmware drift detected, risk {event.get('risk_score')}[/magenta]"
+                )
+            return
+        if event.kind is EventKind.COMMAND and event.source != "node":
+            return  # the node's receipt is the interesting half
+        colour = {
+            EventKind.ALERT: "yellow",
+            EventKind.COMMAND: "blue",
+            EventKind.LOCK: "blue",
+            EventKind.LINK: "magenta",
+        }.get(event.kind, "white")
+        self.console.print(f"  [{colour}]{event.t:7.2f}s  {event.summary()}[/{colour}]")

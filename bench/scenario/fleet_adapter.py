@@ -1,0 +1,217 @@
+"""The scenario's fleet: simulated nodes (``simulators``) on their sites' real brokers.
+
+A scenario names each device (``{id: door-01, board: stm32f401-door, site: a}``), so nodes
+are built one by one with the board's own config model (the fleet spec's group models check
+the ``options``), then served by one :class:`simulators.fleet.Fleet` clock in real time:
+time bounds in a scenario are wall seconds.
+
+What the nodes do reaches the timeline without polling the broker: every command a node
+receives is recorded the moment it is handled (source ``node``), and door lock changes
+are sampled every few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Protocol
+
+from pydantic import TypeAdapter, ValidationError
+
+from bench.errors import BenchError
+from bench.scenario.schema import NodeSpec, Scenario
+from bench.scenario.timeline import EventKind, Timeline
+from bench.site import RunningBench
+from simulators.boards import BOARDS, DoorNode
+from simulators.fleet import Fleet
+from simulators.fleetspec import FleetSpec, Group
+from simulators.identity import DeviceIdentity
+from simulators.mqtt_link import MqttLink
+from simulators.node import Fault, Node
+from simulators.outbox import QueueOutbox
+from simulators.runtime import Backoff, NodeRunner
+
+LOCK_SAMPLE_S = 0.005
+_GROUP = TypeAdapter(Group)
+
+
+class ScenarioFleet(Protocol):
+    """What the runner needs from a fleet."""
+
+    @property
+    def node_devices(self) -> frozenset[str]: ...
+    def has(self, device_id: str) -> bool: ...
+    def swipe(self, device_id: str, uid: str) -> None: ...
+    def fault(self, device_id: str, kind: str, params: dict[str, Any]) -> None: ...
+    async def prepare_attestation(self, device_id: str, respond: str) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+def node_options_problem(node: NodeSpec) -> str | None:
+    """Why ``node.options`` do not fit its board's model, or None."""
+    try:
+        _group(node)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"][1:])
+        return f"options.{where}: {first['msg']}" if where else first["msg"]
+    return None
+
+
+def _group(node: NodeSpec) -> Any:
+    raw: dict[str, Any] = {"board": node.board, "id_pattern": "scenario-{n}", **node.options}
+    if node.firmware_version is not None:
+        raw["firmware_version"] = node.firmware_version
+    return _GROUP.validate_python(raw)
+
+
+class SimulatedFleet:
+    """Simulated nodes of a scenario, each with its own mTLS identity and MQTT link."""
+
+    def __init__(self, scenario: Scenario, bench: RunningBench, timeline: Timeline) -> None:
+        self._bench = bench
+        self._timeline = timeline
+        self._fleet = Fleet(FleetSpec(boards=[]), link_for=self._no_link, speed=1.0)
+        self._site: dict[str, str] = {}
+        self._lock_task: asyncio.Task[None] | None = None
+        for spec in scenario.fleet:
+            if spec.port is not None:
+                raise BenchError(
+                    f"{spec.id}: real boards by serial port are not supported by the scenario "
+                    "runner yet; run `aurora-bench bridge` next to it and leave `port` out"
+                )
+            self._add(spec, spec.site or scenario.first_site)
+
+    @staticmethod
+    def _no_link(device_id: str) -> Any:  # pragma: no cover - every node gets its own
+        raise BenchError(f"{device_id}: no link")
+
+    def _add(self, spec: NodeSpec, site: str) -> None:
+        pair = self._bench.pki.device(spec.id)
+        identity = DeviceIdentity.from_files(spec.id, pair.cert, pair.key)
+        config = _group(spec).node_config()
+        node = BOARDS[spec.board](
+            self._fleet.env, spec.id, QueueOutbox(), config=config, identity=identity
+        )
+        endpoint = self._bench.info.site(site).mqtt
+        ca = self._bench.pki.ca_cert
+
+        def link() -> MqttLink:
+            return MqttLink.from_files(
+                spec.id, endpoint.host, endpoint.port, ca=ca, cert=pair.cert, key=pair.key
+            )
+
+        self._fleet.nodes[spec.id] = node
+        # Short backoff: scenarios restart brokers and expect nodes back within seconds.
+        self._fleet.runners[spec.id] = NodeRunner(
+            node, link, self._fleet.bridge, backoff=Backoff(initial_s=0.2, max_s=1.0)
+        )
+        self._site[spec.id] = site
+        self._watch_commands(node, site)
+
+    def _watch_commands(self, node: Node, site: str) -> None:
+        # The node records each command it handles; wrap that one public method so the
+        # timeline gets the exact moment the device acted on it.
+        original = node.record_command
+
+        def record(command: Any, applied: bool) -> None:
+            original(command, applied)
+            self._timeline.record(
+                EventKind.COMMAND,
+                "node",
+                site=site,
+                device=node.device_id,
+                verb=command.verb.value,
+                applied=applied,
+                request_id=command.request_id,
+            )
+
+        node.record_command = record  # type: ignore[method-assign]
+
+    async def start(self) -> None:
+        """Start the clock and every node; record each door's initial lock state."""
+        await self._fleet.start()
+        self._lock_task = asyncio.create_task(self._sample_locks(), name="scenario-locks")
+
+    async def _sample_locks(self) -> None:
+        doors = {
+            device_id: node
+            for device_id, node in self._fleet.nodes.items()
+            if isinstance(node, DoorNode)
+        }
+        last: dict[str, str] = {}
+        while True:
+            for device_id, door in doors.items():
+                state = door.lock_state.value
+                if last.get(device_id) != state:
+                    last[device_id] = state
+                    self._timeline.record(
+                        EventKind.LOCK, "node", site=self._site[device_id], device=device_id,
+                        state=state,
+                    )  # fmt: skip
+            await asyncio.sleep(LOCK_SAMPLE_S)
+
+    @property
+    def node_devices(self) -> frozenset[str]:
+        """Devices whose received commands this fleet records."""
+        return frozenset(self._fleet.nodes)
+
+    def has(self, device_id: str) -> bool:
+        """True for a node of this fleet."""
+        return device_id in self._fleet.nodes
+
+    def swipe(self, device_id: str, uid: str) -> None:
+        """Present a badge at a reader or door."""
+        self._fleet.reader(device_id).swipe(uid)
+
+    def fault(self, device_id: str, kind: str, params: dict[str, Any]) -> None:
+        """Inject a fault (names and parameters of :class:`simulators.node.Fault`)."""
+        try:
+            self._fleet.node(device_id).inject(kind, **params)
+        except Exception as error:
+            raise BenchError(f"{device_id}: {error}") from None
+
+    async def prepare_attestation(self, device_id: str, respond: str) -> None:
+        """Make the node answer the next challenge the way ``respond`` says."""
+        node = self._fleet.node(device_id)
+        if respond == "tampered":
+            # The flash changes without a reboot: the status baseline stays, the measured
+            # hash in the attestation differs from it.
+            node.inject(Fault.FIRMWARE_DRIFT, reboot=False)
+        elif respond == "expired_cert":
+            pair = await asyncio.to_thread(self._bench.pki.device_variant, device_id, "expired")
+            node.identity = DeviceIdentity.from_files(device_id, pair.cert, pair.key)
+        elif respond == "replay":
+            node.inject(Fault.REPLAY_ATTESTATION)
+        elif respond == "silent":
+            node.inject(Fault.CLOCK_SKEW, skew_s=86_400.0)
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Every node connected to its broker."""
+        try:
+            await self._fleet.wait_connected(timeout_s=timeout_s)
+        except Exception as error:
+            raise BenchError(str(error)) from None
+
+    async def aclose(self) -> None:
+        """Stop every node and the clock (safe twice)."""
+        task, self._lock_task = self._lock_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._fleet.aclose()
+
+
+async def start_fleet(
+    scenario: Scenario, bench: RunningBench, timeline: Timeline
+) -> SimulatedFleet:
+    """Build and start the scenario's fleet; returns once every node is connected."""
+    fleet = SimulatedFleet(scenario, bench, timeline)
+    await fleet.start()
+    try:
+        await fleet.wait_connected(timeout_s=15.0)
+    except BaseException:
+        await fleet.aclose()
+        raise
+    return fleet

@@ -1,0 +1,375 @@
+"""The probe: MQTT, Redis streams, NATS and the REST API of every site into one timeline.
+
+Per site it runs four named tasks in one TaskGroup:
+
+* ``mqtt``: the ``bench-probe`` identity subscribed to ``#`` (the broker's ACL lets it read
+  everything and write ``aurora/#``, which is also how raw publishes go out);
+* ``redis``: ``XREAD`` on ``aurora:cps:alerts`` and ``aurora:audit`` from the entries that
+  existed when the probe started;
+* ``nats``: a core subscription to ``aurora.>`` (gossip, federated alerts);
+* ``rest``: polls ``/api/v1/cps/devices`` and ``/api/v1/system/topology`` and records a
+  DEVICE / LINK event whenever what matters of one changes.
+
+Every source reconnects on its own when its server goes away (a scenario stops brokers and
+backends on purpose); an outage shows in the timeline as a NOTE, never as a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import nats
+import redis.asyncio as aioredis
+
+from backend.contract import ContractViolation, MessageKind, parse_topic
+from bench.benchfile import SiteInfo
+from bench.scenario.timeline import EventKind, Timeline
+
+log = logging.getLogger(__name__)
+
+ALERTS_STREAM = "aurora:cps:alerts"
+AUDIT_STREAM = "aurora:audit"
+#: Which stream entries become which events; telemetry readings are left out of the
+#: timeline (the audit copy of each reading is enough and keeps reports readable).
+_STREAM_KINDS = {ALERTS_STREAM: EventKind.ALERT, AUDIT_STREAM: EventKind.AUDIT}
+_DEVICE_FIELDS = (
+    "trust_status",
+    "attestation_status",
+    "risk_score",
+    "firmware_hash",
+    "firmware_version",
+    "reported_hash",
+)
+RETRY_S = 0.2
+
+
+@dataclass(frozen=True)
+class ProbeIdentity:
+    """The probe's TLS material: the bench CA and the ``bench-probe`` certificate."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Client TLS context presenting the probe certificate."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
+
+class Probe:
+    """Observes sites into ``timeline``; use ``async with`` or :meth:`start` / :meth:`aclose`.
+
+    ``start`` returns once every source of every site is connected (or ``ready_timeout_s``
+    has passed), so a scenario's first action cannot race the subscriptions.
+    """
+
+    def __init__(
+        self,
+        sites: dict[str, SiteInfo],
+        identity: ProbeIdentity,
+        timeline: Timeline,
+        *,
+        poll_interval_s: float = 0.1,
+        client_prefix: str = "bench-probe",
+    ) -> None:
+        self._sites = sites
+        self._identity = identity
+        self._timeline = timeline
+        self._poll_s = poll_interval_s
+        self._prefix = client_prefix
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready: dict[str, asyncio.Event] = {}
+        self._mqtt: dict[str, aiomqtt.Client] = {}
+        self._mqtt_ready: dict[str, asyncio.Event] = {}
+
+    async def __aenter__(self) -> Probe:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def start(self, ready_timeout_s: float = 10.0) -> None:
+        """Start every source and wait until each is connected."""
+        for site_id, site in self._sites.items():
+            self._mqtt_ready[site_id] = asyncio.Event()
+            for name, source in (
+                ("mqtt", self._run_mqtt),
+                ("redis", self._run_redis),
+                ("nats", self._run_nats),
+                ("rest", self._run_rest),
+            ):
+                ready = asyncio.Event()
+                self._ready[f"{site_id}/{name}"] = ready
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._supervise(site_id, name, source, site, ready),
+                        name=f"probe-{site_id}-{name}",
+                    )
+                )
+        waiting = [event.wait() for event in self._ready.values()]
+        try:
+            async with asyncio.timeout(ready_timeout_s):
+                await asyncio.gather(*waiting)
+        except TimeoutError:
+            late = [name for name, event in self._ready.items() if not event.is_set()]
+            self._timeline.record(
+                EventKind.NOTE, "probe", text=f"probe sources not ready: {', '.join(late)}"
+            )
+
+    async def aclose(self) -> None:
+        """Stop every source (safe to call twice)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def publish(
+        self, site_id: str, topic: str, payload: bytes, qos: int = 1, timeout_s: float = 5.0
+    ) -> None:
+        """Publish raw bytes as the probe identity (its ACL allows ``aurora/#``)."""
+        ready = self._mqtt_ready.get(site_id)
+        if ready is None:
+            raise KeyError(site_id)
+        async with asyncio.timeout(timeout_s):
+            await ready.wait()
+            await self._mqtt[site_id].publish(topic, payload, qos=qos)
+
+    # ------------------------------------------------------------ supervision
+
+    async def _supervise(
+        self,
+        site_id: str,
+        name: str,
+        source: Callable[[str, SiteInfo, asyncio.Event], Awaitable[None]],
+        site: SiteInfo,
+        ready: asyncio.Event,
+    ) -> None:
+        down_since: float | None = None
+        while True:
+            try:
+                await source(site_id, site, ready)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if down_since is None:
+                    down_since = self._timeline.clock()
+                    self._timeline.record(
+                        EventKind.NOTE,
+                        "probe",
+                        site=site_id,
+                        text=f"probe lost {name}: {type(error).__name__}: {error}"[:200],
+                    )
+            else:
+                down_since = None
+            await asyncio.sleep(RETRY_S)
+
+    # ------------------------------------------------------------ MQTT
+
+    async def _run_mqtt(self, site_id: str, site: SiteInfo, ready: asyncio.Event) -> None:
+        client = aiomqtt.Client(
+            site.mqtt.host,
+            site.mqtt.port,
+            identifier=f"{self._prefix}-{site_id}-{id(self)}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            tls_context=self._identity.tls_context() if site.mqtt.tls else None,
+        )
+        async with client:
+            await client.subscribe("#", qos=1)
+            self._mqtt[site_id] = client
+            self._mqtt_ready[site_id].set()
+            ready.set()
+            try:
+                async for message in client.messages:
+                    self._on_mqtt(site_id, str(message.topic), _as_bytes(message.payload))
+            finally:
+                self._mqtt_ready[site_id].clear()
+
+    def _on_mqtt(self, site_id: str, topic: str, payload: bytes) -> None:
+        try:
+            parsed = parse_topic(topic)
+        except ContractViolation:
+            kind, device = None, _device_from_topic(topic)
+        else:
+            kind, device = parsed.kind, parsed.device_id
+        body = _json_or_text(payload)
+        if kind is MessageKind.COMMAND:
+            verb = body.get("verb") if isinstance(body, dict) else None
+            self._timeline.record(
+                EventKind.COMMAND, "mqtt", site=site_id, device=device, verb=verb, payload=body
+            )
+            return
+        self._timeline.record(
+            EventKind.MQTT,
+            "mqtt",
+            site=site_id,
+            device=device,
+            topic=topic,
+            message=kind.value if kind else None,
+            payload=body,
+            size=len(payload),
+        )
+
+    # ------------------------------------------------------------ Redis
+
+    async def _run_redis(self, site_id: str, site: SiteInfo, ready: asyncio.Event) -> None:
+        client = aioredis.from_url(site.redis, decode_responses=True)
+        try:
+            last: dict[Any, Any] = {}
+            for stream in _STREAM_KINDS:
+                newest = await client.xrevrange(stream, count=1)
+                last[stream] = newest[0][0] if newest else "0-0"
+            ready.set()
+            while True:
+                replies: Any = await client.xread(last, block=200, count=500)  # type: ignore[arg-type]
+                for stream, entries in replies or []:
+                    for entry_id, fields in entries:
+                        last[stream] = entry_id
+                        self._on_stream(site_id, stream, entry_id, fields)
+        finally:
+            await client.aclose()
+
+    def _on_stream(self, site_id: str, stream: str, entry_id: str, fields: dict[str, str]) -> None:
+        data = _json_or_text(fields.get("data", "").encode())
+        record = data if isinstance(data, dict) else {"value": data}
+        kind = _STREAM_KINDS[stream]
+        device = record.get("device_id") if isinstance(record.get("device_id"), str) else None
+        if kind is EventKind.ALERT:
+            self._timeline.record(
+                kind,
+                "redis",
+                site=site_id,
+                device=device,
+                **{**record, "type": record.get("type") or fields.get("type"), "entry": entry_id},
+            )
+        else:
+            self._timeline.record(
+                kind, "redis", site=site_id, device=device, type=fields.get("type"), data=record
+            )
+
+    # ------------------------------------------------------------ NATS
+
+    async def _run_nats(self, site_id: str, site: SiteInfo, ready: asyncio.Event) -> None:
+        lost = asyncio.Event()
+
+        async def closed() -> None:
+            lost.set()
+
+        async def on_error(_error: Exception) -> None:
+            return None
+
+        client = await nats.connect(
+            site.nats,
+            allow_reconnect=False,
+            connect_timeout=2,
+            closed_cb=closed,
+            disconnected_cb=closed,
+            error_cb=on_error,
+            name=f"{self._prefix}-{site_id}",
+        )
+        try:
+
+            async def on_message(message: Any) -> None:
+                body = _json_or_text(message.data)
+                self._timeline.record(
+                    EventKind.NATS, "nats", site=site_id, subject=message.subject, data=body
+                )
+
+            await client.subscribe("aurora.>", cb=on_message)
+            await client.flush()
+            ready.set()
+            await lost.wait()
+            raise ConnectionError("NATS connection lost")
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    # ------------------------------------------------------------ REST
+
+    async def _run_rest(self, site_id: str, site: SiteInfo, ready: asyncio.Event) -> None:
+        devices: dict[str, tuple[Any, ...]] = {}
+        links: dict[str, Any] = {}
+        async with httpx.AsyncClient(base_url=site.api, timeout=2.0) as http:
+            first = True
+            while True:
+                try:
+                    await self._poll_devices(http, site_id, devices)
+                    await self._poll_links(http, site_id, links)
+                except httpx.HTTPError:
+                    if first:
+                        ready.set()  # a site whose backend is down is still "observed"
+                    raise
+                if first:
+                    ready.set()
+                    first = False
+                await asyncio.sleep(self._poll_s)
+
+    async def _poll_devices(
+        self, http: httpx.AsyncClient, site_id: str, seen: dict[str, tuple[Any, ...]]
+    ) -> None:
+        response = await http.get("/api/v1/cps/devices")
+        if response.status_code != 200:
+            return
+        for item in response.json().get("items", []):
+            device_id = item.get("device_id")
+            if not isinstance(device_id, str):
+                continue
+            state = tuple(item.get(name) for name in _DEVICE_FIELDS)
+            if seen.get(device_id) != state:
+                seen[device_id] = state
+                self._timeline.record(
+                    EventKind.DEVICE, "api", site=site_id, device=device_id, **item
+                )
+
+    async def _poll_links(
+        self, http: httpx.AsyncClient, site_id: str, seen: dict[str, Any]
+    ) -> None:
+        response = await http.get("/api/v1/system/topology")
+        if response.status_code != 200:
+            return  # federation disabled: no topology
+        for link in response.json().get("links", []):
+            ends = {link.get("site_a"), link.get("site_b")}
+            if site_id not in ends:
+                continue
+            peer = next((end for end in ends if end != site_id), None)
+            status = link.get("status")
+            key = str(link.get("link_id") or peer)
+            if seen.get(key) != status:
+                seen[key] = status
+                self._timeline.record(
+                    EventKind.LINK, "api", site=site_id, peer=peer, status=status, link=link
+                )
+
+
+def _as_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return b"" if payload is None else str(payload).encode()
+
+
+def _json_or_text(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return payload[:512].decode("utf-8", "replace")
+
+
+def _device_from_topic(topic: str) -> str | None:
+    parts = topic.split("/")
+    return parts[2] if len(parts) >= 3 and parts[0] == "aurora" and parts[2] else None

@@ -1,0 +1,223 @@
+"""Reports of scenario runs: JSON, a self-contained HTML page, and JUnit XML.
+
+Pure: each function turns results into text; :func:`write_report` picks the format from
+the file suffix. The HTML page shows, per scenario, the steps with their latencies (time
+from a step's action to each satisfying event) and the whole timeline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.scenario.results import ExpectationResult, ScenarioResult, failure_text
+from bench.scenario.timeline import EventKind
+
+REPORT_SUFFIXES = (".json", ".html", ".htm", ".xml")
+
+
+def to_json(results: Sequence[ScenarioResult]) -> dict[str, Any]:
+    """The whole run as one JSON document."""
+    return {
+        "passed": all(r.passed for r in results),
+        "scenarios": [r.to_json() for r in results],
+        "summary": {
+            "total": len(results),
+            "passed": sum(r.passed for r in results),
+            "failed": sum(not r.passed for r in results),
+            "duration_s": round(sum(r.duration_s for r in results), 3),
+        },
+    }
+
+
+def junit_xml(results: Sequence[ScenarioResult], suite: str = "aurora-bench scenarios") -> str:
+    """JUnit XML: one testcase per scenario, the failure text as the failure body."""
+    root = ET.Element(
+        "testsuite",
+        name=suite,
+        tests=str(len(results)),
+        failures=str(sum(1 for r in results if not r.passed and r.error is None)),
+        errors=str(sum(1 for r in results if r.error is not None)),
+        time=f"{sum(r.duration_s for r in results):.3f}",
+    )
+    for result in results:
+        case = ET.SubElement(
+            root,
+            "testcase",
+            classname=Path(result.path).stem or "scenario",
+            name=result.name,
+            file=result.path,
+            time=f"{result.duration_s:.3f}",
+        )
+        if result.error is not None:
+            node = ET.SubElement(case, "error", message=result.error.splitlines()[0][:200])
+            node.text = failure_text(result)
+        elif not result.passed:
+            step, expectation = result.failures()[0]
+            message = expectation.description if expectation else (step.error or "failed")
+            node = ET.SubElement(case, "failure", message=f"{step.name}: {message}"[:200])
+            node.text = failure_text(result)
+        properties = ET.SubElement(case, "properties")
+        for step in result.steps:
+            for expectation in step.expectations:
+                if expectation.latency_s is not None:
+                    ET.SubElement(
+                        properties,
+                        "property",
+                        name=f"{step.name}: {expectation.description}",
+                        value=f"{expectation.latency_s:.6f}",
+                    )
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+_STYLE = """
+body{font:14px system-ui,sans-serif;margin:2em;color:#222}
+h1{font-size:1.4em} h2{font-size:1.15em;margin-top:2em}
+.pass{color:#17803d} .fail{color:#c0262d}
+table{border-collapse:collapse;margin:.5em 0 1em} td,th{padding:2px 8px;text-align:left;
+vertical-align:top;border-bottom:1px solid #eee} th{background:#f5f5f5}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{display:inline-block;height:9px;background:#5b8def;vertical-align:middle}
+details{margin:.3em 0} pre{background:#f7f7f7;padding:.6em;overflow:auto}
+tr.k-step td{font-weight:600;background:#fafafa} tr.k-alert td{color:#b45309}
+tr.k-command td,tr.k-lock td{color:#1d4ed8}
+"""
+
+
+def html_report(results: Sequence[ScenarioResult], title: str = "aurora-bench scenarios") -> str:
+    """A self-contained HTML page."""
+    e = html.escape
+    passed = sum(r.passed for r in results)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{e(title)}: {passed}/{len(results)} passed</h1>",
+        "<table><tr><th>scenario</th><th>result</th><th>duration</th><th>file</th></tr>",
+    ]
+    for index, result in enumerate(results):
+        parts.append(
+            f"<tr><td><a href='#s{index}'>{e(result.name)}</a></td>"
+            f"<td class='{_cls(result.passed)}'>{_word(result.passed)}</td>"
+            f"<td class='num'>{result.duration_s:.2f}s</td><td>{e(result.path)}</td></tr>"
+        )
+    parts.append("</table>")
+    for index, result in enumerate(results):
+        parts.append(_scenario_html(index, result))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _cls(ok: bool) -> str:
+    return "pass" if ok else "fail"
+
+
+def _word(ok: bool) -> str:
+    return "passed" if ok else "FAILED"
+
+
+def _scenario_html(index: int, result: ScenarioResult) -> str:
+    e = html.escape
+    out = [
+        f"<h2 id='s{index}'>{e(result.name)} "
+        f"<span class='{_cls(result.passed)}'>{_word(result.passed)}</span></h2>",
+        f"<div>{e(result.path)} &middot; started {e(result.started_at)} &middot; "
+        f"{result.duration_s:.2f}s</div>",
+    ]
+    if not result.passed:
+        out.append(f"<pre>{e(failure_text(result))}</pre>")
+    latencies = [
+        x.latency_s for s in result.steps for x in s.expectations if x.latency_s is not None
+    ]
+    scale = max([*latencies, 0.001])
+    out.append(
+        "<table><tr><th>at</th><th>step</th><th>action</th><th>action time</th>"
+        "<th>expectation</th><th>result</th><th>latency</th><th></th></tr>"
+    )
+    for step in result.steps:
+        rows: list[ExpectationResult | None] = [*step.expectations] or [None]
+        for row, expectation in enumerate(rows):
+            head = (
+                f"<td class='num'>{step.started:.3f}s</td><td>{e(step.name)}</td>"
+                f"<td>{e(step.action or '-')} {e(step.detail)}"
+                f"{'<br><span class=fail>' + e(step.error) + '</span>' if step.error else ''}"
+                f"</td><td class='num'>{step.action_s * 1000:.1f}ms</td>"
+                if row == 0
+                else "<td></td><td></td><td></td><td></td>"
+            )
+            if expectation is None:
+                out.append(f"<tr>{head}<td>-</td><td></td><td></td><td></td></tr>")
+                continue
+            latency = expectation.latency_s
+            bar = (
+                f"<span class='bar' style='width:{max(1, int(160 * latency / scale))}px'></span>"
+                if latency is not None and expectation.passed
+                else ""
+            )
+            shown = f"{latency * 1000:.1f}ms" if latency is not None else ""
+            title = e(f"observed: {expectation.observed}")
+            out.append(
+                f"<tr>{head}<td title='{title}'>{e(expectation.description)}</td>"
+                f"<td class='{_cls(expectation.passed)}'>{e(expectation.verdict.value)}</td>"
+                f"<td class='num'>{shown}</td><td>{bar}</td></tr>"
+            )
+    out.append("</table>")
+    out.append(f"<details><summary>timeline ({len(result.events)} events)</summary>")
+    out.append(
+        "<table><tr><th>t</th><th>kind</th><th>site</th><th>device</th><th>source</th>"
+        "<th>what</th></tr>"
+    )
+    for event in result.events:
+        data = json.dumps(dict(event.data), default=str)
+        out.append(
+            f"<tr class='k-{event.kind.value}'><td class='num'>{event.t:.3f}s</td>"
+            f"<td>{e(event.kind.value)}</td><td>{e(event.site or '')}</td>"
+            f"<td>{e(event.device or '')}</td><td>{e(event.source)}</td>"
+            f"<td title='{e(data[:2000])}'>{e(_what(event.kind, event.summary()))}</td></tr>"
+        )
+    out.append("</table></details>")
+    return "\n".join(out)
+
+
+def _what(kind: EventKind, summary: str) -> str:
+    # The summary starts with "[site]kind device"; the table has columns for those.
+    return summary.split(" ", 2)[-1] if kind is not EventKind.STEP else summary
+
+
+def write_report(path: Path | str, results: Sequence[ScenarioResult]) -> Path:
+    """Write a report; the format follows the suffix (.json, .html, .xml = JUnit)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(to_json(results), indent=2) + "\n"
+    elif suffix in {".html", ".htm"}:
+        text = html_report(results)
+    elif suffix == ".xml":
+        text = junit_xml(results)
+    else:
+        raise BenchError(
+            f"cannot tell the report format of {path}: use a name ending in "
+            f"{', '.join(REPORT_SUFFIXES)}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise BenchError(f"cannot write the report {path}: {error.strerror}") from None
+    return path
+
+
+def write_junit(path: Path | str, results: Sequence[ScenarioResult]) -> Path:
+    """Write JUnit XML to ``path`` whatever its suffix."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(junit_xml(results), encoding="utf-8")
+    except OSError as error:
+        raise BenchError(f"cannot write {path}: {error.strerror}") from None
+    return path
