@@ -57,6 +57,9 @@ class Settings(BaseSettings):
 
     #: Most messages handled (and acknowledged) as one batch on the ingest hot path.
     ingest_batch_max: int = 1000
+    #: Fault injection for crash tests: wait this long between a batch landing and its
+    #: PUBACKs, widening the "processed but not acknowledged" window. Keep 0 in production.
+    ingest_ack_delay_s: float = 0.0
     #: How often cached ``last_seen`` refreshes are written to the database.
     last_seen_flush_interval_s: float = 1.0
     #: Bytes of a rejected payload kept in its ``rejected_message`` audit entry.

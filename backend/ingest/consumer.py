@@ -230,6 +230,8 @@ class MqttIngest:
             if self._processor is not None:
                 await self._processor.process(batch)
             self._metrics.batch_size.observe(len(batch))
+            if self._settings.ingest_ack_delay_s > 0:
+                await asyncio.sleep(self._settings.ingest_ack_delay_s)
             for message in raw:
                 if message.qos > 0:
                     inner.ack(message.mid, message.qos)
