@@ -125,7 +125,8 @@ class NodeRunner:
 
     async def run(self) -> None:
         """Start the node and serve it until cancelled."""
-        self.node.start()
+        # Through the bridge: a sleeping clock must notice the node's first events.
+        self.bridge.call_soon(self.node.start)
         try:
             while True:
                 if self._link is None and self._wants_link():
