@@ -164,6 +164,18 @@ async def test_virtual_door_through_the_bridge(
         await board.line(lambda t: t == "lock unlocked", "the lock to open")
         assert bridge.stats.commands_down >= 1
 
+        # 2b. An attestation challenge goes down as a frame, the board signs it with its PKI
+        #     key, and the response frame comes back up and verifies.
+        challenge = await http.post(f"/api/v1/cps/devices/{device_id}/attestations")
+        assert challenge.status_code == 202, challenge.text
+
+        async def verified() -> bool:
+            response = await http.get(f"/api/v1/cps/devices/{device_id}")
+            return bool(response.json()["attestation_status"] == "verified")
+
+        await eventually(verified, "attestation_status verified")
+        assert bridge.stats.frames["attestation_response"] == 1
+
     # 3. A malformed frame is reported in one line and never published: a valid swipe sent
     #    after it arrives at a probe subscriber, and nothing arrived before it.
     async with probe_client(bench_one) as probe:

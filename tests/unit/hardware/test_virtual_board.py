@@ -1,0 +1,87 @@
+"""A simulated door on a PTY, driven through pyserial like a real board (no servers)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from backend.contract import CommandMessage, CommandVerb, MessageKind
+from backend.contract.messages import now_rfc3339
+from bench.virtual_board import VirtualBoard
+from hardware.framing import Frame, FrameDecoder, LogLine, Violation, encode_frame
+from hardware.link import SerialLink
+from hardware.profiles import GENERIC
+
+
+async def frames_until(link: SerialLink, decoder: FrameDecoder, kind: MessageKind) -> list[object]:
+    seen: list[object] = []
+    async with asyncio.timeout(5):
+        while not any(isinstance(i, Frame) and i.kind is kind for i in seen):
+            seen += decoder.feed(await link.read())
+    return seen
+
+
+async def test_door_speaks_frames_and_obeys_unlock(tmp_path: Path) -> None:
+    said: list[str] = []
+    board = VirtualBoard("door", "vdoor-u1", tmp_path / "d.tty", heartbeat_s=0.2, say=said.append)
+    task = asyncio.create_task(board.run())
+    try:
+        async with asyncio.timeout(5):
+            while not (tmp_path / "d.tty").exists():
+                await asyncio.sleep(0.01)
+        link = await SerialLink.open(str(tmp_path / "d.tty"), GENERIC)
+        decoder = FrameDecoder()
+        await frames_until(link, decoder, MessageKind.STATUS)
+        assert board.execute("swipe 0455AF21") == "ok swipe 0455AF21"
+        seen = await frames_until(link, decoder, MessageKind.BADGE_EVENT)
+        badge = next(i for i in seen if isinstance(i, Frame) and i.kind is MessageKind.BADGE_EVENT)
+        assert badge.device_id == "vdoor-u1"
+
+        unlock = CommandMessage(
+            verb=CommandVerb.UNLOCK, request_id="r1", issued_at=now_rfc3339(), duration_s=1
+        )
+        await link.write(encode_frame(MessageKind.COMMAND, unlock))
+        seen = await frames_until(link, decoder, MessageKind.TELEMETRY)
+        assert any(isinstance(i, LogLine) and "rx: command unlock" in i.text for i in seen)
+        assert board.lock_state == "unlocked"
+        assert "lock unlocked" in said
+
+        board.execute("raw @aurora status {}")
+        async with asyncio.timeout(5):
+            while not any(isinstance(i, Violation) for i in seen):
+                seen += decoder.feed(await link.read())
+        await link.aclose()
+    finally:
+        board.stopped.set()
+        await task
+    assert not (tmp_path / "d.tty").exists()  # the link goes with the board
+
+
+@pytest.mark.parametrize(
+    ("board", "line", "reply"),
+    [
+        ("door", "swipe", "error: usage: swipe UID"),
+        ("door", "swipe nothex", "error: 1 validation error"),
+        ("env", "swipe 0455AF21", "error: a env board has no badge reader"),
+        (
+            "door",
+            "fault offline duration_s",
+            "error: fault parameter 'duration_s' is not key=value",
+        ),
+        ("door", "fault warp", "error: unknown fault 'warp'"),
+        ("door", "dance", "error: unknown command 'dance'; commands: swipe UID"),
+        ("door", "", "ok"),
+    ],
+)
+def test_script_errors_say_what_would_work(
+    tmp_path: Path, board: str, line: str, reply: str
+) -> None:
+    vb = VirtualBoard(board, "vb-1", tmp_path / "x.tty", say=lambda _: None)
+    assert vb.execute(line).startswith(reply)
+
+
+def test_unknown_board_kind_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="choose one of door, env, access, sentinel"):
+        VirtualBoard("toaster", "vb-1", tmp_path / "x.tty")
