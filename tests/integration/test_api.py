@@ -1,0 +1,305 @@
+"""The REST API through ``httpx.ASGITransport`` on a real Redis (the bench's) and a fresh
+SQLite file per app; MQTT is disabled here (the MQTT paths are in test_ingest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from backend.alerts import AlertRecord
+from backend.app import Backend, create_app
+from backend.contract import MessageKind, topic_for
+from backend.ingest.consumer import RawMessage
+from backend.settings import Settings
+from bench.site import RunningBench
+from tests.integration.test_ingest import new_id, status_payload
+
+
+def _settings(bench: RunningBench, tmp_path: Path, **changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "site_id": "api",
+        "mqtt_enabled": False,
+        "redis_url": bench.site("a").redis,
+        "database_url": f"sqlite:///{tmp_path / 'api.db'}",
+        "mqtt_client_id": new_id("api-test"),
+    }
+    values.update(changes)
+    return Settings(**values)
+
+
+async def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://site")
+
+
+@pytest.fixture
+async def site(
+    bench_one: RunningBench, tmp_path: Path
+) -> AsyncIterator[tuple[Backend, httpx.AsyncClient]]:
+    app = create_app(_settings(bench_one, tmp_path))
+    backend: Backend = app.state.backend
+    await backend.start()
+    client = await _client(app)
+    try:
+        yield backend, client
+    finally:
+        await client.aclose()
+        await backend.aclose()
+
+
+async def _register(backend: Backend, device_id: str) -> None:
+    await backend.pipeline.process(
+        [
+            RawMessage(
+                topic_for(MessageKind.STATUS, device_id),
+                status_payload(device_id, "ab" * 32),
+                qos=0,
+                mid=0,
+                dup=False,
+                trace=None,
+            )
+        ]
+    )
+
+
+async def test_healthz_names_the_missing_dependency(
+    bench_one: RunningBench, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    app = create_app(_settings(bench_one, tmp_path, redis_url=f"redis://127.0.0.1:{dead_port}/0"))
+    backend: Backend = app.state.backend
+    await backend.start()
+    try:
+        async with await _client(app) as client:
+            response = await client.get("/healthz")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["error"] == "not connected: redis"
+        assert body["detail"]["database"] == "ok"
+    finally:
+        await backend.aclose()
+
+
+async def test_healthz_green_when_mqtt_disabled(site: tuple[Backend, httpx.AsyncClient]) -> None:
+    _, client = site
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok", "mqtt": "disabled"}
+
+
+async def test_devices_list_get_and_404(site: tuple[Backend, httpx.AsyncClient]) -> None:
+    backend, client = site
+    device_id = new_id("stm32f401-door")
+    await _register(backend, device_id)
+    listing = (await client.get("/api/v1/cps/devices")).json()
+    assert [item["device_id"] for item in listing["items"]] == [device_id]
+    item = listing["items"][0]
+    for key in (
+        "device_id",
+        "device_type",
+        "board_family",
+        "firmware_version",
+        "firmware_hash",
+        "trust_status",
+        "attestation_status",
+        "risk_score",
+        "last_seen",
+    ):
+        assert key in item
+    assert item["trust_status"] == "trusted"
+    missing = await client.get("/api/v1/cps/devices/nope")
+    assert missing.status_code == 404
+    assert "not registered" in missing.json()["error"]
+
+
+async def test_commands_validate_verb_and_device(site: tuple[Backend, httpx.AsyncClient]) -> None:
+    backend, client = site
+    device_id = new_id("stm32f401-door")
+    bad = await client.post(f"/api/v1/cps/devices/{device_id}/commands", json={"verb": "open"})
+    assert bad.status_code == 422
+    assert bad.json()["detail"]["allowed"] == [
+        "unlock",
+        "lock",
+        "lockdown",
+        "lockdown_clear",
+        "keepalive",
+    ]
+    unknown = await client.post(f"/api/v1/cps/devices/{device_id}/commands", json={"verb": "lock"})
+    assert unknown.status_code == 404
+    assert device_id in unknown.json()["error"]
+    await _register(backend, device_id)
+    # MQTT is disabled in this app: a clear 503 instead of a silent drop.
+    offline = await client.post(f"/api/v1/cps/devices/{device_id}/commands", json={"verb": "lock"})
+    assert offline.status_code == 503
+    assert "MQTT" in offline.json()["error"]
+    junk = await client.post(f"/api/v1/cps/devices/{device_id}/commands", content=b"{not json")
+    assert junk.status_code == 422
+    assert junk.json()["error"].startswith("invalid request")
+
+
+async def test_grants_create_list_delete(site: tuple[Backend, httpx.AsyncClient]) -> None:
+    _, client = site
+    created = await client.post(
+        "/api/v1/cps/access/grants", json={"uid": "0455af21", "device_ids": ["stm32f401-door-03"]}
+    )
+    assert created.status_code == 201
+    grant = created.json()
+    assert grant["uid"] == "0455AF21"
+    everywhere = await client.post(
+        "/api/v1/cps/access/grants", json={"uid": "CAFEBABE", "device_ids": ["*"]}
+    )
+    assert everywhere.status_code == 201
+    listed = (await client.get("/api/v1/cps/access/grants")).json()["items"]
+    assert [g["id"] for g in listed] == [grant["id"], everywhere.json()["id"]]
+    assert (await client.delete(f"/api/v1/cps/access/grants/{grant['id']}")).status_code == 204
+    again = await client.delete(f"/api/v1/cps/access/grants/{grant['id']}")
+    assert again.status_code == 404
+    assert "no access grant" in again.json()["error"]
+    bad = await client.post(
+        "/api/v1/cps/access/grants", json={"uid": "xyz", "device_ids": ["door/1"]}
+    )
+    assert bad.status_code == 422
+    fields = {problem["field"] for problem in bad.json()["detail"]}
+    assert fields == {"uid", "device_ids"}
+
+
+async def test_alerts_create_filter_and_order(site: tuple[Backend, httpx.AsyncClient]) -> None:
+    backend, client = site
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    first = await client.post(
+        "/api/v1/alerts",
+        json={
+            "type": "c2_beacon",
+            "severity": "critical",
+            "title": "Beacon to 203.0.113.7",
+            "device_id": "esp32s3-env-01",
+            "iocs": [{"type": "ip", "value": "203.0.113.7"}, "evil.example"],
+        },
+    )
+    assert first.status_code == 201, first.text
+    body = first.json()
+    assert body["source"] == "api"
+    assert body["origin_site"] == "api"
+    assert body["iocs"][1] == {"value": "evil.example"}
+    await backend.alerts.raise_alert("telemetry_anomaly", "medium", "hot", device_id="x")
+    items = (await client.get("/api/v1/alerts")).json()["items"]
+    assert [i["type"] for i in items] == ["telemetry_anomaly", "c2_beacon"], "newest first"
+    for key in ("id", "type", "severity", "source", "origin_site", "created_at"):
+        assert key in items[0]
+    only = (await client.get("/api/v1/alerts", params={"severity": "critical"})).json()
+    assert [i["id"] for i in only["items"]] == [body["id"]]
+    assert (await client.get("/api/v1/alerts", params={"source": "cps"})).json()["count"] == 1
+    assert (await client.get("/api/v1/alerts", params={"limit": 1})).json()["count"] == 1
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert (await client.get("/api/v1/alerts", params={"since": later})).json()["count"] == 0
+    assert (await client.get("/api/v1/alerts", params={"since": start.isoformat()})).json()[
+        "count"
+    ] == 2
+    bad = await client.post("/api/v1/alerts", json={"type": "x", "severity": "apocalyptic"})
+    assert bad.status_code == 422
+    assert "severity" in bad.json()["error"]
+    stream = await backend.bus.latest("aurora:cps:alerts", 10)
+    assert body["id"] in {entry.data["id"] for entry in stream}
+
+
+async def test_ingest_remote_is_idempotent_and_observers_do_not_block(
+    site: tuple[Backend, httpx.AsyncClient],
+) -> None:
+    backend, client = site
+    release = asyncio.Event()
+    seen: list[AlertRecord] = []
+
+    async def slow_observer(record: AlertRecord) -> None:
+        await release.wait()
+        seen.append(record)
+
+    backend.alerts.add_observer(slow_observer)
+    async with asyncio.timeout(5):
+        record = await backend.alerts.raise_alert("c2_beacon", "high", "local")
+    assert seen == [], "raise_alert returned before the observer finished"
+    release.set()
+    while not seen:
+        await asyncio.sleep(0.01)
+    assert seen[0].id == record.id
+
+    key = new_id("b-alert")
+    stored = await backend.alerts.ingest_remote(
+        type="c2_beacon",
+        severity="critical",
+        title="from b",
+        origin_site="b",
+        origin_alert_id="1234",
+        dedup_key=key,
+    )
+    assert stored is not None
+    assert stored.source == "federation:b"
+    duplicate = await backend.alerts.ingest_remote(
+        type="c2_beacon",
+        severity="critical",
+        title="from b",
+        origin_site="b",
+        origin_alert_id="1234",
+        dedup_key=key,
+    )
+    assert duplicate is None
+    federated = (await client.get("/api/v1/alerts", params={"source": "federation:b"})).json()
+    assert federated["count"] == 1
+    assert federated["items"][0]["origin_site"] == "b"
+    assert federated["items"][0]["origin_alert_id"] == "1234"
+    assert len(seen) == 1, "a peer's alert is not re-announced to observers"
+
+
+async def test_audit_filters_and_metrics(site: tuple[Backend, httpx.AsyncClient]) -> None:
+    backend, client = site
+    device_id = new_id("esp32s3-env")
+    await _register(backend, device_id)
+    await backend.pipeline.process(
+        [RawMessage(topic_for(MessageKind.TELEMETRY, device_id), b"[]", 0, 0, False, None)]
+    )
+    rejected = (
+        await client.get(
+            "/api/v1/audit", params={"type": "rejected_message", "device_id": device_id}
+        )
+    ).json()["items"]
+    assert len(rejected) == 1
+    assert rejected[0]["data"]["reason"] == "not_object"
+    statuses = (
+        await client.get("/api/v1/audit", params={"type": "device_status", "device_id": device_id})
+    ).json()["items"]
+    assert statuses[0]["data"]["trust_status"] == "trusted"
+    text = (await client.get("/metrics")).text
+    assert 'aurora_ingest_rejected_messages_total{reason="not_object"} 1.0' in text
+    assert 'aurora_ingest_messages_total{kind="status"} 1.0' in text
+    assert "aurora_ingest_handler_seconds_bucket" in text
+
+
+async def test_two_sites_live_in_one_process(bench_one: RunningBench, tmp_path: Path) -> None:
+    apps = [
+        create_app(_settings(bench_one, tmp_path / name, site_id=name)) for name in ("s1", "s2")
+    ]
+    for name in ("s1", "s2"):
+        (tmp_path / name).mkdir()
+    backends: list[Backend] = [app.state.backend for app in apps]
+    for backend in backends:
+        await backend.start()
+    try:
+        for app, name in zip(apps, ("s1", "s2"), strict=True):
+            async with await _client(app) as client:
+                created = await client.post(
+                    "/api/v1/alerts", json={"type": "t", "severity": "low", "title": name}
+                )
+                assert created.json()["origin_site"] == name
+                items = (await client.get("/api/v1/alerts")).json()["items"]
+                assert [item["title"] for item in items] == [name]
+    finally:
+        for backend in backends:
+            await backend.aclose()
