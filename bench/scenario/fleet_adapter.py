@@ -130,6 +130,10 @@ class SimulatedFleet:
 
     async def start(self) -> None:
         """Start the clock and every node; record each door's initial lock state."""
+        # Start the nodes before the clock: a clock that finds nothing scheduled sleeps until
+        # woken, and a node started later by its runner does not wake it.
+        for node in self._fleet.nodes.values():
+            node.start()
         await self._fleet.start()
         self._lock_task = asyncio.create_task(self._sample_locks(), name="scenario-locks")
 

@@ -93,6 +93,7 @@ class Probe:
         self._ready: dict[str, asyncio.Event] = {}
         self._mqtt: dict[str, aiomqtt.Client] = {}
         self._mqtt_ready: dict[str, asyncio.Event] = {}
+        self._stream_positions: dict[str, dict[Any, Any]] = {}
 
     async def __aenter__(self) -> Probe:
         await self.start()
@@ -229,10 +230,13 @@ class Probe:
     async def _run_redis(self, site_id: str, site: SiteInfo, ready: asyncio.Event) -> None:
         client = aioredis.from_url(site.redis, decode_responses=True)
         try:
-            last: dict[Any, Any] = {}
+            # Positions survive a reconnect (Redis restarted on purpose): nothing written
+            # meanwhile is skipped, nothing read twice.
+            last: dict[Any, Any] = self._stream_positions.setdefault(site_id, {})
             for stream in _STREAM_KINDS:
-                newest = await client.xrevrange(stream, count=1)
-                last[stream] = newest[0][0] if newest else "0-0"
+                if stream not in last:
+                    newest = await client.xrevrange(stream, count=1)
+                    last[stream] = newest[0][0] if newest else "0-0"
             ready.set()
             while True:
                 replies: Any = await client.xread(last, block=200, count=500)  # type: ignore[arg-type]
@@ -249,13 +253,8 @@ class Probe:
         kind = _STREAM_KINDS[stream]
         device = record.get("device_id") if isinstance(record.get("device_id"), str) else None
         if kind is EventKind.ALERT:
-            self._timeline.record(
-                kind,
-                "redis",
-                site=site_id,
-                device=device,
-                **{**record, "type": record.get("type") or fields.get("type"), "entry": entry_id},
-            )
+            data = {**record, "type": record.get("type") or fields.get("type"), "entry": entry_id}
+            self._timeline.record_data(kind, "redis", data, site=site_id, device=device)
         else:
             self._timeline.record(
                 kind, "redis", site=site_id, device=device, type=fields.get("type"), data=record
@@ -331,8 +330,8 @@ class Probe:
             state = tuple(item.get(name) for name in _DEVICE_FIELDS)
             if seen.get(device_id) != state:
                 seen[device_id] = state
-                self._timeline.record(
-                    EventKind.DEVICE, "api", site=site_id, device=device_id, **item
+                self._timeline.record_data(
+                    EventKind.DEVICE, "api", item, site=site_id, device=device_id
                 )
 
     async def _poll_links(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -113,6 +114,10 @@ class BenchPool:
         self._bench: RunningBench | None = None
         self._count = 0
         self.started = 0
+        # Benches of an earlier run are gone; their directories (logs) are kept until now.
+        if self._state_dir.is_dir():
+            for old in self._state_dir.glob("bench-*"):
+                shutil.rmtree(old, ignore_errors=True)
 
     def acquire(self, scenario: Scenario) -> RunningBench:
         """A bench with the scenario's sites and settings (started if needed)."""
@@ -200,13 +205,17 @@ class _Run:
             await self.do_grant(grant)
 
     async def _await_registration(self) -> None:
+        # A node is ready once its site's backend has processed a status from it in this
+        # run (the audit entry comes after the store write); an old row in the database
+        # of a shared bench does not count, and a node still in its boot delay would not
+        # act on commands yet.
         wanted = {(self.site_of(node.site), node.id) for node in self.scenario.fleet}
         limit = time.monotonic() + REGISTER_TIMEOUT_S
         while True:
             seen = {
                 (e.site, e.device)
                 for e in self.timeline
-                if e.kind is EventKind.DEVICE and e.device is not None
+                if e.kind is EventKind.AUDIT and e.get("type") == "device_status"
             }
             missing = wanted - seen
             if not missing:
@@ -217,7 +226,7 @@ class _Run:
                     f"the backend did not register {names} within {REGISTER_TIMEOUT_S:g}s "
                     "of the fleet starting (is the site's backend running?)"
                 )
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
 
     async def cleanup(self) -> None:
         errors: list[str] = []

@@ -148,6 +148,18 @@ class Timeline:
         """Add an event stamped now (or at ``t``)."""
         return self.add(Event(self.clock() if t is None else t, kind, source, site, device, data))
 
+    def record_data(
+        self,
+        kind: EventKind,
+        source: str,
+        data: Mapping[str, Any],
+        *,
+        site: str | None = None,
+        device: str | None = None,
+    ) -> Event:
+        """Like :meth:`record`, with ``data`` as one mapping (its keys may be anything)."""
+        return self.add(Event(self.clock(), kind, source, site, device, dict(data)))
+
     def listen(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener`` for every event added from now on (narration, progress)."""
         self._listeners.append(listener)
