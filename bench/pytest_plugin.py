@@ -1,3 +1,254 @@
-"""pytest plugin of aurora-bench (entry point ``pytest11``): bench fixtures and scenarios."""
+"""pytest plugin of aurora-bench (entry point ``pytest11``): bench fixtures and scenarios.
 
+* Scenario files (``scenarios/*.yaml``, not ``scenarios/fleets/``) are collected as test
+  items, one per file, marked ``scenario`` plus the file's own ``markers``; so ``-k``,
+  ``-m`` and ``--junitxml`` come from pytest. A broken file is a collection error that
+  reads ``file:line: what is wrong``; a failed scenario reports expected vs observed with
+  the timeline around it.
+* Scenario items that need the same sites and settings share one bench (items are
+  reordered so they run back to back); it is stopped when the session ends.
+* Fixtures for tests written in Python: those of :mod:`bench.fixtures` (``bench_one``,
+  ``bench_two``, ``bench_factory``, ...), plus ``bench_site`` (the
+  :class:`~bench.benchfile.SiteInfo` of ``bench_one``'s site ``a``), ``bench_sites``
+  (``bench_two``'s sites by id) and ``fleet`` (start simulated nodes on a running bench).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bench.benchfile import SiteInfo
 from bench.fixtures import *  # noqa: F403  (fixtures are found by name)
+from bench.scenario.loader import (
+    SUFFIXES,
+    LoadedScenario,
+    Problem,
+    ScenarioLoadError,
+    load_scenario,
+)
+from bench.scenario.results import ScenarioResult, failure_text
+from bench.site import RunningBench
+
+SCENARIO_MARKER = "scenario"
+_POOL = pytest.StashKey[Any]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the scenario marker (for suites without aurora-bench's pyproject)."""
+    config.addinivalue_line(
+        "markers", f"{SCENARIO_MARKER}: a scenario file collected by the aurora-bench plugin"
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the bench scenarios shared."""
+    pool = config.stash.get(_POOL, None)
+    if pool is not None:
+        config.stash[_POOL] = None
+        pool.close()
+
+
+def is_scenario_file(path: Path) -> bool:
+    """``scenarios/<name>.yaml``: fleet specs in ``scenarios/fleets/`` are not scenarios."""
+    return path.suffix in SUFFIXES and path.parent.name == "scenarios"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Collect ``scenarios/*.yaml`` as :class:`ScenarioFile`."""
+    if is_scenario_file(file_path):
+        collector: ScenarioFile = ScenarioFile.from_parent(parent, path=file_path)
+        return collector
+    return None
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Run scenarios that can share a bench back to back (other tests keep their places)."""
+    slots = [index for index, item in enumerate(items) if isinstance(item, ScenarioItem)]
+    scenarios = [items[index] for index in slots]
+    order: dict[str, int] = {}
+    for item in scenarios:
+        assert isinstance(item, ScenarioItem)
+        order.setdefault(item.loaded.scenario.bench_key(), len(order))
+    ordered = sorted(scenarios, key=lambda i: order[i.loaded.scenario.bench_key()])  # type: ignore[attr-defined]
+    for index, item in zip(slots, ordered, strict=True):
+        items[index] = item
+
+
+class ScenarioFile(pytest.File):
+    """One scenario file: one item, or a collection error naming file and line."""
+
+    def collect(self) -> Iterable[pytest.Item]:
+        """Load and validate the file."""
+        loaded = load_scenario(self.path)
+        item: ScenarioItem = ScenarioItem.from_parent(
+            self, name=_item_name(loaded.name), loaded=loaded
+        )
+        item.add_marker(SCENARIO_MARKER)
+        registered = _registered_markers(self.config)
+        for marker in loaded.scenario.markers:
+            if marker not in registered and self.config.option.strict_markers:
+                raise ScenarioLoadError(
+                    str(self.path),
+                    [
+                        _problem(
+                            f"marker {marker!r} is not registered with pytest (--strict-markers)"
+                        )
+                    ],
+                )
+            item.add_marker(marker)
+        yield item
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> str:
+        """A broken scenario file reads ``file:line: problem``, not a traceback."""
+        if isinstance(excinfo.value, ScenarioLoadError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+
+class ScenarioFailed(Exception):
+    """A scenario ran and did not pass."""
+
+    def __init__(self, result: ScenarioResult) -> None:
+        self.result = result
+        super().__init__(result.name)
+
+
+class ScenarioItem(pytest.Item):
+    """Runs one scenario against a (shared) bench."""
+
+    def __init__(self, *, loaded: LoadedScenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loaded = loaded
+        self.result: ScenarioResult | None = None
+
+    def runtest(self) -> None:
+        """Start or reuse a bench, play the scenario, fail with its story."""
+        from bench.scenario.runner import BenchPool, run_scenario
+
+        pool = self.config.stash.get(_POOL, None)
+        if pool is None:
+            pool = BenchPool(Path(tempfile.mkdtemp(prefix="aurora-scenarios-")))
+            self.config.stash[_POOL] = pool
+        bench: RunningBench = pool.acquire(self.loaded.scenario)
+        result = _in_own_loop(lambda: run_scenario(self.loaded, bench))
+        self.result = result
+        for step in result.steps:
+            for expectation in step.expectations:
+                if expectation.latency_s is not None:
+                    self.user_properties.append(
+                        (f"{step.name}: {expectation.description}", f"{expectation.latency_s:.6f}")
+                    )
+        if not result.passed:
+            raise ScenarioFailed(result)
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str:
+        """Expected vs observed with the timeline around it."""
+        if isinstance(excinfo.value, ScenarioFailed):
+            return failure_text(excinfo.value.result)
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        """Where the item comes from, for pytest's report lines."""
+        return self.path, None, f"scenario: {self.loaded.name}"
+
+
+def _item_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "scenario"
+
+
+def _registered_markers(config: pytest.Config) -> set[str]:
+    lines = config.getini("markers")
+    return {str(line).split(":", 1)[0].split("(", 1)[0].strip() for line in lines}
+
+
+def _problem(message: str) -> Problem:
+    return Problem(None, message)
+
+
+def _in_own_loop(make: Any) -> ScenarioResult:
+    # The scenario gets its own event loop in its own thread: it cannot disturb (or be
+    # disturbed by) the loop pytest-asyncio keeps for the session.
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = asyncio.run(make())
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, name="aurora-scenario", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    result: ScenarioResult = outcome["result"]
+    return result
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def bench_site(bench_one: RunningBench) -> SiteInfo:
+    """Site ``a`` of the shared one-site bench (its API, MQTT, Redis and NATS endpoints)."""
+    return bench_one.info.site("a")
+
+
+@pytest.fixture(scope="session")
+def bench_sites(bench_two: RunningBench) -> dict[str, SiteInfo]:
+    """Sites ``a`` and ``b`` of the shared two-site bench, by id."""
+    return dict(bench_two.info.sites)
+
+
+@pytest_asyncio.fixture
+async def fleet(bench_one: RunningBench) -> AsyncIterator[Any]:
+    """Start simulated nodes on a running bench; every fleet is stopped after the test.
+
+    ``await fleet([{"id": "door-01", "board": "stm32f401-door"}], bench=bench_one)``
+    returns a :class:`~bench.scenario.fleet_adapter.SimulatedFleet` whose nodes are
+    connected; ``timeline`` (optional) receives their commands and lock changes.
+    """
+    from bench.scenario.fleet_adapter import start_fleet
+    from bench.scenario.schema import Scenario
+    from bench.scenario.timeline import Timeline
+
+    started: list[Any] = []
+
+    async def make(
+        nodes: list[dict[str, Any]],
+        bench: RunningBench | None = None,
+        timeline: Timeline | None = None,
+    ) -> Any:
+        target = bench or bench_one
+        scenario = Scenario.model_validate(
+            {
+                "name": "fleet fixture",
+                "sites": {site: {} for site in target.info.sites},
+                "fleet": nodes,
+                "steps": [{"name": "none"}],
+            }
+        )
+        running = await start_fleet(scenario, target, timeline or Timeline())
+        started.append(running)
+        return running
+
+    try:
+        yield make
+    finally:
+        for running in reversed(started):
+            await running.aclose()
