@@ -1,0 +1,54 @@
+"""``python -m bench.perf`` (``make bench``): measure, print one table, write results.json."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bench.errors import BenchError
+from bench.perf.runner import DEFAULT_RESULTS, DEFAULT_STATE_DIR, PerfConfig, render_figures, run
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="Tiny sizes: checks the pipeline in seconds.")
+@click.option(
+    "--only",
+    default="",
+    help="Comma-separated measurements (ingest, unlock, devices, federation).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+)
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_RESULTS,
+    show_default=True,
+)
+def main(quick: bool, only: str, state_dir: Path, results: Path) -> None:
+    """Run every measurement against a bench started for the purpose."""
+    from rich.console import Console
+
+    config = PerfConfig.tiny() if quick else PerfConfig()
+    selected = [name.strip() for name in only.split(",") if name.strip()] or None
+    try:
+        figures, failures = run(config, state_dir=state_dir, results=results, selected=selected)
+    except BenchError as error:
+        click.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(2)
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    console.print(render_figures(figures))
+    console.print(f"results: {results}")
+    for failure in failures:
+        click.secho(f"failed: {failure}", fg="red", err=True)
+    if failures:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

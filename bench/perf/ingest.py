@@ -1,0 +1,476 @@
+"""Broker vs backend ingest: throughput (with a plain-subscriber baseline) and latency.
+
+Figures (issue 2 "Tests and figures", issue 7):
+
+* ``broker throughput (plain subscriber)`` — QoS 1 messages per second from one publisher
+  through Mosquitto to a plain paho subscriber: the baseline, what the broker and one
+  Python MQTT consumer do without any backend work.
+* ``ingest throughput (publish -> Redis stream)`` — the same number of telemetry messages
+  from one device to entries in ``aurora:cps:telemetry``; baseline = the figure above, so
+  the ratio is the share of the bare broker path the backend keeps.
+* ``ingest latency p50|p99 @ R msg/s`` — publish -> stream entry at a fixed moderate rate R
+  (5,000 msg/s, or half of the measured ingest throughput when the machine sustains less;
+  the rate is in the name).
+
+Every message carries the ``aurora-trace`` property; the backend copies it into the stream
+entry, so latency needs no change to the contract JSON. Timestamps are ``time.time_ns()`` of
+this host on both ends (publisher and stream reader run here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from backend.contract import MessageKind, TelemetryMessage, encode, topic_for
+from bench.load.clients import MeasurementError, Publisher, Subscriber
+from bench.load.profiles import PROFILES, DeviceTraffic
+from bench.load.summary import percentile_of
+from bench.load.trace import TRACE_FIELD, TRACE_PROPERTY, Trace, TraceError, decode_trace
+from bench.perf.figures import Figure
+from bench.perf.runner import PerfContext
+from bench.pki import CertPair
+
+TELEMETRY_STREAM = "aurora:cps:telemetry"
+BASELINE_TOPIC = "aurora/perf/baseline"
+#: Candidate "moderate" rates, highest first; the figure name states the one used.
+MODERATE_RATES = (5_000.0, 2_000.0, 1_000.0, 500.0, 200.0, 100.0, 50.0)
+DRAIN_TIMEOUT_S = 60.0
+
+
+def moderate_rate(ingest_per_s: float, cap: float) -> float:
+    """The highest candidate rate <= ``cap`` and <= half the measured ingest throughput."""
+    limit = min(cap, ingest_per_s / 2)
+    for rate in MODERATE_RATES:
+        if rate <= limit:
+            return rate
+    return MODERATE_RATES[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One traced entry seen in the stream: read time (ns) and the entry id's ms stamp."""
+
+    received_ns: int
+    entry_ms: int
+
+
+class StreamWatcher:
+    """A thread reading one Redis stream from "now", keeping arrivals of one client's traces.
+
+    The read position is fixed at construction, before anything is published, so no entry
+    can slip between. Blocking XREAD releases the GIL, so the publisher thread keeps going.
+    """
+
+    def __init__(self, redis_url: str, stream: str, client: str) -> None:
+        self.client = client
+        self.stream = stream
+        self._redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        newest = self._redis.xrevrange(stream, count=1)
+        self._position = str(newest[0][0]) if newest else "0-0"
+        self.arrivals: dict[int, Arrival] = {}
+        #: Every matching entry, duplicates of one trace included (constant-trace runs).
+        self.entries = 0
+        self.first_ms: int | None = None
+        self.last_ms: int | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"watch-{stream}", daemon=True)
+
+    def __enter__(self) -> StreamWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._redis.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batches: Any = self._redis.xread({self.stream: self._position}, count=5000, block=200)
+            received_ns = time.time_ns()
+            if not batches:
+                continue
+            found: dict[int, Arrival] = {}
+            matched = 0
+            first_ms: int | None = None
+            last_ms = 0
+            for _, entries in batches:
+                for entry_id, fields in entries:
+                    self._position = entry_id
+                    raw = fields.get(TRACE_FIELD)
+                    if raw is None:
+                        continue
+                    try:
+                        trace = decode_trace(raw)
+                    except TraceError:
+                        continue
+                    if trace.client == self.client:
+                        entry_ms = int(entry_id.split("-")[0])
+                        found.setdefault(trace.seq, Arrival(received_ns, entry_ms))
+                        matched += 1
+                        first_ms = entry_ms if first_ms is None else first_ms
+                        last_ms = entry_ms
+            if matched:
+                with self._cond:
+                    for seq, arrival in found.items():
+                        self.arrivals.setdefault(seq, arrival)
+                    self.entries += matched
+                    if self.first_ms is None:
+                        self.first_ms = first_ms
+                    self.last_ms = last_ms
+                    self._cond.notify_all()
+
+    def wait_entries(self, count: int, timeout_s: float) -> None:
+        """Block until ``count`` matching entries arrived in total (or raise)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self.entries < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise MeasurementError(
+                        f"{self.entries} of {count} messages of {self.client} in "
+                        f"{self.stream} after {timeout_s:g} s"
+                    )
+                self._cond.wait(min(remaining, 0.5))
+
+    def wait_for(self, seqs: range, timeout_s: float) -> None:
+        """Block until every sequence number in ``seqs`` arrived (or raise)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                missing = sum(1 for seq in seqs if seq not in self.arrivals)
+                if not missing:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise MeasurementError(
+                        f"{missing} of {len(seqs)} messages of {self.client} not in "
+                        f"{self.stream} after {timeout_s:g} s"
+                    )
+                self._cond.wait(min(remaining, 0.5))
+
+
+class TracedDevice:
+    """A device publisher that numbers its messages (trace property) from 0."""
+
+    def __init__(self, ctx: PerfContext, device_id: str, board: str = "esp32s3") -> None:
+        site = ctx.info.site(ctx.site_id)
+        pair = ctx.pki.device(device_id)
+        self.device_id = device_id
+        self.traffic = DeviceTraffic(device_id, PROFILES[board])
+        self.publisher = Publisher(
+            site.mqtt.host,
+            site.mqtt.port,
+            ca=ctx.pki.ca_cert,
+            cert=pair.cert,
+            key=pair.key,
+            client_id=device_id,
+        )
+        self.next_seq = 0
+        self.sent_ns: dict[int, int] = {}
+        self._telemetry_topic = topic_for(MessageKind.TELEMETRY, device_id)
+        self._payload = encode(
+            TelemetryMessage(device_id=device_id, metric="temperature_c", value=21.5, unit="C")
+        )
+
+    def send(self, kind: MessageKind, topic: str, payload: bytes, qos: int = 1) -> int:
+        """Publish with the next trace; returns its sequence number."""
+        seq = self.next_seq
+        self.next_seq += 1
+        sent_ns = time.time_ns()
+        self.sent_ns[seq] = sent_ns
+        self.publisher.publish(topic, payload, qos, Trace(self.device_id, seq, sent_ns).encode())
+        return seq
+
+    def telemetry(self, _: int = 0) -> int:
+        """One in-range reading (the same payload each time: measures the path, not JSON)."""
+        return self.send(MessageKind.TELEMETRY, self._telemetry_topic, self._payload)
+
+    def status(self) -> int:
+        """The device's status (registers it with the backend)."""
+        return self.send(*self.traffic.status())
+
+
+def c_clients() -> tuple[str, str] | None:
+    """Paths of ``mosquitto_pub`` and ``mosquitto_sub`` (package mosquitto-clients), if any."""
+    pub, sub = shutil.which("mosquitto_pub"), shutil.which("mosquitto_sub")
+    return (pub, sub) if pub and sub else None
+
+
+def _tls_args(ctx: PerfContext, pair: CertPair, client_id: str) -> list[str]:
+    site = ctx.info.site(ctx.site_id)
+    return [
+        *("-V", "mqttv5", "-h", site.mqtt.host, "-p", str(site.mqtt.port)),
+        *("--cafile", str(ctx.pki.ca_cert), "--cert", str(pair.cert), "--key", str(pair.key)),
+        *("-i", client_id, "-q", "1"),
+    ]
+
+
+def blast(
+    ctx: PerfContext,
+    pair: CertPair,
+    *,
+    client_id: str,
+    topic: str,
+    payload: bytes,
+    count: int,
+    trace: str | None = None,
+) -> None:
+    """``count`` QoS 1 messages from the C client ``mosquitto_pub -l`` (one per line).
+
+    A C publisher, so the figure is the broker's and the consumer's, not a Python client's.
+    """
+    tools = c_clients()
+    assert tools is not None
+    command = [tools[0], *_tls_args(ctx, pair, client_id), "-t", topic, "-l"]
+    if trace is not None:
+        command += ["-D", "publish", "user-property", TRACE_PROPERTY, trace]
+    lines = (payload + b"\n") * count
+    done = subprocess.run(
+        command, check=False, input=lines, capture_output=True, timeout=DRAIN_TIMEOUT_S
+    )
+    if done.returncode != 0:
+        raise MeasurementError(
+            f"mosquitto_pub failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
+        )
+
+
+class LineCounter:
+    """``mosquitto_sub`` (line-buffered) with a thread timestamping each printed message."""
+
+    def __init__(self, ctx: PerfContext, pair: CertPair, client_id: str, topic: str) -> None:
+        tools = c_clients()
+        assert tools is not None
+        self._process = subprocess.Popen(
+            ["stdbuf", "-oL", tools[1], *_tls_args(ctx, pair, client_id), "-t", topic],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.times: list[float] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, name="baseline-sub", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for _ in iter(self._process.stdout.readline, b""):
+            now = time.perf_counter()
+            with self._cond:
+                self.times.append(now)
+                self._cond.notify_all()
+
+    def wait_count(self, count: int, timeout_s: float) -> None:
+        """Block until ``count`` lines (messages) were printed in total."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while len(self.times) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._process.poll() is not None:
+                    stderr = b""
+                    if self._process.poll() is not None and self._process.stderr is not None:
+                        stderr = self._process.stderr.read()
+                    raise MeasurementError(
+                        f"plain subscriber saw {len(self.times)} of {count} messages"
+                        f" {stderr.decode(errors='replace').strip()}"
+                    )
+                self._cond.wait(min(remaining, 0.2))
+
+    def close(self) -> None:
+        """Stop mosquitto_sub (safe to call twice)."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._thread.join(timeout=5)
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def broker_throughput(ctx: PerfContext, count: int) -> float:
+    """Baseline: ``count`` QoS 1 messages, ``mosquitto_pub`` -> Mosquitto -> ``mosquitto_sub``.
+
+    Rate between the first and the last arrival at the subscriber (connection set-up is
+    not throughput). The subscriber is ready once a warm-up message came through.
+    """
+    probe = ctx.bench.probe_cert()
+    payload = encode(
+        TelemetryMessage(device_id="perf-baseline", metric="temperature_c", value=21.5, unit="C")
+    )
+    counter = LineCounter(ctx, probe, "perf-baseline-sub", BASELINE_TOPIC + "/#")
+    try:
+        warm = 0
+        while not counter.times:
+            warm += 1
+            if warm > 50:
+                raise MeasurementError("plain subscriber never received the warm-up message")
+            blast(
+                ctx,
+                probe,
+                client_id="perf-baseline-pub",
+                topic=BASELINE_TOPIC + "/warm",
+                payload=payload,
+                count=1,
+            )
+            with contextlib.suppress(MeasurementError):
+                counter.wait_count(1, 0.2)
+        # Late warm-ups still in flight would be counted as run messages: let them land.
+        time.sleep(0.3)
+        offset = len(counter.times)
+        blast(
+            ctx,
+            probe,
+            client_id="perf-baseline-pub",
+            topic=BASELINE_TOPIC + "/run",
+            payload=payload,
+            count=count,
+        )
+        counter.wait_count(offset + count, DRAIN_TIMEOUT_S)
+        times = counter.times[offset : offset + count]
+    finally:
+        counter.close()
+    return (count - 1) / max(times[-1] - times[0], 1e-6)
+
+
+def broker_throughput_paho(ctx: PerfContext, count: int) -> float:
+    """Fallback baseline without the C clients: paho publisher and subscriber, in-process."""
+    site = ctx.info.site(ctx.site_id)
+    probe = ctx.bench.probe_cert()
+    args: dict[str, Any] = {
+        "host": site.mqtt.host,
+        "port": site.mqtt.port,
+        "ca": ctx.pki.ca_cert,
+        "cert": probe.cert,
+        "key": probe.key,
+    }
+    payload = encode(
+        TelemetryMessage(device_id="perf-baseline", metric="temperature_c", value=21.5, unit="C")
+    )
+    subscriber = Subscriber(**args, client_id="perf-baseline-sub")
+    publisher = Publisher(**args, client_id="perf-baseline-pub")
+    subscriber.connect()
+    try:
+        subscriber.subscribe(BASELINE_TOPIC, qos=1)
+        publisher.connect()
+        try:
+            for _ in range(count):
+                publisher.publish(BASELINE_TOPIC, payload, 1)
+            subscriber.wait_count(count, DRAIN_TIMEOUT_S)
+            publisher.wait_acked(DRAIN_TIMEOUT_S)
+        finally:
+            publisher.close()
+    finally:
+        subscriber.close()
+    assert subscriber.first_at is not None and subscriber.last_at is not None
+    return (count - 1) / max(subscriber.last_at - subscriber.first_at, 1e-6)
+
+
+def ingest_throughput(ctx: PerfContext, count: int) -> float:
+    """``count`` telemetry messages from one device to entries in the telemetry stream.
+
+    Rate between the first and the last entry, by Redis's own entry-id clock. With the C
+    publisher every message carries the same trace (one run marker); the paho fallback
+    numbers them.
+    """
+    site = ctx.info.site(ctx.site_id)
+    device_id = "perf-ingest-0001"
+    pair = ctx.pki.device(device_id)
+    payload = encode(
+        TelemetryMessage(device_id=device_id, metric="temperature_c", value=21.5, unit="C")
+    )
+    with StreamWatcher(site.redis, TELEMETRY_STREAM, device_id) as watcher:
+        if c_clients() is not None:
+            marker = Trace(device_id, 0, time.time_ns()).encode()
+            topic = topic_for(MessageKind.TELEMETRY, device_id)
+            blast(
+                ctx,
+                pair,
+                client_id=device_id,
+                topic=topic,
+                payload=payload,
+                count=count,
+                trace=marker,
+            )
+        else:
+            device = TracedDevice(ctx, device_id)
+            device.publisher.connect()
+            try:
+                for _ in range(count):
+                    device.telemetry()
+                device.publisher.wait_acked(DRAIN_TIMEOUT_S)
+            finally:
+                device.publisher.close()
+        watcher.wait_entries(count, DRAIN_TIMEOUT_S)
+        assert watcher.first_ms is not None and watcher.last_ms is not None
+        elapsed_s = (watcher.last_ms - watcher.first_ms) / 1000
+    return (count - 1) / max(elapsed_s, 1e-3)
+
+
+def ingest_latency(ctx: PerfContext, rate: float, duration_s: float) -> tuple[float, float, float]:
+    """Publish -> stream entry at ``rate`` for ``duration_s``: (p50 ms, p99 ms, achieved rate)."""
+    site = ctx.info.site(ctx.site_id)
+    device = TracedDevice(ctx, "perf-latency-0001")
+    count = max(int(rate * duration_s), 1)
+    with StreamWatcher(site.redis, TELEMETRY_STREAM, device.device_id) as watcher:
+        device.publisher.connect()
+        try:
+            device.status()
+            first = device.next_seq
+            achieved = device.publisher.paced(count, rate, device.telemetry)
+            seqs = range(first, device.next_seq)
+            watcher.wait_for(seqs, DRAIN_TIMEOUT_S)
+        finally:
+            device.publisher.close()
+        latencies = [
+            (watcher.arrivals[seq].received_ns - device.sent_ns[seq]) / 1e6 for seq in seqs
+        ]
+    p50 = percentile_of(latencies, 0.50)
+    p99 = percentile_of(latencies, 0.99)
+    assert p50 is not None and p99 is not None
+    return p50, p99, achieved
+
+
+async def measure(ctx: PerfContext) -> list[Figure]:
+    """Broker baseline, ingest throughput and ratio, ingest latency at a moderate rate."""
+    config = ctx.config
+    c_tools = c_clients() is not None
+    how = "mosquitto_pub -> mosquitto_sub" if c_tools else "paho pub+sub in one process"
+    ctx.progress(f"broker baseline: {config.throughput_messages} QoS 1 messages ({how})")
+    baseline = await asyncio.to_thread(
+        broker_throughput if c_tools else broker_throughput_paho, ctx, config.throughput_messages
+    )
+    ctx.progress(f"broker baseline: {baseline:,.0f} msg/s")
+    ctx.progress(f"ingest: {config.throughput_messages} telemetry messages")
+    ingest = await asyncio.to_thread(ingest_throughput, ctx, config.throughput_messages)
+    ctx.progress(f"ingest: {ingest:,.0f} msg/s")
+    rate = moderate_rate(ingest, config.latency_rate_cap)
+    ctx.progress(f"ingest latency at {rate:g} msg/s for {config.latency_duration_s:g} s")
+    p50, p99, achieved = await asyncio.to_thread(
+        ingest_latency, ctx, rate, config.latency_duration_s
+    )
+    note = f"achieved {achieved:,.0f} msg/s"
+    return [
+        Figure("broker throughput (plain subscriber)", baseline, "msg/s", note=how),
+        Figure(
+            "ingest throughput (publish -> Redis stream)",
+            ingest,
+            "msg/s",
+            baseline=baseline,
+            note="baseline: broker with a plain subscriber",
+        ),
+        Figure(f"ingest latency p50 @ {rate:g} msg/s", p50, "ms", note=note),
+        Figure(f"ingest latency p99 @ {rate:g} msg/s", p99, "ms", note=note),
+    ]
