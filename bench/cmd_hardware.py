@@ -22,7 +22,7 @@ from bench.errors import BenchError
 from hardware.bridge import Bridge, BrokerEndpoint, DeviceCredentials
 from hardware.conformance import ConformanceCheck, check_capture
 from hardware.discovery import BoardPort, list_boards, select_board
-from hardware.errors import HardwareError, PortError
+from hardware.errors import BoardNotFoundError, HardwareError, PortError
 from hardware.framing import Violation
 from hardware.link import ByteLink, SerialLink
 from hardware.profiles import GENERIC, BoardProfile, profile_for_kind
@@ -131,6 +131,8 @@ def port_opener(
     async def open_port() -> ByteLink:
         try:
             port = select_board(selector, list_boards())
+        except BoardNotFoundError:
+            raise PortError(selector, "not plugged in") from None
         except HardwareError as error:
             raise PortError(selector, str(error)) from None
         link = await SerialLink.open(port.device, profile, baud, reset=first[0])
@@ -223,9 +225,18 @@ def bridge(  # noqa: PLR0917 - click passes options positionally
 ) -> None:
     """Bridge a board on a serial port to a site started by `aurora-bench up`."""
     info = read_bench_file(state_dir)
-    the_bridge = make_bridge(
-        info, site_id, selector, board=board, baud=baud, reset=reset, buffer_frames=buffer_frames
-    )
+    try:
+        the_bridge = make_bridge(
+            info,
+            site_id,
+            selector,
+            board=board,
+            baud=baud,
+            reset=reset,
+            buffer_frames=buffer_frames,
+        )
+    except HardwareError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(
         f"bridging {the_bridge.port_name} to site {site_id}; board logs in "
         f"{the_bridge.log.directory}/ (Ctrl-C to stop)"

@@ -175,6 +175,9 @@ class VirtualBoard:
             # serial line it can only show up as log output.
             self.log_line(f"net: publish {item.topic} {item.payload.decode(errors='replace')}")
             return
+        if item.kind is not MessageKind.TELEMETRY:
+            # Firmware logs what it sends; telemetry would drown the rest.
+            self.log_line(f"tx: {item.kind.value}")
         self.port.write(MARKER + item.kind.value.encode() + b" " + item.payload + b"\n")
 
     async def _downlink(self) -> None:

@@ -173,7 +173,7 @@ class Bridge:
     @property
     def label(self) -> str:
         """The board's name on the console: its device id once known, else the port."""
-        return self.session.device_id or self.port_name
+        return self.session.device_id or Path(self.port_name).name
 
     @property
     def buffered(self) -> int:

@@ -62,3 +62,24 @@ def test_boards_lists_or_says_clearly_that_there_are_none() -> None:
 def test_bridge_without_a_bench_says_to_start_one(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["bridge", "--state-dir", str(tmp_path)])
     assert "aurora-bench up" in str(result.exception) + result.output
+
+
+def test_bridge_to_a_missing_port_is_one_clear_line(tmp_path: Path) -> None:
+    from bench.benchfile import BenchInfo, MqttEndpoint, SiteInfo, write_bench_file
+
+    site = SiteInfo(
+        site_id="a",
+        api="http://127.0.0.1:1",
+        mqtt=MqttEndpoint(host="127.0.0.1", port=1),
+        redis="redis://127.0.0.1:1/0",
+        nats="nats://127.0.0.1:1",
+        database="sqlite:///x",
+    )
+    write_bench_file(
+        BenchInfo(state_dir=str(tmp_path), ca=str(tmp_path / "pki" / "ca.crt"), sites={"a": site})
+    )
+    missing = str(tmp_path / "ttyACM9")
+    result = CliRunner().invoke(cli, ["bridge", "--port", missing, "--state-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"no serial board matches '{missing}'" in result.output
+    assert "Traceback" not in result.output

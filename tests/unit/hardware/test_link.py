@@ -70,6 +70,7 @@ async def test_unplug_is_a_port_error_and_replug_reopens(pty: PtyPort) -> None:
 async def test_an_idle_read_never_blocks_the_loop_and_cancels_promptly(pty: PtyPort) -> None:
     link = await SerialLink.open(str(pty.link_path), GENERIC)
     try:
+
         async def read_forever() -> None:
             while True:
                 assert await link.read() == b""
