@@ -101,7 +101,7 @@ def evaluate(
         case LinkExpect():
             return _link(body, timeline, start, now)
         case LatencyExpect():
-            return _latency(body, timeline, now)
+            return _latency(body, timeline, start if body.scope == "step" else 0.0, now)
     raise AssertionError(f"no evaluator for {expectation.key}")  # pragma: no cover
 
 
@@ -210,6 +210,7 @@ def _match_text(match: EventMatch) -> str:
         message=match.message.value if match.message else None,
         state=match.state,
         site=match.site,
+        source=match.source,
     )
     return f"{match.event}{extra}"
 
@@ -545,6 +546,8 @@ def event_matches(match: EventMatch, event: Event) -> bool:
         return False
     if match.type is not None and event.get("type") != match.type:
         return False
+    if match.source is not None and event.source != match.source:
+        return False
     match match.event:
         case "badge":
             return event.kind is EventKind.MQTT and event.get("message") == "badge_event"
@@ -607,9 +610,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def _latency(body: LatencyExpect, timeline: Timeline, now: float) -> Outcome:
+def _latency(body: LatencyExpect, timeline: Timeline, since: float, now: float) -> Outcome:
     expected = describe(Expectation(latency=body))
-    pairs, unpaired = pair_events(body, timeline.before(now))
+    pairs, unpaired = pair_events(body, timeline.between(since, now))
     durations = [target.t - origin.t for origin, target in pairs]
     if len(durations) < body.min_pairs:
         return Outcome(

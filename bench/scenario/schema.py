@@ -420,6 +420,9 @@ class EventMatch(_Strict):
     site: SiteId | None = None
     message: MessageKind | None = None
     state: LockState | None = None
+    source: Literal["node", "mqtt", "redis", "api", "runner"] | None = Field(
+        None, description="only events from this source (a command: node = received)"
+    )
 
 
 class LatencyExpect(_Strict):
@@ -436,6 +439,9 @@ class LatencyExpect(_Strict):
     p99: Duration | None = None
     max: Duration | None = None
     min_pairs: Annotated[int, Field(ge=1)] = 1
+    scope: Literal["scenario", "step"] = Field(
+        "scenario", description="pair events of the whole scenario so far, or of this step"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
