@@ -9,6 +9,8 @@ rather than aiomqtt because it exposes PUBACK reason codes and costs less per me
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -31,6 +33,13 @@ class MeasurementError(BenchError):
     """A measurement could not be taken (broker refused, nothing arrived in time)."""
 
 
+def no_delay(client: Any, userdata: Any, sock: Any) -> None:
+    """paho ``on_socket_open``: switch Nagle off. A latency probe must not wait ~40 ms for a
+    delayed ACK before its next small packet leaves (write-write-read pattern)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _tls(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
     context.load_cert_chain(str(cert), str(key))
@@ -46,6 +55,7 @@ class _Client:
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
         self.client.tls_set_context(_tls(ca, cert, key))
+        self.client.on_socket_open = no_delay
         self.client.on_connect = self._on_connect
         self._connected = threading.Event()
         self._connect_reason: Any = None

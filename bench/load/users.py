@@ -41,6 +41,7 @@ from paho.mqtt.properties import Properties
 
 from backend.contract import CommandMessage, CommandVerb, MessageKind, decode_payload, topic_for
 from bench.benchfile import read_bench_file
+from bench.load.clients import no_delay
 from bench.load.ledger import Ledger
 from bench.load.profiles import PROFILES, BoardProfile, DeviceTraffic, parse_board_mix
 from bench.load.summary import CONNECTION_EVENTS, LoadCounters, summarize
@@ -292,6 +293,7 @@ class DeviceUser(User):
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.on_subscribe = None
+        client.on_socket_open = no_delay
         return client
 
     def on_start(self) -> None:

@@ -207,7 +207,8 @@ def c_clients() -> tuple[str, str] | None:
     return (pub, sub) if pub and sub else None
 
 
-def _tls_args(ctx: PerfContext, pair: CertPair, client_id: str) -> list[str]:
+def tls_args(ctx: PerfContext, pair: CertPair, client_id: str) -> list[str]:
+    """Connection arguments of the mosquitto C clients (MQTT v5, mTLS, QoS 1)."""
     site = ctx.info.site(ctx.site_id)
     return [
         *("-V", "mqttv5", "-h", site.mqtt.host, "-p", str(site.mqtt.port)),
@@ -232,7 +233,7 @@ def blast(
     """
     tools = c_clients()
     assert tools is not None
-    command = [tools[0], *_tls_args(ctx, pair, client_id), "-t", topic, "-l"]
+    command = [tools[0], *tls_args(ctx, pair, client_id), "-t", topic, "-l"]
     if trace is not None:
         command += ["-D", "publish", "user-property", TRACE_PROPERTY, trace]
     lines = (payload + b"\n") * count
@@ -252,7 +253,7 @@ class LineCounter:
         tools = c_clients()
         assert tools is not None
         self._process = subprocess.Popen(
-            ["stdbuf", "-oL", tools[1], *_tls_args(ctx, pair, client_id), "-t", topic],
+            ["stdbuf", "-oL", tools[1], *tls_args(ctx, pair, client_id), "-t", topic],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -456,6 +457,7 @@ async def measure(ctx: PerfContext) -> list[Figure]:
     ctx.progress(f"ingest: {config.throughput_messages} telemetry messages")
     ingest = await asyncio.to_thread(ingest_throughput, ctx, config.throughput_messages)
     ctx.progress(f"ingest: {ingest:,.0f} msg/s")
+    ctx.shared["ingest_msg_per_s"] = ingest
     rate = moderate_rate(ingest, config.latency_rate_cap)
     ctx.progress(f"ingest latency at {rate:g} msg/s for {config.latency_duration_s:g} s")
     p50, p99, achieved = await asyncio.to_thread(

@@ -64,7 +64,8 @@ class PerfContext:
     bench: RunningBench
     config: PerfConfig
     site_id: str = "a"
-    notes: list[str] = field(default_factory=list)
+    #: Numbers one measurement leaves for the next (e.g. the ingest rate this machine does).
+    shared: dict[str, float] = field(default_factory=dict)
 
     @property
     def info(self) -> BenchInfo:
@@ -166,8 +167,9 @@ async def run_measurements(
     """Run each measurement in turn; returns the figures and one line per failure."""
     figures: list[Figure] = []
     failures: list[str] = []
+    shared: dict[str, float] = {}
     for measurement, measure in measurements:
-        ctx = PerfContext(bench=bench, config=config)
+        ctx = PerfContext(bench=bench, config=config, shared=shared)
         print(f"-> {measurement.name}", file=sys.stderr, flush=True)
         started = time.monotonic()
         try:
