@@ -257,3 +257,34 @@ async def test_bridge_survives_the_broker_going_away(
     finally:
         board.stopped.set()
         await board_task
+
+
+async def test_swipe_to_unlock_latency_through_the_bridge(
+    bench_one: RunningBench,
+    virtual_door: tuple[BoardProcess, str, Path],
+    running_bridge: tuple[Bridge, list[str]],
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Badge read on the PTY -> bridge -> broker -> backend -> unlock back down the PTY."""
+    board, device_id, _ = virtual_door
+    bridge, _ = running_bridge
+    async with asyncio.timeout(DEADLINE_S):
+        await bridge.wait_until(lambda s: s.broker_connects >= 1 and s.published >= 1)
+    async with httpx.AsyncClient(base_url=bench_one.site("a").api, timeout=10) as http:
+        grant = await http.post(
+            "/api/v1/cps/access/grants", json={"uid": "0455AF30", "device_ids": [device_id]}
+        )
+        assert grant.status_code in (200, 201), grant.text
+    latencies_ms = []
+    for _ in range(20):
+        mark = len(board.lines)
+        started = time.perf_counter()
+        await board.do("swipe 0455AF30")
+        await board.line(lambda t: t == "command unlock", "the unlock", mark)
+        latencies_ms.append((time.perf_counter() - started) * 1000)
+    latencies_ms.sort()
+    p50, p95 = latencies_ms[len(latencies_ms) // 2], latencies_ms[int(len(latencies_ms) * 0.95) - 1]
+    record_property("swipe_unlock_p50_ms", round(p50, 1))
+    record_property("swipe_unlock_p95_ms", round(p95, 1))
+    print(f"swipe -> unlock through the bridge: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    assert p95 < 1000, latencies_ms
