@@ -25,6 +25,7 @@ from bench.scenario.schema import (
     LatencyExpect,
     LinkExpect,
     LockExpect,
+    MetricExpect,
     NoAlertExpect,
     NoCommandExpect,
 )
@@ -100,6 +101,8 @@ def evaluate(
             return _audit(body, timeline, start, now)
         case LinkExpect():
             return _link(body, timeline, start, now)
+        case MetricExpect():
+            return _metric(body, timeline, start, now)
         case LatencyExpect():
             return _latency(body, timeline, start if body.scope == "step" else 0.0, now)
     raise AssertionError(f"no evaluator for {expectation.key}")  # pragma: no cover
@@ -119,7 +122,9 @@ def describe(expectation: Expectation) -> str:
     body = expectation.body
     match body:
         case AlertExpect():
-            return f"{_count(body.count, 'alert')} {_alert_filter(body)} within {_s(body.within)}"
+            scope = " (since the scenario began)" if body.scope == "scenario" else ""
+            n = _count(body.count, "alert")
+            return f"{n} {_alert_filter(body)} within {_s(body.within)}{scope}"
         case NoAlertExpect():
             return f"no alert {_alert_filter(body)} for {_s(body.for_)}"
         case DeviceExpect():
@@ -135,10 +140,18 @@ def describe(expectation: Expectation) -> str:
         case AuditExpect():
             extra = _fields(body.data, device=body.device, site=body.site)
             n = _count(body.count, f"audit entry `{body.type}`")
-            return f"{n}{extra} within {_s(body.within)}"
+            scope = " (since the scenario began)" if body.scope == "scenario" else ""
+            return f"{n}{extra} within {_s(body.within)}{scope}"
         case LinkExpect():
             return (
                 f"link {body.site}<->{body.peer} {body.status} as {body.site} sees it "
+                f"within {_s(body.within)}"
+            )
+        case MetricExpect():
+            labels = ",".join(f"{k}={v}" for k, v in body.labels.items())
+            where = f" at site {body.site}" if body.site else ""
+            return (
+                f"{body.name}{{{labels}}}{where} up by >= {body.increase:g} "
                 f"within {_s(body.within)}"
             )
         case LatencyExpect():
@@ -179,6 +192,7 @@ def _alert_filter(body: AlertExpect | NoAlertExpect) -> str:
         min_severity=body.min_severity.value if body.min_severity else None,
         device=body.device,
         origin=body.origin,
+        contains=repr(body.contains) if body.contains else None,
     ).strip()
     where = f"at site {body.site}" if body.site else "at any site"
     return f"{parts} {where}".strip()
@@ -238,6 +252,11 @@ def _alert_matches(body: AlertExpect | NoAlertExpect) -> Callable[[Event], bool]
             return False
         if body.origin is not None and (event.get("origin_site") or event.site) != body.origin:
             return False
+        if body.contains is not None and not any(
+            body.contains.lower() in str(event.get(key) or "").lower()
+            for key in ("title", "description")
+        ):
+            return False
         return _severity_ok(event, body.severity, body.min_severity)
 
     return matches
@@ -262,10 +281,11 @@ def _within(
     expected: str,
     related: Callable[[Event], bool],
     noun: str,
+    since: float | None = None,
 ) -> Outcome:
-    """Pass at the ``count``-th matching event in ``[start, start + bound]``."""
+    """Pass at the ``count``-th matching event in ``[since or start, start + bound]``."""
     end = start + bound
-    window = timeline.between(start, min(now, end))
+    window = timeline.between(since if since is not None else start, min(now, end))
     hits = [event for event in window if matches(event)]
     if len(hits) >= count:
         hit = hits[count - 1]
@@ -273,8 +293,8 @@ def _within(
             Verdict.PASSED,
             expected,
             hit.summary(),
-            at=hit.t,
-            latency_s=hit.t - start,
+            at=max(hit.t, start),
+            latency_s=max(0.0, hit.t - start),
             evidence=tuple(hits[:count]),
         )
     if now < end:
@@ -370,6 +390,7 @@ def _alert(body: AlertExpect, timeline: Timeline, start: float, now: float) -> O
         expected=expected,
         related=lambda e: e.kind is EventKind.ALERT,
         noun="alert",
+        since=0.0 if body.scope == "scenario" else None,
     )
 
 
@@ -532,6 +553,53 @@ def _audit(body: AuditExpect, timeline: Timeline, start: float, now: float) -> O
         expected=describe(Expectation(audit=body)),
         related=lambda e: e.kind is EventKind.AUDIT,
         noun="audit entry",
+        since=0.0 if body.scope == "scenario" else None,
+    )
+
+
+def metric_matches(body: MetricExpect, event: Event) -> bool:
+    """A METRIC sample of the counter ``body`` names (at its site, if given)."""
+    return (
+        event.kind is EventKind.METRIC
+        and event.get("name") == body.name
+        and event.get("labels") == body.labels
+        and (body.site is None or event.site == body.site)
+    )
+
+
+def _metric(body: MetricExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+    # The runner samples the counter when the step starts (the baseline) and while the
+    # expectation is pending; samples are sums over matching label sets.
+    expected = describe(Expectation(metric=body))
+    baseline_events = [e for e in timeline.before(start) if metric_matches(body, e)]
+    end = start + body.within
+    samples = [e for e in timeline.between(start, min(now, end)) if metric_matches(body, e)]
+    if not baseline_events and samples:
+        baseline_events, samples = samples[:1], samples[1:]
+    if not baseline_events:
+        if now < end:
+            return Outcome(Verdict.PENDING, expected)
+        return Outcome(Verdict.FAILED, expected, "the counter was never read", at=end)
+    base = float(baseline_events[-1].get("value") or 0.0)
+    for sample in samples:
+        if float(sample.get("value") or 0.0) - base >= body.increase:
+            return Outcome(
+                Verdict.PASSED,
+                expected,
+                f"{base:g} -> {sample.get('value')}",
+                at=sample.t,
+                latency_s=sample.t - start,
+                evidence=(baseline_events[-1], sample),
+            )
+    if now < end:
+        return Outcome(Verdict.PENDING, expected)
+    last = samples[-1].get("value") if samples else base
+    return Outcome(
+        Verdict.FAILED,
+        expected,
+        f"{base:g} -> {last} (+{float(last or 0.0) - base:g})",
+        at=end,
+        evidence=(baseline_events[-1], *samples[-1:]),
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import aiomqtt
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.errors import BenchError
 from bench.scenario.expectations import Context, Verdict, deadline, describe, evaluate
@@ -43,7 +44,9 @@ from bench.scenario.probe import Probe, ProbeIdentity
 from bench.scenario.results import ExpectationResult, ScenarioResult, StepResult
 from bench.scenario.schema import (
     AttestAction,
+    Expectation,
     GrantSpec,
+    MetricExpect,
     OperatorCommandAction,
     PartitionAction,
     PublishAction,
@@ -62,6 +65,21 @@ EVALUATE_EVERY_S = 0.02
 #: How long a fleet may take to boot and be registered by its site's backend.
 REGISTER_TIMEOUT_S = 20.0
 HTTP_TIMEOUT_S = 10.0
+#: How often pending metric expectations read /metrics.
+METRIC_SAMPLE_S = 0.1
+
+
+def metric_sums(text: str, bodies: Sequence[MetricExpect]) -> list[float]:
+    """For each expectation, the sum of the samples of its name whose labels include its own."""
+    sums = [0.0] * len(bodies)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for index, body in enumerate(bodies):
+                if sample.name == body.name and all(
+                    sample.labels.get(key) == value for key, value in body.labels.items()
+                ):
+                    sums[index] += float(sample.value)
+    return sums
 
 
 class RunObserver(Protocol):
@@ -463,6 +481,28 @@ class _Run:
                 return await self.do_partition(action, heal=True)
         raise StepError(f"no action {key!r}")  # pragma: no cover
 
+    # -------------------------------------------------------------- metrics
+
+    async def sample_metrics(self, expectations: Iterable[Expectation]) -> None:
+        """Record the current value of every counter a metric expectation names."""
+        wanted = [e.metric for e in expectations if e.metric is not None]
+        by_site: dict[str, list[MetricExpect]] = {}
+        for body in wanted:
+            by_site.setdefault(body.site or self.scenario.first_site, []).append(body)
+        for site, bodies in by_site.items():
+            try:
+                response = await self.http[site].get("/metrics")
+            except httpx.HTTPError:
+                continue  # backend down on purpose: no sample, the bound decides
+            if response.status_code != 200:
+                continue
+            values = metric_sums(response.text, bodies)
+            for body, value in zip(bodies, values, strict=True):
+                self.timeline.record(
+                    EventKind.METRIC, "runner", site=site, name=body.name,
+                    labels=dict(body.labels), value=value,
+                )  # fmt: skip
+
     # -------------------------------------------------------------- steps
 
     async def run_step(self, step: Step, index: int, previous_end: float) -> StepResult:
@@ -475,6 +515,8 @@ class _Run:
         self.observer.step_started(step, index, started)
         self.timeline.record(EventKind.STEP, "runner", phase="start", name=step.name, index=index)
         result = StepResult(step.name, step.action_key, started)
+        if any(e.key == "metric" for e in step.expect):
+            await self.sample_metrics(step.expect)
         try:
             result.detail = await self.perform(step)
         except (StepError, BenchError) as error:
@@ -497,6 +539,7 @@ class _Run:
         context = Context(node_devices=self.fleet.node_devices if self.fleet else frozenset())
         pending = dict(enumerate(step.expect))
         decided: dict[int, ExpectationResult] = {}
+        last_sample = start
         while pending:
             now = self.timeline.clock()
             # Latency checks look back over what happened: decide them after the step's
@@ -525,6 +568,10 @@ class _Run:
                     ),
                 )
             if pending:
+                metric_pending = [e for e in pending.values() if e.key == "metric"]
+                if metric_pending and now - last_sample >= METRIC_SAMPLE_S:
+                    last_sample = now
+                    await self.sample_metrics(metric_pending)
                 soonest = min(deadline(e, start) for e in pending.values())
                 await asyncio.sleep(min(EVALUATE_EVERY_S, max(0.0, soonest - now) + 0.001))
         return [decided[index] for index in sorted(decided)]

@@ -331,8 +331,12 @@ class AlertExpect(_Strict):
     device: DeviceId | None = None
     site: SiteId | None = None
     origin: SiteId | None = Field(None, description="origin site of a federated alert")
+    contains: str | None = Field(None, description="text in the alert's title or description")
     within: Duration = 5.0
     count: Annotated[int, Field(ge=1)] = 1
+    scope: Literal["step", "scenario"] = Field(
+        "step", description="count events since this step's action, or since the scenario began"
+    )
 
 
 class NoAlertExpect(_Strict):
@@ -344,6 +348,7 @@ class NoAlertExpect(_Strict):
     device: DeviceId | None = None
     site: SiteId | None = None
     origin: SiteId | None = None
+    contains: str | None = Field(None, description="text in the alert's title or description")
     for_: Duration = Field(1.0, alias="for")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -399,6 +404,9 @@ class AuditExpect(_Strict):
     data: dict[str, Any] = Field(default_factory=dict)
     within: Duration = 5.0
     count: Annotated[int, Field(ge=1)] = 1
+    scope: Literal["step", "scenario"] = Field(
+        "step", description="count events since this step's action, or since the scenario began"
+    )
 
 
 class LinkExpect(_Strict):
@@ -408,6 +416,20 @@ class LinkExpect(_Strict):
     peer: SiteId
     status: LinkStatus
     within: Duration = 10.0
+
+
+class MetricExpect(_Strict):
+    """A Prometheus counter of a site's ``/metrics`` grew by ``increase`` within ``within``.
+
+    ``name`` is the exposed sample name (``aurora_ingest_rejected_messages_total``);
+    samples whose labels include ``labels`` are summed.
+    """
+
+    name: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    labels: dict[str, str] = Field(default_factory=dict)
+    site: SiteId | None = None
+    increase: float = Field(1.0, gt=0)
+    within: Duration = 3.0
 
 
 class EventMatch(_Strict):
@@ -461,6 +483,7 @@ EXPECTATION_KEYS = (
     "lock",
     "audit",
     "link",
+    "metric",
     "latency",
 )
 
@@ -476,6 +499,7 @@ class Expectation(_Strict):
     lock: LockExpect | None = None
     audit: AuditExpect | None = None
     link: LinkExpect | None = None
+    metric: MetricExpect | None = None
     latency: LatencyExpect | None = None
 
     @model_validator(mode="before")

@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     DEVICE = "device"  # probe: a device's REST state changed
     LINK = "link"  # probe: a federation link's status changed
     LOCK = "lock"  # node: a door's lock state changed
+    METRIC = "metric"  # runner: a sample of a site's /metrics counter
     NOTE = "note"  # anything else worth showing (service stopped, node fault)
 
 
@@ -89,6 +90,8 @@ def _summary_of(event: Event) -> str:
             return " ".join(f"{k}={d.get(k)}" for k in fields if k in d)
         case EventKind.LINK:
             return f"{d.get('peer')} {d.get('status')}"
+        case EventKind.METRIC:
+            return f"{d.get('name')}{d.get('labels') or ''} = {d.get('value')}"
         case _:
             text = d.get("text") or d.get("subject") or d.get("action") or ""
             return str(text)
