@@ -101,10 +101,18 @@ def _board_dict(port: BoardPort) -> dict[str, Any]:
         "board": profile.name if profile else None,
         "board_family": profile.board_family if profile else None,
         "baud": profile.baud if profile else None,
-        "reset": profile.reset_hint or ("DTR/RTS sequence" if profile and profile.reset else None)
-        if profile
-        else None,
+        "reset": _reset_text(profile),
     }
+
+
+def _reset_text(profile: BoardProfile | None) -> str | None:
+    if profile is None:
+        return None
+    if profile.reset:
+        return "DTR/RTS: " + ", ".join(
+            f"dtr={int(step.dtr)} rts={int(step.rts)} {step.hold_s:g}s" for step in profile.reset
+        )
+    return profile.reset_hint or None
 
 
 # -- port selection shared by bridge and conformance -----------------------------------------

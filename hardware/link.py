@@ -71,6 +71,8 @@ class SerialLink:
                 baudrate=baud or profile.baud,
                 timeout=READ_TIMEOUT_S,
                 write_timeout=WRITE_TIMEOUT_S,
+                # Two readers would each get half of the bytes: refuse a second opener.
+                exclusive=True,
                 do_not_open=True,
             )
             port.dtr = profile.open_dtr
@@ -86,7 +88,10 @@ class SerialLink:
         try:
             port = await asyncio.to_thread(blocking_open)
         except (serial.SerialException, OSError, ValueError) as error:
-            raise PortError(path, str(error)) from None
+            reason = str(error)
+            if "exclusively lock" in reason:
+                reason = "busy: another bridge, conformance run or serial monitor has it open"
+            raise PortError(path, reason) from None
         return cls(port, path)
 
     async def _call(self, executor: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:

@@ -195,6 +195,11 @@ async def test_virtual_door_through_the_bridge(
         assert isinstance(first.payload, bytes)
         assert json.loads(first.payload)["uid"] == "0455AF22"
 
+    # 3b. A valid frame for another device id is refused: the board speaks for itself only.
+    await board.do("fault impersonate target=someone-else kind=badge_event")
+    await bridge.wait_until(lambda stats: stats.refused >= 1)
+    assert any("refused badge_event frame" in line and "'someone-else'" in line for line in console)
+
     # 4. Unplug: the bridge notices and waits; replug: it reopens, and commands flow again.
     await board.do("unplug")
     await eventually(

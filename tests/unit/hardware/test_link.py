@@ -96,3 +96,12 @@ async def test_output_nobody_reads_is_dropped_not_blocking(pty: PtyPort) -> None
     written = sum(pty.write(b"x" * 1024) for _ in range(512))
     assert written < 512 * 1024
     assert pty.dropped_bytes == 512 * 1024 - written
+
+
+async def test_a_second_opener_is_refused_clearly(pty: PtyPort) -> None:
+    link = await SerialLink.open(str(pty.link_path), GENERIC)
+    try:
+        with pytest.raises(PortError, match="busy: another bridge"):
+            await SerialLink.open(str(pty.link_path), GENERIC)
+    finally:
+        await link.aclose()
