@@ -262,6 +262,7 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
             node_ok((*base, akey, "device"), action.device, "`attest` with `respond`")
         if akey is not None:
             site_ok((*base, akey, "site"), getattr(action, "site", None))
+            site_ok((*base, akey, "from_site"), getattr(action, "from_site", None))
         if akey in {"partition", "heal"} and len(sites) < 2:
             problems.append(((*base, akey), f"`{akey}` needs two sites"))
         for e_index, expectation in enumerate(step.expect):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 import aiomqtt
 import httpx
+import nats
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.errors import BenchError
@@ -51,6 +53,7 @@ from bench.scenario.schema import (
     PartitionAction,
     PublishAction,
     RaiseAlertAction,
+    ReplayAction,
     RevokeAction,
     Scenario,
     ServiceAction,
@@ -417,6 +420,37 @@ class _Run:
         self.note(text, site=action.site)
         return text
 
+    async def do_replay(self, action: ReplayAction) -> str:
+        seen = [
+            e
+            for e in self.timeline
+            if e.kind is EventKind.NATS
+            and e.site == action.from_site
+            and str(e.get("subject", "")).startswith(action.subject)
+        ]
+        if not seen:
+            raise StepError(
+                f"no NATS message on {action.subject}* was seen at site {action.from_site} "
+                "to replay"
+            )
+        last = seen[-1]
+        data = last.get("data")
+        payload = data.encode() if isinstance(data, str) else json.dumps(data).encode()
+        subject = str(last.get("subject"))
+        url = self.bench.info.site(action.site).nats
+        try:
+            client = await nats.connect(url, allow_reconnect=False, connect_timeout=2)
+        except Exception as error:
+            raise StepError(f"cannot reach NATS of site {action.site}: {error}") from None
+        try:
+            for _ in range(action.count):
+                await client.publish(subject, payload)
+            await client.flush()
+        finally:
+            await client.close()
+        self.action("replay", action.site, subject=subject, count=action.count)
+        return f"{action.count} x {subject} from {action.from_site} at {action.site}"
+
     async def perform(self, step: Step) -> str:
         """Do the step's action; returns a short description for reports."""
         key = step.action_key
@@ -479,6 +513,8 @@ class _Run:
                 return await self.do_partition(action, heal=False)
             case "heal":
                 return await self.do_partition(action, heal=True)
+            case "replay":
+                return await self.do_replay(action)
         raise StepError(f"no action {key!r}")  # pragma: no cover
 
     # -------------------------------------------------------------- metrics

@@ -319,6 +319,20 @@ class PartitionAction(_Strict):
     site: SiteId = "b"
 
 
+class ReplayAction(_Strict):
+    """Publish again, on ``site``'s NATS, the last message seen on a subject at ``from_site``.
+
+    ``subject`` is a prefix (``aurora.alerts.federation.``). The copy carries no
+    ``Nats-Msg-Id``, so it reaches the application, whose own dedup (or echo drop) must
+    keep it from being stored twice.
+    """
+
+    subject: str = Field(min_length=1)
+    from_site: SiteId
+    site: SiteId
+    count: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
 # ---------------------------------------------------------------- expectations
 
 
@@ -541,6 +555,7 @@ ACTION_KEYS = (
     "start",
     "partition",
     "heal",
+    "replay",
     "wait",
 )
 
@@ -570,6 +585,7 @@ class Step(_Strict):
     start: ServiceAction | None = None
     partition: PartitionAction | None = None
     heal: PartitionAction | None = None
+    replay: ReplayAction | None = None
     wait: Duration | None = None
 
     expect: list[Expectation] = Field(default_factory=list)
