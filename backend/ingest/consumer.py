@@ -34,6 +34,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from backend.contract.topics import UPSTREAM_FILTERS
 from backend.errors import Unavailable
+from backend.ingest import paho_speedups
 from backend.metrics import BackendMetrics
 from backend.settings import Settings
 
@@ -107,6 +108,7 @@ class MqttIngest:
     def __init__(self, settings: Settings, metrics: BackendMetrics) -> None:
         self._settings = settings
         self._metrics = metrics
+        paho_speedups.install()
         self._processor: BatchProcessor | None = None
         self._client: aiomqtt.Client | None = None
         self._pending: list[paho.MQTTMessage] = []
@@ -224,6 +226,7 @@ class MqttIngest:
                     error = disconnected.exception()
                     raise aiomqtt.MqttError(f"disconnected: {error}")
                 continue
+            self._read_buffered(inner, batch_max)
             raw = self._pending[:batch_max]
             del self._pending[:batch_max]
             batch = [RawMessage.from_paho(message) for message in raw]
@@ -237,6 +240,23 @@ class MqttIngest:
                     inner.ack(message.mid, message.qos)
             # Let the socket callbacks run between batches, so acks go out promptly.
             await asyncio.sleep(0)
+
+    def _read_buffered(self, inner: paho.Client, batch_max: int) -> None:
+        """Read every packet already on the socket before processing a batch.
+
+        aiomqtt's reader callback takes one packet per event-loop turn (paho's
+        ``loop_read`` reads a single packet), which would make every batch one message
+        long. ``loop_read`` on the non-blocking socket returns at once when nothing is
+        buffered; a read error ends the connection through paho's own disconnect path.
+        """
+        while len(self._pending) < batch_max:
+            before = len(self._pending)
+            try:
+                rc = inner.loop_read()
+            except Exception as error:  # same policy as aiomqtt's reader callback
+                raise aiomqtt.MqttError(f"read failed: {error}") from error
+            if rc != paho.MQTT_ERR_SUCCESS or len(self._pending) == before:
+                return
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         """Publish a command or challenge; waits for the PUBACK at QoS 1."""
