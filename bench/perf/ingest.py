@@ -2,13 +2,13 @@
 
 Figures (issue 2 "Tests and figures", issue 7):
 
-* ``broker throughput (plain subscriber)`` — QoS 1 messages per second from one publisher
-  through Mosquitto to a plain paho subscriber: the baseline, what the broker and one
-  Python MQTT consumer do without any backend work.
-* ``ingest throughput (publish -> Redis stream)`` — the same number of telemetry messages
+* ``broker.throughput`` — QoS 1 messages per second from one publisher through Mosquitto to
+  a plain subscriber (the C clients ``mosquitto_pub``/``mosquitto_sub`` when installed, else
+  paho in this process): the baseline, the broker path without any backend work.
+* ``ingest.throughput`` — the same number of telemetry messages
   from one device to entries in ``aurora:cps:telemetry``; baseline = the figure above, so
   the ratio is the share of the bare broker path the backend keeps.
-* ``ingest latency p50|p99 @ R msg/s`` — publish -> stream entry at a fixed moderate rate R
+* ``ingest.latency@<R>msg/s.p50|p99`` — publish -> stream entry at a fixed moderate rate R
   (5,000 msg/s, or half of the measured ingest throughput when the machine sustains less;
   the rate is in the name).
 
@@ -217,33 +217,59 @@ def tls_args(ctx: PerfContext, pair: CertPair, client_id: str) -> list[str]:
     ]
 
 
-def blast(
-    ctx: PerfContext,
-    pair: CertPair,
-    *,
-    client_id: str,
-    topic: str,
-    payload: bytes,
-    count: int,
-    trace: str | None = None,
-) -> None:
-    """``count`` QoS 1 messages from the C client ``mosquitto_pub -l`` (one per line).
+class LinePublisher:
+    """``mosquitto_pub -l`` fed through its stdin: one QoS 1 message per line written.
 
-    A C publisher, so the figure is the broker's and the consumer's, not a Python client's.
+    A C publisher, so the throughput figures are the broker's and the consumer's, not a
+    Python client's. It stays connected between writes, so a warm-up line can prove the
+    path is open before the clock starts.
     """
-    tools = c_clients()
-    assert tools is not None
-    command = [tools[0], *tls_args(ctx, pair, client_id), "-t", topic, "-l"]
-    if trace is not None:
-        command += ["-D", "publish", "user-property", TRACE_PROPERTY, trace]
-    lines = (payload + b"\n") * count
-    done = subprocess.run(
-        command, check=False, input=lines, capture_output=True, timeout=DRAIN_TIMEOUT_S
-    )
-    if done.returncode != 0:
-        raise MeasurementError(
-            f"mosquitto_pub failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
+
+    def __init__(
+        self,
+        ctx: PerfContext,
+        pair: CertPair,
+        *,
+        client_id: str,
+        topic: str,
+        trace: str | None = None,
+    ) -> None:
+        tools = c_clients()
+        assert tools is not None
+        command = [tools[0], *tls_args(ctx, pair, client_id), "-t", topic, "-l"]
+        if trace is not None:
+            command += ["-D", "publish", "user-property", TRACE_PROPERTY, trace]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
         )
+
+    def send(self, payload: bytes, count: int = 1) -> None:
+        """Queue ``count`` copies of ``payload`` (one message each)."""
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            stdin.write((payload + b"\n") * count)
+            stdin.flush()
+        except BrokenPipeError:
+            raise MeasurementError(f"mosquitto_pub exited: {self._stderr()}") from None
+
+    def _stderr(self) -> str:
+        self._process.wait(timeout=5)
+        assert self._process.stderr is not None
+        return self._process.stderr.read().decode(errors="replace").strip()
+
+    def close(self) -> None:
+        """End of input: mosquitto_pub sends what it has and exits (safe to call twice)."""
+        if self._process.stdin is not None and not self._process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=DRAIN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stderr is not None:
+            self._process.stderr.close()
 
 
 class LineCounter:
@@ -304,46 +330,34 @@ class LineCounter:
 def broker_throughput(ctx: PerfContext, count: int) -> float:
     """Baseline: ``count`` QoS 1 messages, ``mosquitto_pub`` -> Mosquitto -> ``mosquitto_sub``.
 
-    Rate between the first and the last arrival at the subscriber (connection set-up is
-    not throughput). The subscriber is ready once a warm-up message came through.
+    The clock starts once a warm-up message went all the way through (connections and
+    subscription are not throughput) and stops at the last arrival.
     """
     probe = ctx.bench.probe_cert()
     payload = encode(
         TelemetryMessage(device_id="perf-baseline", metric="temperature_c", value=21.5, unit="C")
     )
-    counter = LineCounter(ctx, probe, "perf-baseline-sub", BASELINE_TOPIC + "/#")
+    counter = LineCounter(ctx, probe, "perf-baseline-sub", BASELINE_TOPIC)
+    publisher = LinePublisher(ctx, probe, client_id="perf-baseline-pub", topic=BASELINE_TOPIC)
     try:
-        warm = 0
-        while not counter.times:
-            warm += 1
-            if warm > 50:
-                raise MeasurementError("plain subscriber never received the warm-up message")
-            blast(
-                ctx,
-                probe,
-                client_id="perf-baseline-pub",
-                topic=BASELINE_TOPIC + "/warm",
-                payload=payload,
-                count=1,
-            )
+        # The subscription may not be in place yet: repeat the warm-up until one arrives.
+        for _ in range(50):
+            publisher.send(payload)
             with contextlib.suppress(MeasurementError):
                 counter.wait_count(1, 0.2)
-        # Late warm-ups still in flight would be counted as run messages: let them land.
-        time.sleep(0.3)
+                break
+        else:
+            raise MeasurementError("plain subscriber never received the warm-up message")
+        time.sleep(0.3)  # late warm-ups land before the count is taken
         offset = len(counter.times)
-        blast(
-            ctx,
-            probe,
-            client_id="perf-baseline-pub",
-            topic=BASELINE_TOPIC + "/run",
-            payload=payload,
-            count=count,
-        )
+        started = time.perf_counter()
+        publisher.send(payload, count)
         counter.wait_count(offset + count, DRAIN_TIMEOUT_S)
-        times = counter.times[offset : offset + count]
+        last = counter.times[offset + count - 1]
     finally:
+        publisher.close()
         counter.close()
-    return (count - 1) / max(times[-1] - times[0], 1e-6)
+    return count / max(last - started, 1e-6)
 
 
 def broker_throughput_paho(ctx: PerfContext, count: int) -> float:
@@ -382,9 +396,9 @@ def broker_throughput_paho(ctx: PerfContext, count: int) -> float:
 def ingest_throughput(ctx: PerfContext, count: int) -> float:
     """``count`` telemetry messages from one device to entries in the telemetry stream.
 
-    Rate between the first and the last entry, by Redis's own entry-id clock. With the C
-    publisher every message carries the same trace (one run marker); the paho fallback
-    numbers them.
+    The clock starts once a warm-up message was ingested (connection, device registration)
+    and stops at the last entry, by Redis's own entry-id clock (same host). With the C
+    publisher every message carries one run marker as trace; the paho fallback numbers them.
     """
     site = ctx.info.site(ctx.site_id)
     device_id = "perf-ingest-0001"
@@ -396,28 +410,30 @@ def ingest_throughput(ctx: PerfContext, count: int) -> float:
         if c_clients() is not None:
             marker = Trace(device_id, 0, time.time_ns()).encode()
             topic = topic_for(MessageKind.TELEMETRY, device_id)
-            blast(
-                ctx,
-                pair,
-                client_id=device_id,
-                topic=topic,
-                payload=payload,
-                count=count,
-                trace=marker,
-            )
+            publisher = LinePublisher(ctx, pair, client_id=device_id, topic=topic, trace=marker)
+            try:
+                publisher.send(payload)
+                watcher.wait_entries(1, DRAIN_TIMEOUT_S)
+                started_ns = time.time_ns()
+                publisher.send(payload, count)
+                watcher.wait_entries(count + 1, DRAIN_TIMEOUT_S)
+            finally:
+                publisher.close()
         else:
             device = TracedDevice(ctx, device_id)
             device.publisher.connect()
             try:
+                device.telemetry()
+                watcher.wait_entries(1, DRAIN_TIMEOUT_S)
+                started_ns = time.time_ns()
                 for _ in range(count):
                     device.telemetry()
-                device.publisher.wait_acked(DRAIN_TIMEOUT_S)
+                watcher.wait_entries(count + 1, DRAIN_TIMEOUT_S)
             finally:
                 device.publisher.close()
-        watcher.wait_entries(count, DRAIN_TIMEOUT_S)
-        assert watcher.first_ms is not None and watcher.last_ms is not None
-        elapsed_s = (watcher.last_ms - watcher.first_ms) / 1000
-    return (count - 1) / max(elapsed_s, 1e-3)
+        assert watcher.last_ms is not None
+        elapsed_s = (watcher.last_ms * 1_000_000 - started_ns) / 1e9
+    return count / max(elapsed_s, 1e-3)
 
 
 def ingest_latency(ctx: PerfContext, rate: float, duration_s: float) -> tuple[float, float, float]:
@@ -428,7 +444,9 @@ def ingest_latency(ctx: PerfContext, rate: float, duration_s: float) -> tuple[fl
     with StreamWatcher(site.redis, TELEMETRY_STREAM, device.device_id) as watcher:
         device.publisher.connect()
         try:
-            device.status()
+            # Warm-up reading, ingested before the clock runs: the first sight of a device
+            # registers it (a database write) and would sit in front of the measured ones.
+            watcher.wait_for(range(device.telemetry(), device.next_seq), DRAIN_TIMEOUT_S)
             first = device.next_seq
             achieved = device.publisher.paced(count, rate, device.telemetry)
             seqs = range(first, device.next_seq)
@@ -465,14 +483,14 @@ async def measure(ctx: PerfContext) -> list[Figure]:
     )
     note = f"achieved {achieved:,.0f} msg/s"
     return [
-        Figure("broker throughput (plain subscriber)", baseline, "msg/s", note=how),
+        Figure("broker.throughput", round(baseline), "msg/s", note=f"plain subscriber: {how}"),
         Figure(
-            "ingest throughput (publish -> Redis stream)",
-            ingest,
+            "ingest.throughput",
+            round(ingest),
             "msg/s",
-            baseline=baseline,
-            note="baseline: broker with a plain subscriber",
+            baseline=round(baseline),
+            note="publish -> Redis stream entry; baseline: broker.throughput",
         ),
-        Figure(f"ingest latency p50 @ {rate:g} msg/s", p50, "ms", note=note),
-        Figure(f"ingest latency p99 @ {rate:g} msg/s", p99, "ms", note=note),
+        Figure(f"ingest.latency@{rate:g}msg/s.p50", round(p50, 2), "ms", note=note),
+        Figure(f"ingest.latency@{rate:g}msg/s.p99", round(p99, 2), "ms", note=note),
     ]

@@ -7,8 +7,8 @@ actuator). Samples are taken one at a time. Under load, a second device sends te
 the moderate rate of the ingest figures (5,000 msg/s, or half of what the backend ingests on
 this machine), from the C client ``mosquitto_pub`` fed at a paced rate when installed.
 
-Figures: ``badge -> unlock p50|p99 idle`` and ``badge -> unlock p99 under R msg/s
-telemetry`` (baseline: the idle p99). Goals (issue 7): p99 <= 20 ms idle, <= 50 ms under
+Figures: ``unlock.round_trip.idle.p50|p99`` and ``unlock.round_trip@<R>msg/s.p99`` (under
+R msg/s of telemetry; baseline: the idle p99). Goals (issue 7): p99 <= 20 ms idle, <= 50 ms under
 5,000 msg/s.
 """
 
@@ -230,14 +230,14 @@ def measure_sync(ctx: PerfContext, samples: int, load_rate: float) -> list[Figur
     loaded_p99 = percentile_of(loaded, 0.99)
     assert idle_p50 is not None and idle_p99 is not None and loaded_p99 is not None
     return [
-        Figure("badge -> unlock p50 idle", idle_p50, "ms", note=f"{samples} samples"),
-        Figure("badge -> unlock p99 idle", idle_p99, "ms", note=f"{samples} samples"),
+        Figure("unlock.round_trip.idle.p50", round(idle_p50, 2), "ms", note=f"{samples} samples"),
+        Figure("unlock.round_trip.idle.p99", round(idle_p99, 2), "ms", note=f"{samples} samples"),
         Figure(
-            f"badge -> unlock p99 under {load_rate:g} msg/s telemetry",
-            loaded_p99,
+            f"unlock.round_trip@{load_rate:g}msg/s.p99",
+            round(loaded_p99, 2),
             "ms",
-            baseline=idle_p99,
-            note="baseline: idle p99",
+            baseline=round(idle_p99, 2),
+            note=f"{samples} samples under telemetry load; baseline: idle p99",
         ),
     ]
 
