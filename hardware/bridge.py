@@ -356,23 +356,23 @@ class Bridge:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
-            frame = self.session.downward(str(message.topic), bytes(payload))
-            if isinstance(frame, Violation):
-                self._say(f"!! not sent to the board: {frame.one_line()}")
+            down = self.session.downward(str(message.topic), bytes(payload))
+            if isinstance(down, Violation):
+                self._say(f"!! not sent to the board: {down.one_line()}")
                 continue
             link = self._link
-            kind = frame.split(b" ", 2)[1].decode()
+            kind = down.kind.value
             if link is None:
                 self.stats.commands_dropped += 1
                 self._say(f"!! board not connected: {kind} frame dropped")
                 self._touch()
                 continue
             try:
-                await link.write(frame)
+                await link.write(down.frame)
             except PortError as error:
                 self.stats.commands_dropped += 1
                 self._say(f"!! {kind} frame not delivered: {error}")
             else:
                 self.stats.commands_down += 1
-                self._say(f"<- {kind} {frame.split(b' ', 2)[2].decode().strip()}")
+                self._say(f"<- {kind} {down.payload.decode()}")
             self._touch()

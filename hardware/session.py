@@ -68,6 +68,15 @@ class Pinned:
     device_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Downlink:
+    """A message for the board, framed: ``frame`` is the exact line to write."""
+
+    kind: MessageKind
+    frame: bytes
+    payload: bytes
+
+
 SessionEvent = LogLine | Violation | Refused | Pinned | Publish
 
 
@@ -159,7 +168,7 @@ class BridgeSession:
             topic_for(MessageKind.ATTESTATION_REQUEST, self.device_id),
         )
 
-    def downward(self, topic: str, payload: bytes) -> bytes | Violation:
+    def downward(self, topic: str, payload: bytes) -> Downlink | Violation:
         """A message from the broker -> the frame line for the board, or why not.
 
         The payload is validated and re-encoded, so the board always gets compact JSON on one
@@ -176,7 +185,8 @@ class BridgeSession:
             return Violation(
                 error.reason.value, f"{error.detail} (from the broker, {topic})", payload
             )
-        return encode_frame(parsed.kind, message)  # type: ignore[arg-type]
+        frame = encode_frame(parsed.kind, message)  # type: ignore[arg-type]
+        return Downlink(parsed.kind, frame, frame.split(b" ", 2)[2].rstrip(b"\n"))
 
 
 def describe(event: SessionEvent) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 import uuid
@@ -293,3 +294,32 @@ async def test_swipe_to_unlock_latency_through_the_bridge(
     record_property("swipe_unlock_p95_ms", round(p95, 1))
     print(f"swipe -> unlock through the bridge: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     assert p95 < 1000, latencies_ms
+
+
+async def test_bridge_cli_joins_the_site_from_bench_json_and_stops_on_sigterm(
+    bench_one: RunningBench, virtual_door: tuple[BoardProcess, str, Path]
+) -> None:
+    """`aurora-bench bridge --port <link> --state-dir <bench>` as a user runs it."""
+    _, device_id, link = virtual_door
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench",
+        "bridge",
+        "--port",
+        str(link),
+        "--state-dir",
+        str(bench_one.state_dir),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    bridge = BoardProcess(process)  # the same line reader serves any child process
+    try:
+        await bridge.line(lambda t: f"this board is {device_id}" in t, "the pin")
+        await bridge.line(lambda t: "connected to the broker" in t, "the broker connection")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(DEADLINE_S):
+            await process.wait()
+        await bridge.close()
+    assert process.returncode == 0
+    assert any(line.startswith("stopped: ") and "published" in line for line in bridge.lines)

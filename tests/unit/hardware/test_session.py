@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from backend.contract import (
     BadgeEvent,
     CommandMessage,
@@ -9,9 +14,10 @@ from backend.contract import (
     MessageKind,
     StatusMessage,
     TelemetryMessage,
+    encode,
 )
 from hardware.framing import LogLine, Violation, encode_frame
-from hardware.session import BridgeSession, Pinned, Publish, Refused
+from hardware.session import BridgeSession, Downlink, Pinned, Publish, Refused
 
 
 def status(device_id: str) -> bytes:
@@ -102,8 +108,11 @@ def test_commands_are_validated_and_framed_for_the_board() -> None:
         b'{"verb": "unlock", "request_id": "r-1", '
         b'"issued_at": "2026-11-22T21:00:00Z", "duration_s": 5}'
     )
-    frame = session.downward("aurora/access/door-1/command", spaced)
-    assert frame == encode_frame(MessageKind.COMMAND, command)
+    down = session.downward("aurora/access/door-1/command", spaced)
+    assert isinstance(down, Downlink)
+    assert down.frame == encode_frame(MessageKind.COMMAND, command)
+    assert down.kind is MessageKind.COMMAND
+    assert down.payload == encode(command)
     bad = session.downward("aurora/access/door-1/command", b'{"verb":"explode"}')
     assert isinstance(bad, Violation)
     assert "from the broker" in bad.detail
@@ -117,3 +126,19 @@ def test_reopening_the_port_forgets_a_half_line() -> None:
     session.line_lost()
     (event,) = session.receive(status("door-1"))
     assert isinstance(event, Publish)
+
+
+@given(noise=st.binary(max_size=400), cuts=st.lists(st.integers(min_value=0), max_size=8))
+def test_whatever_the_board_sends_only_its_own_topics_are_published(
+    noise: bytes, cuts: list[int]
+) -> None:
+    session = BridgeSession()
+    wire = status("door-1") + noise + b"\n" + badge("door-2") + noise + reading("door-1")
+    points = sorted({cut % (len(wire) + 1) for cut in cuts})
+    events = []
+    for start, end in itertools.pairwise([0, *points, len(wire)]):
+        events += session.receive(wire[start:end])
+    topics = [event.topic for event in events if isinstance(event, Publish)]
+    assert topics[0] == "aurora/sensors/door-1/status"
+    assert all("/door-1/" in topic for topic in topics)
+    assert session.device_id == "door-1"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,42 @@ def test_script_errors_say_what_would_work(
 def test_unknown_board_kind_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="choose one of door, env, access, sentinel"):
         VirtualBoard("toaster", "vb-1", tmp_path / "x.tty")
+
+
+async def test_conformance_cli_on_a_live_virtual_board(tmp_path: Path) -> None:
+    """`aurora-bench conformance --port` in its own process, timing a real heartbeat."""
+    board = VirtualBoard("env", "venv-c1", tmp_path / "e.tty", heartbeat_s=0.3, say=lambda _: None)
+    task = asyncio.create_task(board.run())
+    try:
+        async with asyncio.timeout(5):
+            while not (tmp_path / "e.tty").exists():
+                await asyncio.sleep(0.01)
+        report = tmp_path / "report.json"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench",
+            "conformance",
+            "--port",
+            str(tmp_path / "e.tty"),
+            "--duration",
+            "1.5",
+            "--json",
+            str(report),
+            "--save-capture",
+            str(tmp_path / "cap"),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(30):
+            output, _ = await process.communicate()
+        text = output.decode()
+        assert process.returncode == 0, text
+        assert "PASS" in text
+        data = json.loads(report.read_text())
+        assert data["status_fields"]["board_family"] == "esp32s3"
+        assert data["heartbeat"]["intervals"] >= 2
+        assert abs(data["heartbeat"]["mean_s"] - 0.3) < 0.1
+        assert b"@aurora status" in (tmp_path / "cap").read_bytes()
+    finally:
+        board.stopped.set()
+        await task
