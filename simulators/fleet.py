@@ -84,6 +84,26 @@ class Fleet:
         self._tasks: list[asyncio.Task[None]] = []
         self._clock_task: asyncio.Task[None] | None = None
 
+    def add(
+        self,
+        node: Node,
+        link_factory: Callable[[], DeviceLink],
+        *,
+        backoff: Backoff | None = None,
+    ) -> NodeRunner:
+        """Add a node built on ``self.env`` with a :class:`QueueOutbox` (e.g. one a scenario
+        names by hand). Nodes added after :meth:`start` start at once."""
+        if node.env is not self.env:
+            raise SimulatorError(f"{node.device_id}: build the node on this fleet's env")
+        if node.device_id in self.nodes:
+            raise SimulatorError(f"{node.device_id} is already in this fleet")
+        runner = NodeRunner(node, link_factory, self.bridge, backoff=backoff)
+        self.nodes[node.device_id] = node
+        self.runners[node.device_id] = runner
+        if self._clock_task is not None:
+            self._tasks.append(asyncio.create_task(runner.run(), name=f"node:{node.device_id}"))
+        return runner
+
     # -- finding nodes ----------------------------------------------------------------
 
     def node(self, device_id: str) -> Node:
@@ -144,7 +164,8 @@ class Fleet:
     async def wait_clock(self) -> None:
         """Wait until the clock reaches the duration given to :meth:`start`."""
         if self._clock_task is not None:
-            await self._clock_task
+            # Shielded: a caller's timeout must not cancel the fleet's clock.
+            await asyncio.shield(self._clock_task)
 
     async def aclose(self) -> None:
         """Stop every runner (graceful DISCONNECT) and the clock; safe to call twice."""

@@ -213,3 +213,45 @@ async def test_offline_node_leaves_its_last_will_and_comes_back(fleet: Fleet, be
     await eventually(
         lambda: asyncio.sleep(0, runner.connects > connects), "the node to reconnect", 20
     )
+
+
+def test_fleet_command_runs_a_spec_for_a_duration(bench_one, tmp_path, capsys) -> None:
+    from bench.cli import main
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(
+        "seed: 1\nboards:\n"
+        "  - {board: esp32s3-env, count: 2, id_pattern: 'itf-cli-env-{n}'}\n"
+        "  - {board: stm32f401-door, count: 1, id_pattern: 'itf-cli-door-{n}'}\n"
+    )
+    main(["fleet", "--spec", str(spec), "--state-dir", str(bench_one.state_dir),
+          "--speed", "10", "--duration", "30"])  # fmt: skip
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-2:]
+    assert last[0].startswith("esp32s3-env") and "sent" in last[0]
+    sent = int(last[0].split("sent")[1].split()[0])
+    assert sent >= 2 * 3, out  # boot status + at least a few readings each in 30 sim s
+    assert last[1].startswith("stm32f401-door")
+
+
+def test_fleet_command_explains_a_bad_spec(bench_one, tmp_path, capsys) -> None:
+    from bench.cli import main
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("boards:\n  - {board: toaster, id_pattern: 'x-{n}'}\n")
+    with pytest.raises(SystemExit) as caught:
+        main(["fleet", "--spec", str(spec), "--state-dir", str(bench_one.state_dir)])
+    assert caught.value.code == 2
+    assert "unknown board; known boards: esp32s3-env" in capsys.readouterr().err
+
+
+async def test_devices_measurement_runs_small(bench_one) -> None:
+    from types import SimpleNamespace
+
+    from bench.perf.devices import measure
+
+    ctx = SimpleNamespace(bench=bench_one, info=bench_one.info, pki=bench_one.pki, site_id="a")
+    figures = {f.name: f for f in await measure(ctx, devices=20)}
+    assert figures["devices.connected_per_process"].value == 20
+    assert figures["devices.ramp_rate"].value > 0
+    assert "20/20 sample publishes acked" in figures["devices.connected_per_process"].note

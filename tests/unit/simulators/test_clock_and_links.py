@@ -13,6 +13,7 @@ from backend.contract import CommandMessage, CommandVerb, MessageKind, encode
 from backend.contract.messages import now_rfc3339
 from simulators import (
     ClockBridge,
+    DoorNode,
     Fault,
     LinkStatus,
     LockState,
@@ -225,3 +226,17 @@ def test_fleet_spec_yaml_errors_carry_the_line(tmp_path) -> None:
         load_fleet_spec(path)
     with pytest.raises(FleetSpecError, match="cannot read"):
         load_fleet_spec(tmp_path / "missing.yaml")
+
+
+async def test_nodes_added_by_hand_run_before_and_after_start() -> None:
+    broker = MemoryBroker()
+    fleet = Fleet(parse_fleet_spec({"boards": []}), link_for=broker.link, speed=20, backoff=FAST)
+    early = DoorNode(fleet.env, "door-early", QueueOutbox())
+    fleet.add(early, lambda: broker.link("door-early"))
+    async with fleet:
+        late = DoorNode(fleet.env, "door-late", QueueOutbox())
+        fleet.add(late, lambda: broker.link("door-late"))
+        await fleet.wait_connected(timeout_s=5)
+        await until(lambda: {r.client_id for r in broker.accepted} == {"door-early", "door-late"})
+        with pytest.raises(Exception, match="already in this fleet"):
+            fleet.add(late, lambda: broker.link("door-late"))
