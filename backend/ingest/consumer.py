@@ -146,6 +146,9 @@ class MqttIngest:
         inner: paho.Client = client._client
         # Set before CONNECT: a persistent session delivers queued messages right away.
         inner.manual_ack_set(True)
+        if not log.isEnabledFor(logging.DEBUG):
+            # paho logs every packet in and out; at INFO that is pure hot-path overhead.
+            inner.disable_logger()
         inner.on_message = self._on_message
         return client
 

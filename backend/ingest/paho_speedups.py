@@ -35,8 +35,9 @@ class SharedTableProperties(Properties):
     def clear(self) -> None:
         """Drop every property attribute (the tables stay)."""
         state = self.__dict__
-        for key in [key for key in state if key not in _TABLES]:
-            del state[key]
+        if len(state) > len(_TABLES):
+            for key in [key for key in state if key not in _TABLES]:
+                del state[key]
 
 
 def install() -> bool:
