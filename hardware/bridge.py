@@ -286,7 +286,13 @@ class Bridge:
             self._say(f"!! cannot get a client certificate for {device_id}: {error}")
             raise
         self._say(f"-- client certificate for {device_id}: {credentials.cert}")
-        context = await asyncio.to_thread(self._tls_context, credentials)
+        try:
+            context = await asyncio.to_thread(self._tls_context, credentials)
+        except (OSError, ssl.SSLError) as error:
+            raise HardwareError(
+                f"TLS material for {device_id} is unusable ({error}); check "
+                f"{credentials.cert}, {credentials.key} and {self._broker.ca_cert}"
+            ) from None
         backoff = Backoff(max_s=self._retry_max_s)
         announced_outage = False
         while True:
