@@ -67,8 +67,18 @@ def fleet(
 )
 @click.option("--qos", type=click.IntRange(0, 1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--capacity-mah", type=float, default=225.0, show_default=True, help="Cell capacity (CR2032)."
+)
 def battery(
-    *, board: str, days: float, interval: float, transport: str, qos: int, seed: int
+    *,
+    board: str,
+    days: float,
+    interval: float,
+    transport: str,
+    qos: int,
+    seed: int,
+    capacity_mah: float,
 ) -> None:
     """Project a board's battery life in virtual time; compare MQTT and HTTP per message."""
     from simulators.errors import SimulatorError
@@ -78,7 +88,13 @@ def battery(
         raise BenchError("--days and --interval must be > 0")
     try:
         projection = project_battery(
-            board, days=days, interval_s=interval, transport=transport, qos=qos, seed=seed
+            board,
+            days=days,
+            interval_s=interval,
+            transport=transport,
+            qos=qos,
+            seed=seed,
+            capacity_mah=capacity_mah,
         )
     except SimulatorError as error:
         raise BenchError(str(error)) from None

@@ -51,8 +51,8 @@ class EnvPresenceNode(Node):
     config_type = EnvPresenceConfig
     config: EnvPresenceConfig
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def init_board(self) -> None:
+        super().init_board()
         self.sensor_timeouts = 0
         self.consecutive_timeouts = 0
         self.unhealthy = False
@@ -126,8 +126,8 @@ class AccessBenchNode(Node):
     config_type: ClassVar[type[NodeConfig]] = AccessConfig
     config: AccessConfig
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def init_board(self) -> None:
+        super().init_board()
         self.swipes = 0
         self.missed_swipes = 0
 
@@ -169,8 +169,8 @@ class DoorNode(AccessBenchNode):
     board = BoardInfo("stm32f401-door", "access_control_node", "stm32f401")
     config_type = DoorConfig
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def init_board(self) -> None:
+        super().init_board()
         self.lock = DoorLock()
         self.lock_history: list[tuple[float, LockState]] = [(float(self.env.now), LockState.LOCKED)]
 
@@ -229,8 +229,8 @@ class SentinelNode(Node):
     config_type = SentinelConfig
     config: SentinelConfig
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def init_board(self) -> None:
+        super().init_board()
         self.battery = Battery(self.config.cell)
         self.bytes_on_air = 0
         self.charge_by_item: dict[str, float] = {"sleep": 0.0, "wake": 0.0, "radio": 0.0}

@@ -162,6 +162,10 @@ class Node:
         self._replay_next = False
         self._beacon: simpy.Process | None = None
         self._started = False
+        self.init_board()
+
+    def init_board(self) -> None:
+        """Set up the board's own state (boards extend this instead of ``__init__``)."""
 
     # ----------------------------------------------------------------- lifecycle
 

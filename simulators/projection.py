@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import simpy
 
 from simulators.battery import (
+    CoinCell,
     Exchange,
     HttpProfile,
     Radio,
@@ -91,6 +92,7 @@ def project_battery(
     transport: str = "mqtt",
     qos: int = 1,
     seed: int = 0,
+    capacity_mah: float = 225.0,
 ) -> BatteryProjection:
     """Simulate ``board`` for ``days`` and price its messages over MQTT and HTTP."""
     cls = BOARDS.get(board)
@@ -101,7 +103,14 @@ def project_battery(
             f"{board} is mains/USB powered; only nrf52840-sentinel runs on a coin cell"
         )
     mode = Transport(transport)
-    config = SentinelConfig(interval_s=interval_s, transport=mode, telemetry_qos=qos)
+    if capacity_mah <= 0:
+        raise SimulatorError(f"capacity must be > 0 mAh, got {capacity_mah}")
+    config = SentinelConfig(
+        interval_s=interval_s,
+        transport=mode,
+        telemetry_qos=qos,
+        cell=CoinCell(capacity_mah=capacity_mah),
+    )
     env = simpy.Environment()
     out = _CountingOutbox()
     node = SentinelNode(env, "nrf52840-sentinel-01", out, config=config, seed=seed)
