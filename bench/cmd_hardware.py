@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -333,8 +334,14 @@ def virtual_board(  # noqa: PLR0917 - click passes options positionally
             runner = group.create_task(board.run(), name="virtual board")
             group.create_task(_script(board, runner), name="script")
 
-    with contextlib.suppress(asyncio.CancelledError):
-        _run(main)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            _run(main)
+    finally:
+        # Reading stdin through asyncio made it non-blocking; a shell sharing the terminal
+        # must get it back as it was.
+        with contextlib.suppress(OSError, ValueError):
+            os.set_blocking(sys.stdin.fileno(), True)
 
 
 def _board_identity(state_dir: Path, device_id: str) -> Any:
