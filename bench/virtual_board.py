@@ -102,7 +102,7 @@ class VirtualBoard:
         self.node.wall_clock = time.time
         self.port = PtyPort(link_path)
         self._decoder = FrameDecoder(accept=DOWNSTREAM_KINDS)
-        self._boot_ms = time.monotonic()
+        self._booted_at_s = time.monotonic()
         self.stopped = asyncio.Event()
 
     # -- running ---------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class VirtualBoard:
 
     def log_line(self, text: str) -> None:
         """Write a firmware-style log line (``I (ms) text``) on the wire."""
-        elapsed_ms = int((time.monotonic() - self._boot_ms) * 1000)
+        elapsed_ms = int((time.monotonic() - self._booted_at_s) * 1000)
         self.port.write(f"I ({elapsed_ms}) {text}\n".encode())
 
     @property
