@@ -6,6 +6,7 @@ shut down cleanly through the app's lifespan.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -13,7 +14,26 @@ import uvicorn
 from pydantic import ValidationError
 
 from backend.app import create_app
+from backend.attestation import load_ca
+from backend.errors import StartupError
 from backend.settings import Settings
+from backend.store import Store
+
+
+async def preflight(settings: Settings) -> None:
+    """Fail fast, with a message, on what would otherwise fail inside the lifespan."""
+    load_ca(settings.mqtt_ca)
+    for name, path in (
+        ("AURORA_MQTT_CERT", settings.mqtt_cert),
+        ("AURORA_MQTT_KEY", settings.mqtt_key),
+    ):
+        if path is not None and not path.is_file():
+            raise StartupError(f"{name}={path} does not exist; point it at the backend's PEM file")
+    store = Store(settings.database_url)
+    try:
+        await store.start()
+    finally:
+        await store.aclose()
 
 
 def main() -> int:
@@ -32,6 +52,12 @@ def main() -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        asyncio.run(preflight(settings))
+    except StartupError as error:
+        # A clear line instead of the traceback uvicorn would print for a lifespan failure.
+        print(f"backend cannot start: {error.message}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         create_app(settings),
         host=settings.api_host,

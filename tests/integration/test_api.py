@@ -4,7 +4,11 @@ SQLite file per app; MQTT is disabled here (the MQTT paths are in test_ingest.py
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +24,7 @@ from backend.contract import MessageKind, topic_for
 from backend.ingest.consumer import RawMessage
 from backend.settings import Settings
 from bench.site import RunningBench
-from tests.integration.test_ingest import new_id, status_payload
+from tests.integration.test_ingest import eventually, new_id, status_payload
 
 
 def _settings(bench: RunningBench, tmp_path: Path, **changes: Any) -> Settings:
@@ -303,3 +307,51 @@ async def test_two_sites_live_in_one_process(bench_one: RunningBench, tmp_path: 
     finally:
         for backend in backends:
             await backend.aclose()
+
+
+async def test_python_m_backend_serves_healthz_and_stops_cleanly_on_sigterm(
+    bench_one: RunningBench, tmp_path: Path
+) -> None:
+    """A second backend process on site a's services: green /healthz, SIGTERM -> exit 0."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AURORA_")}
+    env.update(bench_one.backend_env("a"))
+    env.update(
+        {
+            "AURORA_API_PORT": str(port),
+            "AURORA_DATABASE_URL": f"sqlite:///{tmp_path / 'second.db'}",
+            # Its own session and share group: it must not take site a's messages.
+            "AURORA_MQTT_CLIENT_ID": new_id("second-backend"),
+            "AURORA_MQTT_SHARE_GROUP": new_id("second"),
+            "AURORA_FEDERATION_ENABLED": "false",
+        }
+    )
+    log = (tmp_path / "backend.log").open("w")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "backend", env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def healthy() -> bool:
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(healthy, "the second backend's /healthz")
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            code = await process.wait()
+        # uvicorn re-raises the signal after its graceful shutdown (the Unix convention).
+        assert code in (0, -signal.SIGTERM)
+        text = (tmp_path / "backend.log").read_text()
+        assert "Application shutdown complete" in text
+        assert "Traceback" not in text
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        log.close()

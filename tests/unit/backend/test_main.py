@@ -1,0 +1,45 @@
+"""``python -m backend`` refuses bad configuration with one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AURORA_")}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "backend"],
+        env=clean,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"AURORA_API_PORT": "eighty"}, "AURORA_API_PORT"),
+        ({"AURORA_SITE_ID": "Bad Site!"}, "AURORA_SITE_ID"),
+        ({"AURORA_MQTT_CA": "/nonexistent/ca.crt"}, "check AURORA_MQTT_CA"),
+        (
+            {"AURORA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+            "check AURORA_DATABASE_URL",
+        ),
+    ],
+)
+def test_bad_configuration_exits_2_with_a_clear_message(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    result = _run(tmp_path, **env)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
