@@ -9,6 +9,7 @@ is flagged, attestation verifies and a replayed response fails, impersonation is
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -255,3 +256,56 @@ async def test_devices_measurement_runs_small(bench_one) -> None:
     assert figures["devices.connected_per_process"].value == 20
     assert figures["devices.ramp_rate"].value > 0
     assert "20/20 sample publishes acked" in figures["devices.connected_per_process"].note
+
+
+async def test_c2_beacon_reaches_the_broker_jitter_free(fleet: Fleet, bench_one) -> None:
+    from bench.fixtures import probe_client
+
+    node = fleet.node("itf-env-01")
+    arrivals: list[float] = []
+    async with probe_client(bench_one) as probe:
+        await probe.subscribe("aurora/sensors/itf-env-01/beacon", qos=0)
+        node.inject(Fault.C2_BEACON, interval_s=5, count=4)  # 5 sim s = 1 s at speed 5
+        async with asyncio.timeout(20):
+            async for _message in probe.messages:
+                arrivals.append(asyncio.get_running_loop().time())
+                if len(arrivals) == 4:
+                    break
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert all(0.8 < gap < 1.2 for gap in gaps), gaps
+    assert not node.publish_refused
+
+
+async def test_malformed_payload_is_rejected_by_the_backend(
+    fleet: Fleet, api: httpx.AsyncClient
+) -> None:
+    fleet.node("itf-sentinel-01").inject(Fault.MALFORMED_PAYLOAD, variant="non_finite")
+
+    async def rejected() -> list[dict[str, Any]]:
+        response = await api.get(
+            "/api/v1/audit", params={"type": "rejected_message", "device_id": "itf-sentinel-01"}
+        )
+        return response.json()["items"]
+
+    [entry, *_] = await eventually(rejected, "a rejected_message audit entry")
+    assert "non_finite" in str(entry)
+
+
+async def test_nodes_reconnect_after_the_broker_restarts(bench_factory) -> None:
+    bench = bench_factory(["a"], backend=False)
+    spec = parse_fleet_spec(
+        {"boards": [{"board": "stm32f401-door", "count": 2, "id_pattern": "itf-rc-{n}"}]}
+    )
+    fleet = mqtt_fleet(spec, bench.info, bench.pki, speed=5, backoff=Backoff(0.2, 1))
+    async with fleet:
+        await fleet.wait_connected(timeout_s=30)
+        await asyncio.to_thread(bench.stop_service, "a", "mosquitto")
+        await eventually(
+            lambda: asyncio.sleep(0, all(r.connects and not r.connected_event.is_set()
+                                         for r in fleet.runners.values())),
+            "every node to notice the broker is gone",
+        )  # fmt: skip
+        await asyncio.to_thread(bench.start_service, "a", "mosquitto")
+        await fleet.wait_connected(timeout_s=30)
+        assert all(r.connects == 2 for r in fleet.runners.values())
+        assert all(r.connect_failures >= 1 for r in fleet.runners.values())
