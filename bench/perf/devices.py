@@ -166,7 +166,12 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
         note += f"; {len(errors)} failed, first: {errors[0][:160]}"
     figures = [
         Figure("devices.connected_per_process", n, "devices", note=note),
-        Figure("devices.ramp_rate", round(rate, 1), "connections/s", note=note),
+        Figure(
+            "devices.ramp_rate",
+            round(rate, 1),
+            "connections/s",
+            note=f"{IN_FLIGHT} connects in flight{ceiling}",
+        ),
         Figure("devices.rss_per_device", round(rss_per_device, 1), "KiB"),
         Figure("devices.client_cpu_per_connect", round(client_ms, 2), "ms"),
         Figure("devices.idle_cpu_holding", round(100 * idle_share, 1), "% of a core"),
