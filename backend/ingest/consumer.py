@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -142,6 +143,9 @@ class MqttIngest:
             tls_context=tls_context(settings),
             keepalive=30,
             timeout=10,
+            # paho leaves Nagle on: a lone PUBACK or unlock command would wait for the
+            # peer's delayed ACK (~40 ms) — the whole badge -> unlock budget.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         inner: paho.Client = client._client
         # Set before CONNECT: a persistent session delivers queued messages right away.
