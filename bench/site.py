@@ -198,6 +198,10 @@ class RunningBench:
                 f"(provider {self.options.provider})"
             ) from None
 
+    def backend_service(self, site_id: str) -> Service | None:
+        """The backend process of a site (None when the bench runs without backends)."""
+        return self._site(site_id).backend
+
     def backend_env(self, site_id: str) -> dict[str, str]:
         """Every ``AURORA_*`` variable the site's backend runs with."""
         site = self._site(site_id)
@@ -402,12 +406,22 @@ class RunningBench:
                 leaf_remote_port=hub_leaf_port if index > 0 else None,
             )
             site.services["mosquitto"] = mosquitto_service(directory, self.pki, site_id, mqtt_port)
-            for service in site.services.values():
-                service.start()
+        # Launch every server, then wait for each: they come up side by side.
+        local = [service for site in self._sites.values() for service in site.services.values()]
+        for service in local:
+            service.launch()
+        for service in local:
+            service.wait_ready()
         self.pki.service(PROBE_IDENTITY)
         if options.backend:
+            # Launch every backend first, then wait: their imports overlap on two cores.
+            backends = []
             for site in self._sites.values():
-                self.start_backend(site.site_id)
+                site.backend = self._backend_service(site)
+                site.backend.launch()
+                backends.append(site.backend)
+            for backend in backends:
+                backend.wait_ready()
         write_bench_file(self.info)
 
 

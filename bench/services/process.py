@@ -22,12 +22,12 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mirakuru import Executor
+from mirakuru import Executor, SimpleExecutor
 from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
 
 from bench.errors import ServiceStartError, ToolMissingError
@@ -220,6 +220,11 @@ class Service:
 
     def start(self) -> None:
         """Start the server and wait until ``spec.ready``; ServiceStartError with the log tail."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Spawn the process without waiting (start several, then :meth:`wait_ready` each)."""
         if self.running:
             return
         spec = self.spec
@@ -227,8 +232,26 @@ class Service:
         self._log_handle = spec.log.open("ab")
         executor = _Executor(spec, self._log_handle)
         self._executor = executor
+        with self._failures():
+            if executor.pre_start_check():
+                raise AlreadyRunning(executor)
+            SimpleExecutor.start(executor)
+
+    def wait_ready(self) -> None:
+        """Wait until the launched server is ready (``spec.start_timeout_s`` from launch)."""
+        executor = self._executor
+        if executor is None:
+            raise ServiceStartError(self.spec.name, "wait_ready() before launch()")
+        with self._failures():
+            executor.wait_for(executor.check_subprocess)
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Map mirakuru's errors to ServiceStartError; never leave a half-started child."""
+        spec = self.spec
+        command = " ".join(spec.command)
         try:
-            executor.start()
+            yield
         except AlreadyRunning:
             self._discard()
             raise ServiceStartError(
@@ -240,14 +263,14 @@ class Service:
             self._discard()
             raise ServiceStartError(
                 spec.name,
-                f"exited with code {error.exit_code} (command: {' '.join(spec.command)})",
+                f"exited with code {error.exit_code} (command: {command})",
                 log_tail(spec.log),
             ) from None
         except TimeoutExpired:
             self._discard()
             raise ServiceStartError(
                 spec.name,
-                f"not ready within {spec.start_timeout_s:g} s (command: {' '.join(spec.command)})",
+                f"not ready within {spec.start_timeout_s:g} s (command: {command})",
                 log_tail(spec.log),
             ) from None
         except FileNotFoundError as error:
@@ -288,32 +311,3 @@ class Service:
         handle, self._log_handle = self._log_handle, None
         if handle is not None:
             handle.close()
-
-
-class ServiceGroup:
-    """Services started together and stopped together, last started first."""
-
-    def __init__(self) -> None:
-        self._services: list[Service] = []
-
-    def __iter__(self) -> Any:
-        return iter(list(self._services))
-
-    def start(self, service: Service) -> Service:
-        """Start ``service`` and keep it; a failure leaves the group as it was."""
-        service.start()
-        if service not in self._services:
-            self._services.append(service)
-        return service
-
-    def stop_all(self) -> None:
-        """Stop every service (reverse order); errors in one do not spare the others."""
-        errors: list[BaseException] = []
-        for service in reversed(self._services):
-            try:
-                service.stop()
-            except Exception as error:
-                errors.append(error)
-        self._services.clear()
-        if errors:
-            raise errors[0]

@@ -1,0 +1,207 @@
+"""``aurora-bench up``: start one or two complete sites and keep them running.
+
+Prints a status table of every endpoint, writes ``<state-dir>/bench.json`` and runs until
+Ctrl-C or SIGTERM, then stops every process it started (also when the start itself is
+interrupted or fails).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bench.benchfile import BENCH_FILE, DEFAULT_STATE_DIR
+from bench.errors import BenchError
+from bench.services.process import log_tail
+from bench.site import BenchOptions, ExternalEndpoints, RunningBench, start_bench
+
+WATCH_INTERVAL_S = 1.0
+
+
+class _StopRequested(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT while the bench is starting."""
+
+
+def parse_sites(value: str) -> list[str]:
+    """``"a"`` or ``"a,b"`` -> list of site ids (validated later by BenchOptions)."""
+    sites = [part.strip() for part in value.split(",") if part.strip()]
+    if not sites:
+        raise click.BadParameter("give one or two site ids, e.g. a or a,b")
+    return sites
+
+
+def parse_site_env(values: tuple[str, ...], sites: list[str]) -> dict[str, dict[str, str]]:
+    """``SITE:AURORA_NAME=VALUE`` (or ``AURORA_NAME=VALUE`` for every site) -> site_env."""
+    site_env: dict[str, dict[str, str]] = {}
+    for raw in values:
+        head, equals, value = raw.partition("=")
+        target, _, name = head.rpartition(":")
+        if not equals or not name.startswith("AURORA_"):
+            raise click.BadParameter(
+                f"{raw!r}: write SITE:AURORA_NAME=VALUE or AURORA_NAME=VALUE", param_hint="--env"
+            )
+        for site in [target] if target else sites:
+            site_env.setdefault(site, {})[name] = value
+    return site_env
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """``host:port`` -> (host, port)."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{value!r}: write HOST:PORT", param_hint="--mqtt")
+    return host, int(port)
+
+
+def status_table(bench: RunningBench) -> Table:
+    """Every endpoint a user or script needs: one row per endpoint, one column per site."""
+    table = Table(title=f"aurora-bench: {len(bench.site_ids)} site(s) running")
+    table.add_column("endpoint", style="bold")
+    for site_id in bench.site_ids:
+        table.add_column(f"site {site_id}", overflow="fold")
+    sites = [bench.site(site_id) for site_id in bench.site_ids]
+    leaves = [bench.leafnode_port(site_id) for site_id in bench.site_ids]
+    rows = {
+        "api": [site.api for site in sites],
+        "mqtt (mTLS)": [f"mqtts://{site.mqtt.host}:{site.mqtt.port}" for site in sites],
+        "redis": [site.redis for site in sites],
+        "nats": [site.nats for site in sites],
+        "leafnode (TLS)": [f"tls://127.0.0.1:{port}" if port else "-" for port in leaves],
+        "database": [site.database for site in sites],
+        "backend log": [str(bench.backend_log(site_id)) for site_id in bench.site_ids],
+    }
+    for name, values in rows.items():
+        table.add_row(name, *values)
+    return table
+
+
+@click.command(name="up")
+@click.option("--sites", default="a", show_default=True, help="One or two site ids: a or a,b.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="Configs, logs, PKI and bench.json go here.",
+)
+@click.option(
+    "--db", type=click.Choice(["sqlite", "postgres"]), default="sqlite", show_default=True
+)
+@click.option(
+    "--provider",
+    type=click.Choice(["local", "docker", "external"]),
+    default="local",
+    show_default=True,
+    help="local: system binaries; docker: testcontainers; external: your servers.",
+)
+@click.option("--mqtt", "mqtt_addr", help="external: broker HOST:PORT (trusting the bench CA).")
+@click.option("--redis", "redis_url", help="external: redis://HOST:PORT/0")
+@click.option("--nats", "nats_url", help="external: nats://HOST:PORT")
+@click.option("--database", "database_url", help="external: SQLAlchemy URL of the database.")
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    help="Extra backend setting, SITE:AURORA_NAME=VALUE or AURORA_NAME=VALUE (repeatable).",
+)
+@click.option("--no-backend", is_flag=True, help="Start the services only.")
+def up(
+    *,
+    sites: str,
+    state_dir: Path,
+    db: str,
+    provider: str,
+    mqtt_addr: str | None,
+    redis_url: str | None,
+    nats_url: str | None,
+    database_url: str | None,
+    env: tuple[str, ...],
+    no_backend: bool,
+) -> None:
+    """Start services and backends for one or two sites; Ctrl-C or SIGTERM stops them."""
+    site_ids = parse_sites(sites)
+    external: dict[str, ExternalEndpoints] = {}
+    if provider == "external":
+        if len(site_ids) != 1:
+            raise BenchError("provider external runs one site (give --sites with one id)")
+        missing = [
+            flag
+            for flag, value in (("--mqtt", mqtt_addr), ("--redis", redis_url), ("--nats", nats_url))
+            if not value
+        ]
+        if missing:
+            raise BenchError(f"provider external needs {', '.join(missing)}")
+        assert mqtt_addr and redis_url and nats_url
+        host, port = parse_host_port(mqtt_addr)
+        external[site_ids[0]] = ExternalEndpoints(host, port, redis_url, nats_url, database_url)
+    options = BenchOptions(
+        sites=site_ids,
+        state_dir=state_dir,
+        db=db,
+        provider=provider,
+        site_env=parse_site_env(env, site_ids),
+        external=external,
+        backend=not no_backend,
+    )
+    console = Console()
+    closing = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Raising (instead of setting an Event) cannot deadlock on a lock the interrupted
+        # code holds; a second signal while stopping is ignored so cleanup runs to the end.
+        nonlocal closing
+        if closing:
+            return
+        closing = True
+        raise _StopRequested
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    bench: RunningBench | None = None
+    try:
+        began = time.monotonic()
+        with console.status("starting services and backends..."):
+            bench = start_bench(options)
+        console.print(status_table(bench))
+        console.print(
+            f"state dir {bench.state_dir} (bench.json: {bench.state_dir / BENCH_FILE}, "
+            f"CA: {bench.pki.ca_cert}); up in {time.monotonic() - began:.1f} s. "
+            "Ctrl-C or SIGTERM stops everything."
+        )
+        _watch(bench, console)
+    except _StopRequested:
+        if bench is None:
+            console.print("interrupted while starting; stopped what was started")
+    finally:
+        closing = True
+        try:
+            if bench is not None:
+                console.print("stopping...")
+                bench.close()
+                (bench.state_dir / BENCH_FILE).unlink(missing_ok=True)
+                console.print("stopped")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _watch(bench: RunningBench, console: Console) -> None:
+    """Run until a signal raises; say so once when a backend dies on its own."""
+    reported: set[str] = set()
+    while True:
+        time.sleep(WATCH_INTERVAL_S)
+        for site_id in bench.site_ids:
+            backend = bench.backend_service(site_id)
+            if backend is None or backend.running or site_id in reported:
+                continue
+            reported.add(site_id)
+            tail = log_tail(bench.backend_log(site_id), 10)
+            console.print(
+                f"[red]backend of site {site_id} exited[/red]; last lines of "
+                f"{bench.backend_log(site_id)}:\n{tail}"
+            )

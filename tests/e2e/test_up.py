@@ -1,0 +1,128 @@
+"""``aurora-bench up`` and ``aurora-bench certs`` as a user runs them: as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+from cryptography import x509
+
+from bench.benchfile import read_bench_file
+from bench.services.process import tcp_accepts
+
+CLI = str(Path(sys.executable).parent / "aurora-bench")
+START_DEADLINE_S = 90.0
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_for_bench_file(proc: subprocess.Popen[str], state_dir: Path) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while not (state_dir / "bench.json").exists():
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"aurora-bench up exited with {proc.returncode}:\n{output}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("aurora-bench up wrote no bench.json in time")
+        time.sleep(0.1)
+
+
+def test_up_writes_bench_json_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    proc = subprocess.Popen(
+        [CLI, "up", "--sites", "a", "--state-dir", str(state_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for_bench_file(proc, state_dir)
+        raw = json.loads((state_dir / "bench.json").read_text())
+        assert set(raw) == {"state_dir", "ca", "sites"}
+        assert set(raw["sites"]) == {"a"}
+        site = raw["sites"]["a"]
+        assert set(site) == {"site_id", "api", "mqtt", "redis", "nats", "database"}
+        assert site["site_id"] == "a"
+        assert site["mqtt"]["tls"] is True
+        assert site["redis"].startswith("redis://127.0.0.1:") and site["redis"].endswith("/0")
+        assert site["nats"].startswith("nats://127.0.0.1:")
+        assert site["database"] == f"sqlite+aiosqlite:///{state_dir.absolute()}/a/aurora.db"
+        assert Path(raw["ca"]) == state_dir.absolute() / "pki" / "ca.crt"
+        x509.load_pem_x509_certificate(Path(raw["ca"]).read_bytes())
+        info = read_bench_file(state_dir)
+        with urllib.request.urlopen(f"{info.site('a').api}/healthz", timeout=5) as response:
+            assert response.status == 200
+        assert tcp_accepts(info.site("a").mqtt.host, info.site("a").mqtt.port)
+
+        children = _descendants(proc.pid)
+        names = {child.name() for child in children}
+        assert {"mosquitto", "nats-server", "redis-server"} <= names
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert "site a" in output and "stopped" in output
+    assert [child.pid for child in children if _alive(child)] == []
+    assert not (state_dir / "bench.json").exists()
+
+
+def test_certs_issue_writes_and_prints_both_paths(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [CLI, "certs", "issue", "stm32f401-door-03", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    cert = tmp_path / "pki" / "devices" / "stm32f401-door-03.crt"
+    key = tmp_path / "pki" / "devices" / "stm32f401-door-03.key"
+    assert str(cert) in result.stdout and str(key) in result.stdout
+    loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    cn = loaded.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    assert cn == "stm32f401-door-03"
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["certs", "issue", "door/03"], "does not match"),
+        (["certs", "issue", "door-03", "--variant", "revoked"], "Invalid value for '--variant'"),
+        (["up", "--sites", "a,b,c"], "one or two sites"),
+        (["up", "--sites", "A!"], "bad site id"),
+        (["up", "--provider", "external"], "needs --mqtt, --redis, --nats"),
+        (["up", "--env", "NOT_AURORA=1"], "AURORA_NAME=VALUE"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [CLI, *args, "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
