@@ -27,8 +27,10 @@ from bench.load.profiles import LOAD_BADGE_UID, PROFILES, parse_board_mix
 from bench.load.summary import LoadSummary, render_summary
 
 LOCUSTFILE = Path(__file__).parent / "load" / "locustfile.py"
-#: Slack after ramp + publishing + drain before locust stops the users.
-RUN_SLACK_S = 2.0
+#: The run ends when every device is done; ``--run-time`` is a safety net this much
+#: beyond the plan (connections under load take longer than the planned ramp).
+RUN_SAFETY_FACTOR = 3.0
+RUN_SLACK_S = 30.0
 
 
 def _raise_fd_limit() -> None:
@@ -87,7 +89,8 @@ def locust_command(
     id_prefix: str = "load",
 ) -> list[str]:
     """The headless locust command line of a run (also what the README shows)."""
-    run_time = math.ceil(devices / spawn_rate + duration_s + drain_s + RUN_SLACK_S)
+    planned = devices / spawn_rate + duration_s + drain_s
+    run_time = math.ceil(planned * RUN_SAFETY_FACTOR + RUN_SLACK_S)
     command = [
         sys.executable,
         "-m",

@@ -99,7 +99,7 @@ class Target:
         if self.name is None:
             counters = summary.counters
             totals: dict[str, float] = {
-                "loss": counters.lost,
+                "loss": counters.unaccounted,
                 "loss_pct": summary.loss_pct,
                 "duplicates": counters.duplicates,
                 "connected": counters.connected,

@@ -93,8 +93,17 @@ class LoadCounters(BaseModel):
     sent: int = 0
     ingested: int = 0
     lost: int = 0
+    #: Sent but neither ingested nor declared lost: the run ended before they drained.
+    pending: int = 0
     duplicates: int = 0
     late: int = 0
+    #: Devices that finished publishing and draining.
+    drained: int = 0
+
+    @property
+    def unaccounted(self) -> int:
+        """Messages never seen ingested: lost plus still pending at the end."""
+        return self.lost + self.pending
 
     def plus(self, other: LoadCounters) -> LoadCounters:
         """Field-wise sum (aggregating workers)."""
@@ -124,8 +133,9 @@ class LoadSummary(BaseModel):
 
     @property
     def loss_pct(self) -> float:
-        """Lost messages as a percentage of those sent."""
-        return 100.0 * self.counters.lost / self.counters.sent if self.counters.sent else 0.0
+        """Messages never seen ingested (lost + pending) as a percentage of those sent."""
+        sent = self.counters.sent
+        return 100.0 * self.counters.unaccounted / sent if sent else 0.0
 
     def row(self, stage: str, name: str) -> StageStats | None:
         """The row of ``stage`` for ``name``, if any sample was recorded."""
@@ -190,7 +200,13 @@ def render_summary(summary: LoadSummary) -> Any:
         f" (failed {counters.connect_failures})  duration {summary.duration_s:.1f} s\n"
         f"sent {counters.sent} ({summary.sent_per_s:,.0f} msg/s)  "
         f"ingested {counters.ingested} ({summary.ingested_per_s:,.0f} msg/s)  "
-        f"lost {counters.lost} ({summary.loss_pct:.2f} %)  duplicates {counters.duplicates}"
+        f"lost {counters.unaccounted} ({summary.loss_pct:.2f} %)  duplicates {counters.duplicates}"
+        + (
+            f"\n{counters.pending} messages still pending when the run ended (counted as loss):"
+            " raise --drain or --duration"
+            if counters.pending
+            else ""
+        )
     )
     table = Table(title="load stages (latency in ms)")
     for column in ("stage", "kind", "count", "fail", "msg/s", "avg", "p50", "p95", "p99", "max"):

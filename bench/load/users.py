@@ -9,9 +9,10 @@ the backend wrote to a Redis stream (``INGEST``), and for doors the ``unlock`` c
 answers a granted badge (``UNLOCK``). What was never ingested is reported as ``LOST``.
 
 Scale: paho's own network loop uses ``select()``, which stops at ~330 TLS sockets per
-process, silently (DESIGN.md, facts). The client here swaps in the selector-based loop of
-``locust.contrib.mqtt`` (an epoll wait per client, cooperative under gevent), so one
-process holds thousands of device connections.
+process, silently (DESIGN.md, facts); ``locust.contrib.mqtt``'s ``use_loop_selectors`` lifts
+the limit but still runs a thread (greenlet) per client building a new selector every
+iteration, and starved a worker at ~700 devices here. :class:`GeventPump` instead drives
+every client from gevent's event loop through paho's external-loop socket callbacks.
 
 This module is imported by the locustfile (``bench/load/locustfile.py``); everything runs
 inside locust's gevent world, so blocking calls (redis-py, paho) are cooperative.
@@ -31,7 +32,6 @@ import paho.mqtt.client as mqtt
 import redis
 from gevent.event import Event
 from locust import User, constant_throughput, events, task
-from locust.contrib.mqtt import MqttClient
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
@@ -122,12 +122,74 @@ def _add_options(parser: Any) -> None:
     group.add_argument("--aurora-unlock-timeout-s", default="5", help="badge -> unlock limit")
 
 
-class TracedClient(MqttClient):
-    """paho client with the selector-based loop of locust's MQTT client.
+class GeventPump:
+    """Drives every paho client of a locust process from gevent's own event loop.
 
-    Only ``_loop`` is borrowed: locust's ``MqttClient`` callbacks report their own event
-    names, so the device user installs its own callbacks after construction.
+    paho supports external loops through its socket callbacks: on socket open we start a
+    libev read watcher that calls ``loop_read``; "register write" starts a write watcher that
+    calls ``loop_write`` until paho says "unregister"; one greenlet calls ``loop_misc`` (keep
+    alive) for all clients each second. No thread, no ``select()`` and no selector built per
+    iteration, and one file descriptor per device (paho's wake-up socket pair exists only
+    with its own loop) — which is what lets one process hold thousands of TLS devices.
     """
+
+    def __init__(self) -> None:
+        self._loop: Any = gevent.get_hub().loop
+        self._readers: dict[mqtt.Client, Any] = {}
+        self._writers: dict[mqtt.Client, Any] = {}
+        self._misc = gevent.spawn(self._keepalive)
+
+    def attach(self, client: mqtt.Client) -> None:
+        """Install the socket callbacks on ``client`` (before ``connect``)."""
+        client.on_socket_open = self._opened
+        client.on_socket_close = self._closed
+        client.on_socket_register_write = self._want_write
+        client.on_socket_unregister_write = self._wrote_all
+
+    def _opened(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        no_delay(client, userdata, sock)
+        watcher = self._loop.io(sock.fileno(), 1)
+        watcher.start(self._readable, client, sock)
+        self._readers[client] = watcher
+
+    def _closed(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        for watchers in (self._readers, self._writers):
+            watcher = watchers.pop(client, None)
+            if watcher is not None:
+                watcher.stop()
+
+    def _want_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if client in self._writers:
+            return
+        watcher = self._loop.io(sock.fileno(), 2)
+        watcher.start(client.loop_write)
+        self._writers[client] = watcher
+
+    def _wrote_all(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        watcher = self._writers.pop(client, None)
+        if watcher is not None:
+            watcher.stop()
+
+    @staticmethod
+    def _readable(client: mqtt.Client, sock: Any) -> None:
+        client.loop_read()
+        # TLS may hold whole records already decrypted: the fd will not signal them again.
+        while client.socket() is sock and getattr(sock, "pending", lambda: 0)() > 0:
+            client.loop_read()
+
+    def _keepalive(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            for client in list(self._readers):
+                client.loop_misc()
+
+    def close(self) -> None:
+        """Stop every watcher and the keep-alive greenlet (idempotent)."""
+        self._misc.kill(block=False)
+        for watchers in (self._readers, self._writers):
+            for watcher in watchers.values():
+                watcher.stop()
+            watchers.clear()
 
 
 class LoadRun:
@@ -151,11 +213,13 @@ class LoadRun:
         self.ledger = Ledger(run_started_ns=time.time_ns())
         self.connected = 0
         self.connect_failures = 0
+        self.drained = 0
         self._next_index: dict[str, int] = {}
         self._redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
         # Read positions fixed *before* any device publishes, so no entry slips between.
         self._positions = {stream: self._last_id(stream) for stream in self._streams()}
         self._watcher = gevent.spawn(self._watch)
+        self.pump = GeventPump()
 
     @staticmethod
     def _streams() -> list[str]:
@@ -183,8 +247,10 @@ class LoadRun:
             sent=counts.sent,
             ingested=counts.ingested,
             lost=counts.lost,
+            pending=self.ledger.pending(),
             duplicates=counts.duplicates,
             late=counts.late,
+            drained=self.drained,
         )
 
     def _watch(self) -> None:
@@ -233,6 +299,7 @@ class LoadRun:
         """Stop the watcher (idempotent)."""
         # Kill (and wait for) the watcher before closing its connection under it.
         self._watcher.kill(block=True, timeout=2.0)
+        self.pump.close()
         self._redis.close()
 
 
@@ -276,13 +343,9 @@ class DeviceUser(User):
 
     # -- connection --------------------------------------------------------------------------
 
-    def _make_client(self) -> TracedClient:
-        client = TracedClient(
-            environment=self.environment,
-            client_id=self.device_id,
-            protocol=mqtt.MQTTv5,
-            use_loop_selectors=True,
-            callback_api_version=CallbackAPIVersion.VERSION2,
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5
         )
         pair = self.load.pki.device(self.device_id)
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.load.ca))
@@ -293,17 +356,26 @@ class DeviceUser(User):
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         client.on_subscribe = None
-        client.on_socket_open = no_delay
+        self.load.pump.attach(client)
         return client
 
     def on_start(self) -> None:
         """Connect, subscribe doors to their command topic, then send ``status`` first."""
         started = time.perf_counter()
-        self.client.connect_async(self.load.mqtt_host, self.load.mqtt_port, keepalive=60)
-        self.client.loop_start()
-        ok = self._connected.wait(CONNECT_TIMEOUT_S) and not self._connect_failed()
+        refused: BaseException | None = None
+        try:
+            # TCP + TLS handshake here (cooperative under gevent); CONNACK via the pump.
+            self.client.connect(self.load.mqtt_host, self.load.mqtt_port, keepalive=60)
+        except (OSError, ssl.SSLError) as caught:
+            refused = caught
+        ok = (
+            refused is None
+            and self._connected.wait(CONNECT_TIMEOUT_S)
+            and not self._connect_failed()
+        )
         elapsed_ms = (time.perf_counter() - started) * 1000
-        error = None if ok else ConnectionError(f"connect failed: {self._connect_rc}")
+        reason = refused or self._connect_rc or f"no CONNACK within {CONNECT_TIMEOUT_S:g} s"
+        error = None if ok else ConnectionError(f"connect failed: {reason}")
         self.environment.events.request.fire(
             request_type="MQTT",
             name="connect",
@@ -314,7 +386,7 @@ class DeviceUser(User):
         )
         if not ok:
             self.load.connect_failures += 1
-            self.client.loop_stop()
+            self.client.disconnect()
             raise StopUser
         self.load.connected += 1
         self.load.ledger.register(self.device_id)
@@ -326,7 +398,6 @@ class DeviceUser(User):
     def on_stop(self) -> None:
         """Disconnect cleanly (idempotent)."""
         self.client.disconnect()
-        self.client.loop_stop()
 
     def _connect_failed(self) -> bool:
         return self._connect_rc is None or bool(getattr(self._connect_rc, "is_failure", True))
@@ -355,7 +426,7 @@ class DeviceUser(User):
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         properties.UserProperty = [(TRACE_PROPERTY, trace.encode())]
         started = time.perf_counter()
-        info = mqtt.Client.publish(self.client, topic, payload, qos=qos, properties=properties)
+        info = self.client.publish(topic, payload, qos=qos, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._fire_publish(kind.value, 0.0, 0, RuntimeError(mqtt.error_string(info.rc)))
             return
@@ -423,6 +494,7 @@ class DeviceUser(User):
             )
         if self._badge_sent_at is not None:
             self._unlock_missed()
+        self.load.drained += 1
 
     # -- door commands ---------------------------------------------------------------------------
 
@@ -585,11 +657,21 @@ def _stage_totals(environment: Environment) -> dict[str, int]:
 
 
 def _progress(environment: Environment) -> None:
+    """Print progress; end the run once every device published and drained.
+
+    ``--run-time`` is only the safety net: device connections can take longer than the
+    planned ramp, and the run should neither cut devices short nor idle after they are done.
+    """
     state: _MasterState = environment.aurora_master  # type: ignore[attr-defined]
+    target = int(getattr(environment.parsed_options, "num_users", 0) or 0)
     while True:
         gevent.sleep(PROGRESS_INTERVAL_S)
         assert environment.runner is not None
         counters = _counters(environment)
+        if target and counters.drained + counters.connect_failures >= target:
+            print("all devices done", flush=True)
+            environment.runner.quit()
+            return
         totals = _stage_totals(environment)
         elapsed = time.monotonic() - state.started
         print(
