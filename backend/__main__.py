@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 
 import uvicorn
@@ -36,6 +37,29 @@ async def preflight(settings: Settings) -> None:
         await store.aclose()
 
 
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """Bind the API port *before* any outgoing connection is made.
+
+    uvicorn binds only after the lifespan started, and by then our own connections to
+    Redis, MQTT and the database hold ephemeral ports — one of which can be the very port
+    the bench picked as free for the API. Binding first makes the port ours.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise StartupError(
+            f"cannot listen on {host}:{port}: {error.strerror}; choose another "
+            "AURORA_API_PORT or stop what is using it"
+        ) from error
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
+
+
 def main() -> int:
     """Run the backend until SIGTERM / Ctrl-C; exit code 2 on bad settings."""
     try:
@@ -53,6 +77,7 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        listener = bind_api_socket(settings.api_host, settings.api_port)
         asyncio.run(preflight(settings))
     except StartupError as error:
         # A clear line instead of the traceback uvicorn would print for a lifespan failure.
@@ -67,7 +92,7 @@ def main() -> int:
         access_log=False,
     )
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=[listener])
     # uvicorn returns normally after a startup failure too; tell the caller.
     return 0 if server.started else 1
 
