@@ -100,6 +100,7 @@ class ReceivedCommand:
     request_id: str
     at_s: float
     applied: bool
+    wall_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +293,9 @@ class Node:
     def record_command(self, command: CommandMessage, applied: bool) -> None:
         """Remember a command (the scenario runner reads ``commands_received``)."""
         self.commands_received.append(
-            ReceivedCommand(command.verb, command.request_id, float(self.env.now), applied)
+            ReceivedCommand(
+                command.verb, command.request_id, float(self.env.now), applied, self.wall_clock()
+            )
         )
 
     def on_attestation_request(self, request: AttestationRequest) -> None:
@@ -358,9 +361,18 @@ class Node:
                 f"{self.device_id}: no earlier attestation response to replay; "
                 "challenge the node once first"
             )
+        for name, value in params.items():
+            timed = name.endswith("_s") and name != "skew_s" and value is not None
+            if timed and (not isinstance(value, int | float) or not value >= 0):
+                raise FaultError(f"{fault.value}: {name} must be a number >= 0, got {value!r}")
+        if fault is Fault.C2_BEACON and not params.get("interval_s", 60.0) > 0:
+            raise FaultError("c2_beacon: interval_s must be > 0")
         if fault is Fault.IMPERSONATE:
-            validate_device_id(str(params.get("target", "")))
-            kind = MessageKind(params.get("kind", "status"))
+            try:
+                validate_device_id(str(params.get("target", "")))
+                kind = MessageKind(params.get("kind", "status"))
+            except (ContractViolation, ValueError) as error:
+                raise FaultError(f"impersonate: {error}") from None
             if not kind.upstream:
                 raise FaultError(f"impersonate: {kind.value} is not a device -> backend kind")
         if fault is Fault.MALFORMED_PAYLOAD:

@@ -48,9 +48,10 @@ class Refusal:
 
 
 class _LinkLost:
-    __slots__ = ("reason",)
+    __slots__ = ("link", "reason")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, link: DeviceLink, reason: str) -> None:
+        self.link = link
         self.reason = reason
 
 
@@ -100,7 +101,7 @@ class NodeRunner:
             link = self.link_factory()
             will = encode(self.node.status_message())
             try:
-                await link.connect(self.node.deliver, will=will, on_lost=self._on_lost)
+                await link.connect(self.node.deliver, will=will, on_lost=self._lost_callback(link))
             except LinkError as error:
                 self.connect_failures += 1
                 self.last_error = str(error)
@@ -113,9 +114,12 @@ class NodeRunner:
             self.connected_event.set()
             return
 
-    def _on_lost(self, reason: str) -> None:
-        self.last_error = reason
-        self.outbox.push_control(_LinkLost(reason))
+    def _lost_callback(self, link: DeviceLink) -> Callable[[str], None]:
+        def lost(reason: str) -> None:
+            self.last_error = reason
+            self.outbox.push_control(_LinkLost(link, reason))
+
+        return lost
 
     async def _drop_link(self, *, send_will: bool) -> None:
         link, self._link = self._link, None
@@ -139,8 +143,10 @@ class NodeRunner:
                         # Offline/brown-out looks like a dead radio: the broker sends the will.
                         await self._drop_link(send_will=True)
                 elif isinstance(item, _LinkLost):
-                    await self._drop_link(send_will=False)
-                    self.status = LinkStatus.BACKOFF
+                    # A loss reported by a link we already replaced is old news.
+                    if item.link is self._link:
+                        await self._drop_link(send_will=False)
+                        self.status = LinkStatus.BACKOFF
                 elif isinstance(item, Outgoing):
                     await self._send(item)
         finally:

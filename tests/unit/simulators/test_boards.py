@@ -243,6 +243,16 @@ def test_bad_fault_parameters_are_refused_clearly() -> None:
         node.inject(Fault.REPLAY_ATTESTATION, now=True)
     with pytest.raises(FaultError, match="variant"):
         node.inject(Fault.MALFORMED_PAYLOAD, variant="cursed")
+    with pytest.raises(FaultError, match="interval_s must be a number >= 0"):
+        node.inject(Fault.C2_BEACON, interval_s=-1)
+    with pytest.raises(FaultError, match="interval_s must be > 0"):
+        node.inject(Fault.C2_BEACON, interval_s=0)
+    with pytest.raises(FaultError, match="duration_s must be a number"):
+        node.inject(Fault.OFFLINE, duration_s="soon")
+    with pytest.raises(FaultError, match=r"impersonate: .*bad id"):
+        node.inject(Fault.IMPERSONATE, target="bad id")
+    with pytest.raises(FaultError, match="impersonate: 'nonsense'"):
+        node.inject(Fault.IMPERSONATE, target="door-1", kind="nonsense")
     assert node.faults == []
 
 

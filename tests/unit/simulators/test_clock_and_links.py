@@ -240,3 +240,25 @@ async def test_nodes_added_by_hand_run_before_and_after_start() -> None:
         await until(lambda: {r.client_id for r in broker.accepted} == {"door-early", "door-late"})
         with pytest.raises(Exception, match="already in this fleet"):
             fleet.add(late, lambda: broker.link("door-late"))
+
+
+async def test_a_loss_reported_twice_does_not_drop_the_new_link() -> None:
+    from simulators.outbox import Outgoing
+
+    broker = MemoryBroker()
+    spec = parse_fleet_spec({"boards": [{"board": "stm32f401-door", "id_pattern": "d-{n}"}]})
+    async with Fleet(spec, link_for=broker.link, speed=20, backoff=FAST) as fleet:
+        await fleet.wait_connected(timeout_s=5)
+        runner = fleet.runners["d-1"]
+        topic = "aurora/sensors/d-1/status"
+        status = fleet.node("d-1").status_message().model_dump_json().encode()
+        # Queued before the loss report: its publish fails on the dead link (first report),
+        # then the runner reconnects and the stale "lost" item arrives (second report).
+        runner.outbox.put(Outgoing(MessageKind.STATUS, topic, status, 1, 0.0, "d-1"))
+        broker.drop("d-1")
+        marker = status.replace(b'"d-1"', b'"d-1" ')
+        runner.outbox.put(Outgoing(MessageKind.STATUS, topic, marker, 1, 0.0, "d-1"))
+        await until(lambda: any(r.payload == marker for r in broker.accepted))
+        assert runner.connects == 2
+        assert broker.connected("d-1")
+        assert runner.status is LinkStatus.CONNECTED
