@@ -126,3 +126,59 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _command(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _wait_for_backend(proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while not any(_command(c)[-2:] == ["-m", "backend"] for c in _descendants(proc.pid)):
+        assert proc.poll() is None, "aurora-bench up ended before starting a backend"
+        assert time.monotonic() < deadline, "no backend started"
+        time.sleep(0.02)
+
+
+def test_sigterm_while_starting_stops_what_was_started(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [CLI, "up", "--sites", "a,b", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # The backends come last: once one runs, the services are up and it is still starting.
+        _wait_for_backend(proc)
+        children = _descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert "interrupted while starting" in output
+    assert [child.name() for child in children if _alive(child)] == []
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_a_killed_bench_takes_its_servers_with_it(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [CLI, "up", "--sites", "a", "--no-backend", "--state-dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _wait_for_bench_file(proc, tmp_path)
+        children = _descendants(proc.pid)
+        assert {"mosquitto", "nats-server", "redis-server"} <= {c.name() for c in children}
+    finally:
+        proc.kill()  # SIGKILL: no handler runs; the children's parent-death signal must
+        proc.wait()
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert [child.name() for child in alive if _alive(child)] == []
