@@ -139,3 +139,30 @@ def test_postgres_bench_serves_the_backend(bench_factory: BenchFactory) -> None:
         assert _healthy(bench.site(site).api)
     raw = json.loads((bench.state_dir / "bench.json").read_text())
     assert raw["sites"]["b"]["database"] == urls["b"]
+
+
+def test_external_provider_runs_a_backend_against_given_servers(
+    bench_factory: BenchFactory, tmp_path: Path
+) -> None:
+    import shutil
+
+    from bench.site import ExternalEndpoints
+
+    servers = bench_factory(["a"], backend=False, db="sqlite")
+    site = servers.site("a")
+    # The external broker trusts its own CA: the new bench issues from the same one.
+    shutil.copytree(servers.pki.root, tmp_path / "pki")
+    endpoints = ExternalEndpoints(site.mqtt.host, site.mqtt.port, site.redis, site.nats)
+    with start_bench(
+        BenchOptions(
+            sites=["a"], state_dir=tmp_path, provider="external", external={"a": endpoints}
+        )
+    ) as bench:
+        assert bench.site("a").mqtt == site.mqtt
+        assert bench.site("a").redis == site.redis
+        assert bench.site("a").database.endswith(f"{tmp_path}/a/aurora.db")
+        assert _healthy(bench.site("a").api)
+        with pytest.raises(BenchError, match="not run by the bench"):
+            bench.stop_service("a", "mosquitto")
+    # Closing an external bench stops its backend only; the servers keep running.
+    assert servers.service("a", "mosquitto").running
