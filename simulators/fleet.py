@@ -140,6 +140,9 @@ class Fleet:
         """Start the clock and every runner (returns at once; see :meth:`aclose`)."""
         if self._clock_task is not None:
             return
+        # Nodes first: an unpaced clock that found nothing scheduled would end at once.
+        for node in self.nodes.values():
+            node.start()
         self._clock_task = asyncio.create_task(self.bridge.run(duration_s), name="fleet-clock")
         for device_id, runner in self.runners.items():
             self._tasks.append(asyncio.create_task(runner.run(), name=f"node:{device_id}"))

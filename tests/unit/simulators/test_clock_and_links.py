@@ -262,3 +262,23 @@ async def test_a_loss_reported_twice_does_not_drop_the_new_link() -> None:
         assert runner.connects == 2
         assert broker.connected("d-1")
         assert runner.status is LinkStatus.CONNECTED
+
+
+async def test_same_seed_gives_the_same_fleet_traffic_in_virtual_time() -> None:
+    async def traffic(seed: int) -> dict[str, list[bytes]]:
+        broker = MemoryBroker()
+        spec = parse_fleet_spec({**SPEC, "seed": seed})
+        fleet = Fleet(spec, link_for=broker.link, speed=math.inf, backoff=FAST)
+        await fleet.start(duration_s=600)
+        await fleet.wait_clock()
+        await until(lambda: all(len(r.outbox) == 0 for r in fleet.runners.values()))
+        await fleet.aclose()
+        per_device: dict[str, list[bytes]] = {}
+        for record in broker.accepted:
+            per_device.setdefault(record.client_id, []).append(record.payload)
+        return per_device
+
+    first = await traffic(21)
+    assert sum(map(len, first.values())) > 200
+    assert first == await traffic(21)
+    assert first != await traffic(22)
