@@ -176,7 +176,14 @@ class BenchPool:
 class _Run:
     """The state of one scenario run."""
 
-    def __init__(self, loaded: LoadedScenario, bench: RunningBench, observer: RunObserver) -> None:
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        bench: RunningBench,
+        observer: RunObserver,
+        pace_s: float = 0.0,
+    ) -> None:
+        self.pace_s = pace_s
         self.loaded = loaded
         self.scenario = loaded.scenario
         self.bench = bench
@@ -199,10 +206,16 @@ class _Run:
         self.timeline.record(EventKind.NOTE, "runner", site=site, device=device, text=text)
 
     def action(
-        self, kind: str, site: str | None = None, device: str | None = None, **data: Any
+        self,
+        kind: str,
+        site: str | None = None,
+        device: str | None = None,
+        at: float | None = None,
+        **data: Any,
     ) -> None:
+        """Record what an action did; ``at``: when it was sent (its effects may come first)."""
         self.timeline.record(
-            EventKind.ACTION, "runner", site=site, device=device, action=kind, **data
+            EventKind.ACTION, "runner", site=site, device=device, t=at, action=kind, **data
         )
 
     # -------------------------------------------------------------- setup / cleanup
@@ -324,11 +337,12 @@ class _Run:
             }
             if action.device is not None:
                 body["device_id"] = action.device
+            sent = self.timeline.clock()
             created = await self.call(site, "POST", "/api/v1/alerts", body)
             alert_id = created.get("id") if isinstance(created, dict) else None
             ids.append(alert_id)
             self.action(
-                "raise_alert", site, action.device, type=action.type,
+                "raise_alert", site, action.device, at=sent, type=action.type,
                 severity=action.severity.value, id=alert_id,
             )  # fmt: skip
         return f"{action.count} x {action.type} at {site}"
@@ -547,6 +561,8 @@ class _Run:
         delay = begin - clock()
         if delay > 0:
             await asyncio.sleep(delay)
+        if self.pace_s > 0 and index > 0:
+            await asyncio.sleep(self.pace_s)  # the demo's pace, so a person can follow
         started = clock()
         self.observer.step_started(step, index, started)
         self.timeline.record(EventKind.STEP, "runner", phase="start", name=step.name, index=index)
@@ -649,13 +665,20 @@ class _Run:
 
 
 async def run_scenario(
-    loaded: LoadedScenario, bench: RunningBench, observer: RunObserver | None = None
+    loaded: LoadedScenario,
+    bench: RunningBench,
+    observer: RunObserver | None = None,
+    *,
+    pace_s: float = 0.0,
 ) -> ScenarioResult:
-    """Run one scenario against ``bench`` (which must have the scenario's sites)."""
+    """Run one scenario against ``bench`` (which must have the scenario's sites).
+
+    ``pace_s`` waits that long before every step after the first (the demo's pace).
+    """
     missing = [site for site in loaded.scenario.sites if site not in bench.info.sites]
     if missing:
         raise BenchError(f"{loaded.path}: the bench does not run site(s) {', '.join(missing)}")
-    return await _Run(loaded, bench, observer or NullObserver()).play()
+    return await _Run(loaded, bench, observer or NullObserver(), pace_s).play()
 
 
 # ---------------------------------------------------------------- many files

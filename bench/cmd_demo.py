@@ -1,0 +1,80 @@
+"""``aurora-bench demo``: two live sites, a mixed fleet, and the scripted story, narrated."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from bench.errors import BenchError
+
+#: Where the story lives: the working directory's ``scenarios/`` first (a checkout), then
+#: the one next to the installed package.
+DEMO_FILE = Path("scenarios") / "demo.yaml"
+
+
+def demo_file() -> Path:
+    """The demo scenario to play."""
+    for candidate in (Path.cwd() / DEMO_FILE, Path(__file__).resolve().parents[1] / DEMO_FILE):
+        if candidate.is_file():
+            return candidate
+    raise BenchError(f"{DEMO_FILE} not found: run the demo from the aurora-bench checkout")
+
+
+@click.command()
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="play another story (default: scenarios/demo.yaml)",
+)
+@click.option("--pace", type=float, default=1.0, show_default=True, help="seconds between steps")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".bench/demo"))
+@click.option("--report", type=click.Path(path_type=Path), help="write FILE.html or FILE.json")
+@click.option("--hold", is_flag=True, help="keep the sites running after the story (Ctrl-C ends)")
+def demo(
+    scenario_path: Path | None, pace: float, state_dir: Path, report: Path | None, hold: bool
+) -> None:
+    """Bring up two sites and a mixed fleet, play the story, narrate it live."""
+    from rich.console import Console
+
+    from bench.scenario.console import Narrator
+    from bench.scenario.loader import load_scenario
+    from bench.scenario.report import write_report
+    from bench.scenario.runner import BenchPool, run_scenario
+
+    if pace < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--pace")
+    loaded = load_scenario(scenario_path or demo_file())
+    console = Console(highlight=False)
+    sites = ", ".join(loaded.scenario.sites)
+    console.print(f"[bold]aurora-bench demo[/bold]: {loaded.name} - {loaded.scenario.description}")
+    console.print(f"starting sites {sites} (Mosquitto, Redis, NATS, backend each) ...")
+    pool = BenchPool(state_dir)
+    try:
+        began = time.monotonic()
+        bench = pool.acquire(loaded.scenario)
+        console.print(f"sites up in {time.monotonic() - began:.1f}s:")
+        for site_id, site in bench.info.sites.items():
+            console.print(
+                f"  site {site_id}: API {site.api}  MQTT {site.mqtt.host}:{site.mqtt.port}"
+            )
+        narrator = Narrator(console)
+        result = asyncio.run(run_scenario(loaded, bench, narrator, pace_s=pace))
+        if report is not None:
+            console.print(f"report: {write_report(report, [result])}")
+        narrator.summary([result])
+        if hold:
+            console.print("sites keep running; press Ctrl-C to stop them")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        console.print("stopping the sites ...")
+        pool.close()
+    sys.exit(0 if result.passed else 1)
