@@ -301,6 +301,7 @@ def test_descriptions_and_deadlines() -> None:
     assert describe(e) == "an alert type=access_denied device=door-02 at any site within 500ms"
     assert deadline(e, 2.0) == 2.5
     assert deadline(expect(no_alert={"for": 3}), 1.0) == 4.0
-    assert describe(
-        expect(no_command={"device": "door-01", "verb": "unlock"})
-    ) == "no `unlock` command to door-01 for 1s"
+    assert (
+        describe(expect(no_command={"device": "door-01", "verb": "unlock"}))
+        == "no `unlock` command to door-01 for 1s"
+    )
