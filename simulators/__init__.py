@@ -15,6 +15,8 @@ Layout::
     mqtt_link.py  MqttLink (aiomqtt, MQTT v5, mTLS)
     runtime.py    NodeRunner: node + link + clock, reconnect with backoff
     fleetspec.py  fleet spec YAML (pydantic) and building nodes from it
+    fleet.py      Fleet: nodes + runners + one clock, found by id (door(), reader(), node())
+    projection.py battery projection of the coin-cell sentinel (``aurora-bench battery``)
 
 Models import no transport; only links and the runner know both sides.
 
@@ -39,6 +41,8 @@ from simulators.boards import (
 )
 from simulators.clock import ClockBridge
 from simulators.errors import FaultError, FleetSpecError, LinkError, SimulatorError
+from simulators.fleet import Fleet
+from simulators.fleetspec import FleetSpec, build_nodes, load_fleet_spec, parse_fleet_spec
 from simulators.identity import DeviceIdentity, self_signed_identity
 from simulators.links import DeviceLink, LinkStatus, MemoryBroker, MemoryLink, PublishResult
 from simulators.lock import LockState
@@ -61,6 +65,8 @@ __all__ = [
     "EnvPresenceNode",
     "Fault",
     "FaultError",
+    "Fleet",
+    "FleetSpec",
     "FleetSpecError",
     "LinkError",
     "LinkStatus",
@@ -79,5 +85,8 @@ __all__ = [
     "SentinelConfig",
     "SentinelNode",
     "SimulatorError",
+    "build_nodes",
+    "load_fleet_spec",
+    "parse_fleet_spec",
     "self_signed_identity",
 ]
