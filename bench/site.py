@@ -18,13 +18,15 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.benchfile import (
+    BENCH_FILE,
     DEFAULT_STATE_DIR,
     BenchInfo,
     MqttEndpoint,
     SiteInfo,
+    read_bench_file,
     write_bench_file,
 )
-from bench.errors import BenchError
+from bench.errors import BenchError, BenchFileError
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
 from bench.services.local import (
@@ -34,7 +36,7 @@ from bench.services.local import (
     nats_service,
     redis_service,
 )
-from bench.services.process import Service, ServiceSpec, free_port
+from bench.services.process import Service, ServiceSpec, free_port, tcp_accepts
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DATABASES = ("sqlite", "postgres")
@@ -434,7 +436,8 @@ def start_bench(options: BenchOptions) -> RunningBench:
     options.validate()
     state_dir = Path(options.state_dir).absolute()
     state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "bench.json").unlink(missing_ok=True)
+    _refuse_a_running_bench(state_dir)
+    (state_dir / BENCH_FILE).unlink(missing_ok=True)
     pki = Pki.ensure(state_dir / "pki")
     bench = RunningBench(options, pki, state_dir)
     try:
@@ -443,9 +446,23 @@ def start_bench(options: BenchOptions) -> RunningBench:
         try:
             bench.close()
         finally:
-            (state_dir / "bench.json").unlink(missing_ok=True)
+            (state_dir / BENCH_FILE).unlink(missing_ok=True)
         raise
     return bench
+
+
+def _refuse_a_running_bench(state_dir: Path) -> None:
+    """A bench.json whose servers still answer means another bench owns this state dir."""
+    try:
+        info = read_bench_file(state_dir)
+    except BenchFileError:
+        return  # none, or a leftover we may overwrite
+    for site in info.sites.values():
+        if tcp_accepts(site.mqtt.host, site.mqtt.port, 0.3):
+            raise BenchError(
+                f"a bench is already running in {state_dir} (site {site.site_id} answers at "
+                f"{site.mqtt.host}:{site.mqtt.port}); stop it or pick another --state-dir"
+            )
 
 
 def _healthz(host: str, port: int) -> bool:

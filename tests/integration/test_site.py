@@ -166,3 +166,10 @@ def test_external_provider_runs_a_backend_against_given_servers(
             bench.stop_service("a", "mosquitto")
     # Closing an external bench stops its backend only; the servers keep running.
     assert servers.service("a", "mosquitto").running
+
+
+def test_a_second_bench_in_a_running_state_dir_is_refused(bench_one: RunningBench) -> None:
+    with pytest.raises(BenchError, match="already running"):
+        start_bench(BenchOptions(sites=["a"], state_dir=bench_one.state_dir))
+    assert read_bench_file(bench_one.state_dir) == bench_one.info
+    assert _healthy(bench_one.site("a").api)
