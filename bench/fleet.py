@@ -118,7 +118,7 @@ async def run_fleet(
 
 def _live_display(echo: Callable[[str], None]) -> Callable[[str], None]:
     """In a terminal, redraw the block in place; otherwise print each block."""
-    if echo is not print or not sys.stdout.isatty():
+    if not sys.stdout.isatty():
         return lambda text: echo(text) if text else None
     state = {"lines": 0}
 
