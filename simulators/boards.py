@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from backend.contract import BadgeEvent, CommandMessage, Severity
+from backend.contract import BadgeEvent, CommandMessage, CommandVerb, Severity
 from simulators.battery import (
     Battery,
     CoinCell,
@@ -183,7 +183,7 @@ class DoorNode(AccessBenchNode):
         before = self.lock.state
         transition = self.lock.apply(command.verb, float(self.env.now), command.duration_s)
         self.record_command(command, transition.applied)
-        if command.verb.value == "keepalive":
+        if command.verb is CommandVerb.KEEPALIVE:
             self.send_status()
             return
         if transition.state is LockState.UNLOCKED and transition.relock_at_s is not None:

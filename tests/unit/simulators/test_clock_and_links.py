@@ -282,3 +282,15 @@ async def test_same_seed_gives_the_same_fleet_traffic_in_virtual_time() -> None:
     assert sum(map(len, first.values())) > 200
     assert first == await traffic(21)
     assert first != await traffic(22)
+
+
+def test_backoff_grows_to_its_cap_within_the_jitter() -> None:
+    import itertools
+    import random
+
+    backoff = Backoff(initial_s=0.5, max_s=4.0, factor=2.0, jitter=0.25)
+    delays = list(itertools.islice(backoff.delays(random.Random(1)), 8))
+    nominal = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    assert all(0.75 * n <= d <= 1.25 * n for d, n in zip(delays, nominal, strict=True))
+    other = list(itertools.islice(backoff.delays(random.Random(2)), 8))
+    assert delays != other, "two nodes do not reconnect in lockstep"
