@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import resource
 import shutil
 import signal
@@ -62,8 +63,49 @@ def find_binary(tool: str) -> str:
     raise ToolMissingError(tool, PACKAGES.get(tool, tool))
 
 
+#: Ports handed out by this process, never handed out twice (a stopped server keeps its
+#: port reserved for its restart).
+_HANDED_OUT: set[int] = set()
+_PORT_LOCK = threading.Lock()
+_LOWEST_PORT = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now (the kernel picks it)."""
+    """A TCP port free on ``host`` now, below the kernel's ephemeral range.
+
+    Ports from the ephemeral range (what binding port 0 gives) can be taken at any moment
+    by an outgoing connection of any process, including the server's own clients, which
+    would steal a port picked for a server or for its restart. Below that range only
+    listeners compete, and this process never hands out a port twice.
+    """
+    low, _high = _ephemeral_range()
+    if low - _LOWEST_PORT < 1000:
+        return _kernel_port(host)
+    rng = random.SystemRandom()
+    with _PORT_LOCK:
+        for _ in range(200):
+            port = rng.randrange(_LOWEST_PORT, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
+    return _kernel_port(host)
+
+
+def _kernel_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]

@@ -214,9 +214,14 @@ def test_log_tail_keeps_the_last_lines(tmp_path: Path) -> None:
     assert tail.splitlines() == ["line 97", "line 98", "line 99"]
 
 
-def test_free_port_is_bindable() -> None:
+def test_free_ports_are_bindable_distinct_and_outside_the_ephemeral_range() -> None:
     import socket
 
-    port = free_port()
+    from bench.services.process import _ephemeral_range
+
+    low, _high = _ephemeral_range()
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(port < low for port in ports)
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
+        sock.bind(("127.0.0.1", ports[0]))
