@@ -173,3 +173,49 @@ def test_a_second_bench_in_a_running_state_dir_is_refused(bench_one: RunningBenc
         start_bench(BenchOptions(sites=["a"], state_dir=bench_one.state_dir))
     assert read_bench_file(bench_one.state_dir) == bench_one.info
     assert _healthy(bench_one.site("a").api)
+
+
+def test_the_plugin_gives_any_suite_a_bench(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "test_user_suite.py").write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+
+            from bench.fixtures import device_client, probe_client
+
+
+            def test_bench_one_runs(bench_one):
+                assert bench_one.site_ids == ["a"]
+                assert bench_one.backend_service("a").running
+
+
+            def test_device_reaches_the_probe(bench_one):
+                async def roundtrip():
+                    async with probe_client(bench_one) as probe:
+                        await probe.subscribe("aurora/sensors/+/telemetry", qos=1)
+                        async with device_client(bench_one, "esp32s3-plugin-01") as device:
+                            await device.publish(
+                                "aurora/sensors/esp32s3-plugin-01/telemetry", b"{}", qos=1
+                            )
+                        async with asyncio.timeout(15):
+                            return await anext(aiter(probe.messages))
+
+                message = asyncio.run(roundtrip())
+                assert str(message.topic) == "aurora/sensors/esp32s3-plugin-01/telemetry"
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
