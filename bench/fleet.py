@@ -110,9 +110,10 @@ async def run_fleet(
                     await fleet.wait_clock()
                     break
     finally:
-        await fleet.aclose()
         live(_render(fleet))
-        live("")
+        await fleet.aclose()
+        sent = sum(line.sent for line in fleet.lines())
+        echo(f"fleet stopped after {fleet.sim_time_s:,.0f} simulated s: {sent} messages sent")
     return fleet
 
 

@@ -228,7 +228,9 @@ def test_fleet_command_runs_a_spec_for_a_duration(bench_one, tmp_path, capsys) -
     main(["fleet", "--spec", str(spec), "--state-dir", str(bench_one.state_dir),
           "--speed", "10", "--duration", "30"])  # fmt: skip
     out = capsys.readouterr().out
-    last = out.strip().splitlines()[-2:]
+    *_, env_line, door_line, stopped = out.strip().splitlines()
+    last = [env_line, door_line]
+    assert stopped.startswith("fleet stopped after 30 simulated s")
     assert last[0].startswith("esp32s3-env") and "sent" in last[0]
     sent = int(last[0].split("sent")[1].split()[0])
     assert sent >= 2 * 3, out  # boot status + at least a few readings each in 30 sim s
