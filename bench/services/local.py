@@ -12,15 +12,18 @@ import os
 import pwd
 import shutil
 import signal
+import socket
+import ssl
 import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
 from bench.errors import ServiceStartError
-from bench.pki import Pki
+from bench.pki import CertPair, Pki
 from bench.services.config import (
     MOSQUITTO_NOFILE,
+    PROBE_IDENTITY,
     LeafListener,
     LeafRemote,
     MosquittoConfig,
@@ -49,6 +52,7 @@ def mosquitto_service(site_dir: Path, pki: Pki, site_id: str, port: int) -> Serv
     work.mkdir(parents=True, exist_ok=True)
     acl = work / "acl"
     acl.write_text(mosquitto_acl([backend_identity(site_id)]))
+    probe = pki.service(PROBE_IDENTITY)
     conf = work / "mosquitto.conf"
     conf.write_text(
         mosquitto_conf(
@@ -68,12 +72,43 @@ def mosquitto_service(site_dir: Path, pki: Pki, site_id: str, port: int) -> Serv
             name=f"mosquitto-{site_id}",
             command=[binary, "-c", str(conf)],
             log=site_dir / "mosquitto.log",
-            ready=lambda: tcp_accepts(LOOPBACK, port),
+            ready=lambda: mqtt_accepts(LOOPBACK, port, pki.ca_cert, probe),
             port=port,
             cwd=work,
             nofile=MOSQUITTO_NOFILE,
         )
     )
+
+
+READY_CLIENT_ID = "bench-ready-check"
+#: MQTT 3.1.1 CONNECT (clean session, keepalive 60) and DISCONNECT for the readiness check.
+_CONNECT_BODY = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(READY_CLIENT_ID).to_bytes(2, "big")
+_CONNECT = bytes([0x10, len(_CONNECT_BODY) + len(READY_CLIENT_ID)]) + _CONNECT_BODY
+_CONNACK_OK = b"\x20\x02\x00\x00"
+_DISCONNECT = b"\xe0\x00"
+
+
+def mqtt_accepts(host: str, port: int, ca: Path, client: CertPair, timeout_s: float = 2.0) -> bool:
+    """True when the broker completes mTLS and accepts an MQTT CONNECT from ``client``.
+
+    Stronger than a TCP connect (the TLS material and ACL file loaded) and leaves a clean
+    connect/disconnect in the broker log instead of a TLS error.
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+    context.load_cert_chain(str(client.cert), str(client.key))
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout_s) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            tls.sendall(_CONNECT + READY_CLIENT_ID.encode())
+            answer = tls.recv(4)
+            if answer == _CONNACK_OK:
+                tls.sendall(_DISCONNECT)
+                return True
+            return False
+    except OSError:
+        return False
 
 
 def redis_service(site_dir: Path, site_id: str, port: int) -> Service:
