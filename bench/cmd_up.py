@@ -170,7 +170,9 @@ def up(
         console.print(status_table(bench))
         console.print(
             f"state dir {bench.state_dir} (bench.json: {bench.state_dir / BENCH_FILE}, "
-            f"CA: {bench.pki.ca_cert}); up in {time.monotonic() - began:.1f} s. "
+            f"CA: {bench.pki.ca_cert}); up in {time.monotonic() - began:.1f} s "
+            f"(services {bench.startup_s['services']:.1f} s, "
+            f"backends {bench.startup_s['backends']:.1f} s). "
             "Ctrl-C or SIGTERM stops everything."
         )
         _watch(bench, console)

@@ -13,6 +13,7 @@ import http.client
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -137,6 +138,8 @@ class RunningBench:
         self._info: BenchInfo | None = None
         self._lock = threading.RLock()
         self._closed = False
+        #: Seconds the start took: ``services`` (incl. PostgreSQL), ``backends``, ``total``.
+        self.startup_s: dict[str, float] = {}
 
     # -- what tests and tools read ---------------------------------------------------------
 
@@ -331,6 +334,7 @@ class RunningBench:
 
     def _start(self) -> None:
         options = self.options
+        began = time.monotonic()
         if options.db == "postgres" and options.provider != "external":
             self._postgres = PostgresCluster(self.state_dir, free_port())
             self._postgres.start()
@@ -415,6 +419,8 @@ class RunningBench:
         for service in local:
             service.wait_ready()
         self.pki.service(PROBE_IDENTITY)
+        services_up = time.monotonic()
+        self.startup_s["services"] = services_up - began
         if options.backend:
             # Launch every backend first, then wait: their imports overlap on two cores.
             backends = []
@@ -424,6 +430,8 @@ class RunningBench:
                 backends.append(site.backend)
             for backend in backends:
                 backend.wait_ready()
+        self.startup_s["backends"] = time.monotonic() - services_up
+        self.startup_s["total"] = time.monotonic() - began
         write_bench_file(self.info)
 
 

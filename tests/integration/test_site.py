@@ -37,6 +37,9 @@ def test_bench_one_is_a_complete_site(bench_one: RunningBench) -> None:
     assert list(info.sites) == ["a"]
     assert _healthy(info.site("a").api)
     assert info.ca == str(bench_one.pki.ca_cert)
+    timings = bench_one.startup_s
+    assert set(timings) == {"services", "backends", "total"}
+    assert 0 < timings["services"] < timings["total"]
 
 
 def test_backend_gets_every_setting_of_its_site(bench_one: RunningBench) -> None:
