@@ -477,3 +477,94 @@ async def test_backends_federate_through_the_rest_api(sites: RunningBench) -> No
 
         sites_at_a = (await client.get(f"{a_api}/api/v1/sites")).json()
         assert {item["site_id"] for item in sites_at_a["items"]} == {"a", "b"}
+
+
+async def _post_alert(
+    client: httpx.AsyncClient, api: str, severity: str = "critical", title: str = "probe"
+) -> str:
+    response = await client.post(
+        f"{api}/api/v1/alerts", json={"type": "c2_beacon", "severity": severity, "title": title}
+    )
+    assert response.status_code == 201, response.text
+    alert_id: str = response.json()["id"]
+    return alert_id
+
+
+async def _federated_from(client: httpx.AsyncClient, api: str, origin: str) -> list[str]:
+    response = await client.get(
+        f"{api}/api/v1/alerts", params={"source": f"federation:{origin}", "limit": 1000}
+    )
+    response.raise_for_status()
+    return [item["origin_alert_id"] for item in response.json()["items"]]
+
+
+async def _api_link_status(client: httpx.AsyncClient, api: str) -> str | None:
+    try:
+        response = await client.get(f"{api}/api/v1/system/topology")
+    except httpx.HTTPError:
+        return None
+    links = response.json()["links"] if response.status_code == 200 else []
+    return links[0]["status"] if links else None
+
+
+async def _all_arrive_once(
+    client: httpx.AsyncClient, api: str, origin: str, ids: list[str], what: str
+) -> None:
+    async def arrived() -> bool:
+        got = await _federated_from(client, api, origin)
+        return set(ids) <= set(got)
+
+    await eventually(arrived, what, 45)
+    got = await _federated_from(client, api, origin)
+    assert sorted(i for i in got if i in set(ids)) == sorted(ids), "an alert arrived twice"
+
+
+async def test_backends_survive_a_partition(sites: RunningBench) -> None:
+    a_api, b_api = sites.site("a").api, sites.site("b").api
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def status(wanted: str) -> bool:
+            return await _api_link_status(client, a_api) == wanted
+
+        await eventually(lambda: status("healthy"), "a healthy link", 30)
+        await asyncio.to_thread(sites.stop_service, "b", "nats")
+        try:
+            await eventually(lambda: status("degraded"), "a sees the link degraded", 10)
+            from_b = [await _post_alert(client, b_api, title=f"cut b {i}") for i in range(20)]
+            from_a = [await _post_alert(client, a_api, "high", f"cut a {i}") for i in range(20)]
+            await eventually(lambda: status("down"), "a sees the link down", 10)
+            assert not set(from_b) & set(await _federated_from(client, a_api, "b"))
+        finally:
+            await asyncio.to_thread(sites.start_service, "b", "nats")
+        await eventually(lambda: status("healthy"), "a sees the link healthy again", 30)
+        await _all_arrive_once(client, a_api, "b", from_b, "b's 20 alerts at a")
+        await _all_arrive_once(client, b_api, "a", from_a, "a's 20 alerts at b")
+
+
+async def test_restarting_either_backend_loses_nothing(sites: RunningBench) -> None:
+    a_api, b_api = sites.site("a").api, sites.site("b").api
+    async with httpx.AsyncClient(timeout=10) as client:
+        # a crashes; b raises alerts meanwhile; a's durable consumer resumes after restart.
+        await asyncio.to_thread(sites.stop_backend, "a", kill=True)
+        try:
+            while_a_down = [
+                await _post_alert(client, b_api, title=f"a down {i}") for i in range(10)
+            ]
+        finally:
+            await asyncio.to_thread(sites.start_backend, "a")
+        await _all_arrive_once(client, a_api, "b", while_a_down, "alerts raised while a was down")
+
+        # b crashes right after raising alerts (some may not have left its queue yet).
+        just_before = [await _post_alert(client, b_api, title=f"b crash {i}") for i in range(10)]
+        await asyncio.to_thread(sites.stop_backend, "b", kill=True)
+        await asyncio.to_thread(sites.start_backend, "b")
+        await _all_arrive_once(client, a_api, "b", just_before, "alerts b raised before crashing")
+
+
+async def test_propagation_measurement_runs(sites: RunningBench) -> None:
+    from bench.perf.federation import propagation_samples_ms
+
+    samples, lost = await propagation_samples_ms(sites.info, "b", "a", alerts=20, warmup=2)
+    assert lost == 0
+    assert len(samples) == 20
+    assert all(0 < sample < 5000 for sample in samples)
