@@ -4,7 +4,8 @@ Imported only when chosen (``--provider docker``), so the bench runs without Doc
 libraries. Where no Docker engine answers, :class:`DockerServices` raises a
 :class:`~bench.errors.BenchError` saying so at once, instead of timing out later.
 The containers get the configs and PKI of the state dir mounted read-only, with the same
-mTLS and ACL settings as the local provider. PostgreSQL stays on the local provider.
+mTLS and ACL settings as the local provider. PostgreSQL stays on the local provider, and
+docker sites have no leafnode link (two federated sites need the local provider).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from bench.errors import BenchError, ServiceStartError
 from bench.pki import CertPair, Pki
 from bench.services.config import (
     MosquittoConfig,
+    NatsConfig,
     backend_identity,
     mosquitto_acl,
     mosquitto_conf,
+    nats_conf,
 )
 from bench.services.process import tcp_accepts
 
@@ -102,9 +105,16 @@ class DockerServices:
         )
         redis = DockerContainer(REDIS_IMAGE).with_command("redis-server --save '' --appendonly no")
         redis = redis.with_exposed_ports(6379)
+        # nats-server has no command-line flag for the JetStream domain: mount a config.
+        nats_dir = self.state_dir / site_id / "nats-docker"
+        nats_dir.mkdir(parents=True, exist_ok=True)
+        (nats_dir / "nats.conf").write_text(
+            nats_conf(NatsConfig(site_id, 4222, 8222, Path("/data/jetstream"), host="0.0.0.0"))
+        )
         nats = (
             DockerContainer(NATS_IMAGE)
-            .with_command(f"-js --domain {site_id}")
+            .with_volume_mapping(str(nats_dir), "/aurora/conf", "ro")
+            .with_command("-c /aurora/conf/nats.conf")
             .with_exposed_ports(4222)
         )
         started = []
