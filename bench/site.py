@@ -9,11 +9,14 @@ and heal them again on the same ports.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import http.client
 import re
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -138,6 +141,7 @@ class RunningBench:
         self._info: BenchInfo | None = None
         self._lock = threading.RLock()
         self._closed = False
+        _OPEN_BENCHES.add(self)
         #: Seconds the start took: ``services`` (incl. PostgreSQL), ``backends``, ``total``.
         self.startup_s: dict[str, float] = {}
 
@@ -433,6 +437,18 @@ class RunningBench:
         self.startup_s["backends"] = time.monotonic() - services_up
         self.startup_s["total"] = time.monotonic() - began
         write_bench_file(self.info)
+
+
+#: Benches not closed yet; an interpreter exit closes them gracefully (servers flush their
+#: state) before mirakuru's own exit hook would SIGKILL whatever is left.
+_OPEN_BENCHES: weakref.WeakSet[RunningBench] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_benches() -> None:
+    for bench in list(_OPEN_BENCHES):
+        with contextlib.suppress(Exception):
+            bench.close()
 
 
 def start_bench(options: BenchOptions) -> RunningBench:

@@ -339,3 +339,29 @@ def test_docker_provider_without_engine_is_a_clear_error(tmp_path: Path) -> None
         pytest.skip("a Docker engine answers here")
     with pytest.raises(BenchError, match="no Docker engine answers"):
         start_bench(BenchOptions(sites=["a"], state_dir=tmp_path, provider="docker"))
+
+
+def test_exit_without_close_stops_servers_gracefully(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from bench.site import BenchOptions, start_bench\n"
+        "bench = start_bench(BenchOptions(state_dir=Path(sys.argv[1]), backend=False))\n"
+        "print(*(bench.service('a', n).pid for n in ('mosquitto', 'nats', 'redis')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    pids = [int(pid) for pid in result.stdout.split()]
+    assert len(pids) == 3
+    assert not [pid for pid in pids if _alive(pid)]
+    # SIGTERM, not mirakuru's last-resort SIGKILL: the servers shut down on their own terms.
+    assert "Received SIGTERM" in (tmp_path / "a" / "redis.log").read_text()
+    assert "terminating" in (tmp_path / "a" / "mosquitto.log").read_text()
