@@ -300,3 +300,15 @@ def test_backoff_grows_to_its_cap_within_the_jitter() -> None:
     assert all(0.75 * n <= d <= 1.25 * n for d, n in zip(delays, nominal, strict=True))
     other = list(itertools.islice(backoff.delays(random.Random(2)), 8))
     assert delays != other, "two nodes do not reconnect in lockstep"
+
+
+def test_simulate_gives_contract_valid_payloads_for_load_generators() -> None:
+    from backend.contract import decode_upstream
+    from simulators.fleetspec import simulate
+
+    messages = simulate(parse_fleet_spec(SPEC), 300)
+    assert {m.device_id for m in messages} == set(parse_fleet_spec(SPEC).device_ids())
+    assert [m.at_s for m in messages] == sorted(m.at_s for m in messages)
+    for m in messages:
+        decode_upstream(m.topic, m.payload)
+    assert messages == simulate(parse_fleet_spec(SPEC), 300)
