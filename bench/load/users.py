@@ -606,6 +606,7 @@ __all__ = ["USER_CLASSES", "DeviceUser", "LoadOptions", "LoadRun", "task"]
 class _MasterState:
     started: float = 0.0
     worker_counters: dict[str, LoadCounters] | None = None
+    progress: gevent.Greenlet | None = None
 
 
 def _on_init(environment: Environment, **_: Any) -> None:
@@ -670,7 +671,10 @@ def _progress(environment: Environment) -> None:
         counters = _counters(environment)
         if target and counters.drained + counters.connect_failures >= target:
             print("all devices done", flush=True)
-            environment.runner.quit()
+            if getattr(environment.parsed_options, "headless", False):
+                environment.runner.quit()
+            else:
+                environment.runner.stop()  # web UI: stop the run, keep the UI
             return
         totals = _stage_totals(environment)
         elapsed = time.monotonic() - state.started
@@ -684,11 +688,19 @@ def _progress(environment: Environment) -> None:
 
 
 def _on_test_start(environment: Environment, **_: Any) -> None:
+    # A new run (web UI: another "start") gets a fresh ledger and the same device ids.
+    previous: LoadRun | None = getattr(environment, "aurora_load_run", None)
+    if previous is not None:
+        previous.close()
+        environment.aurora_load_run = None  # type: ignore[attr-defined]
     if isinstance(environment.runner, WorkerRunner):
         return
     state: _MasterState = environment.aurora_master  # type: ignore[attr-defined]
     state.started = time.monotonic()
-    gevent.spawn(_progress, environment)
+    state.worker_counters = {}
+    if state.progress is not None:
+        state.progress.kill(block=False)
+    state.progress = gevent.spawn(_progress, environment)
 
 
 def _on_quitting(environment: Environment, **_: Any) -> None:

@@ -42,7 +42,7 @@ class PerfConfig:
     #: Badge -> unlock samples, idle and under load.
     unlock_samples: int = 300
     #: Seconds each measurement may take before it is abandoned.
-    measurement_timeout_s: float = 180.0
+    measurement_timeout_s: float = 120.0
 
     @classmethod
     def tiny(cls) -> PerfConfig:
