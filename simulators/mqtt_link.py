@@ -151,8 +151,13 @@ class MqttLink:
         self._on_lost = on_lost
         self._closing = False
         try:
-            for kind in (MessageKind.COMMAND, MessageKind.ATTESTATION_REQUEST):
-                await client.subscribe(topic_for(kind, self.device_id), qos=1)
+            # One SUBSCRIBE for both downward topics: one round trip per connect, not two.
+            await client.subscribe(
+                [
+                    (topic_for(kind, self.device_id), 1)
+                    for kind in (MessageKind.COMMAND, MessageKind.ATTESTATION_REQUEST)
+                ]
+            )
         except aiomqtt.MqttError as error:
             await self.aclose()
             raise LinkError(self.device_id, f"subscribe failed: {error}") from None
