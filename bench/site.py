@@ -33,6 +33,7 @@ from bench.benchfile import (
 from bench.errors import BenchError, BenchFileError
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
+from bench.services.docker import DockerServices
 from bench.services.local import (
     LOOPBACK,
     PostgresCluster,
@@ -137,7 +138,7 @@ class RunningBench:
         self.state_dir = state_dir
         self._sites: dict[str, _Site] = {}
         self._postgres: PostgresCluster | None = None
-        self._docker: object | None = None
+        self._docker: DockerServices | None = None
         self._info: BenchInfo | None = None
         self._lock = threading.RLock()
         self._closed = False
@@ -277,9 +278,6 @@ class RunningBench:
             if self._postgres is not None:
                 _collect(errors, self._postgres.stop)
             if self._docker is not None:
-                from bench.services.docker import DockerServices
-
-                assert isinstance(self._docker, DockerServices)
                 _collect(errors, self._docker.stop)
             if errors:
                 raise errors[0]
@@ -343,10 +341,7 @@ class RunningBench:
             self._postgres = PostgresCluster(self.state_dir, free_port())
             self._postgres.start()
         if options.provider == "docker":
-            from bench.services.docker import DockerServices
-
-            docker = DockerServices(self.state_dir, self.pki)
-            self._docker = docker
+            self._docker = DockerServices(self.state_dir, self.pki)
         hub_leaf_port: int | None = None
         for index, site_id in enumerate(options.sites):
             directory = self.state_dir / site_id
@@ -370,10 +365,7 @@ class RunningBench:
                 )
                 self._sites[site_id] = site
                 continue
-            if options.provider == "docker":
-                from bench.services.docker import DockerServices
-
-                assert isinstance(self._docker, DockerServices)
+            if self._docker is not None:
                 endpoints = self._docker.start_site(site_id)
                 self._sites[site_id] = _Site(
                     site_id=site_id,
@@ -436,6 +428,7 @@ class RunningBench:
                 backend.wait_ready()
         self.startup_s["backends"] = time.monotonic() - services_up
         self.startup_s["total"] = time.monotonic() - began
+        self._info = None  # computed from the finished assembly
         write_bench_file(self.info)
 
 
