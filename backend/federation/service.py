@@ -45,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.contract import Severity
+from backend.errors import StartupError
 from backend.federation.errors import FederationError, FederationMessageError
 from backend.federation.jetstream import (
     consumer_name,
@@ -174,6 +175,7 @@ class FederationService:
         alerts: AlertSink,
         sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
+        _check_settings(settings)
         self.settings = settings
         self.site_id = settings.site_id
         self._alerts = alerts
@@ -319,7 +321,7 @@ class FederationService:
                 self._spawn(self._republish_recent, "federation-republish", restart=False)
 
     async def _on_nats_error(self, error: Exception) -> None:
-        self.last_error = f"NATS: {error!r}"
+        self.last_error = f"NATS at {self.settings.nats_url}: {error!r}"
         log.debug("nats error: %r", error)
 
     async def _on_disconnected(self) -> None:
@@ -809,6 +811,31 @@ class FederationService:
                 for row in rows
             ]
         }
+
+
+def _check_settings(settings: Settings) -> None:
+    """Refuse settings the loops cannot work with, at startup and with what to change."""
+    problems: list[str] = []
+    if not settings.nats_url:
+        problems.append("AURORA_FEDERATION_ENABLED=true needs AURORA_NATS_URL (nats://host:port)")
+    if settings.heartbeat_interval_seconds <= 0:
+        problems.append(
+            "AURORA_HEARTBEAT_INTERVAL_SECONDS must be > 0, "
+            f"got {settings.heartbeat_interval_seconds}"
+        )
+    if not 0 < settings.link_degraded_after_s <= settings.link_down_after_s:
+        problems.append(
+            "need 0 < AURORA_LINK_DEGRADED_AFTER_S <= AURORA_LINK_DOWN_AFTER_S, got "
+            f"{settings.link_degraded_after_s} and {settings.link_down_after_s}"
+        )
+    elif settings.link_degraded_after_s <= settings.heartbeat_interval_seconds:
+        problems.append(
+            f"AURORA_LINK_DEGRADED_AFTER_S ({settings.link_degraded_after_s}) must exceed "
+            f"AURORA_HEARTBEAT_INTERVAL_SECONDS ({settings.heartbeat_interval_seconds}), "
+            "or a healthy link flaps to degraded between two heartbeats"
+        )
+    if problems:
+        raise StartupError("federation settings: " + "; ".join(problems))
 
 
 def _site_json(row: SiteRow) -> dict[str, Any]:

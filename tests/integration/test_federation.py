@@ -374,6 +374,31 @@ async def test_restarting_either_side_loses_nothing(mesh: dict[str, Site]) -> No
         assert len(await a.remote_alerts("b", ids)) == len(ids)
 
 
+async def test_a_site_starts_while_its_nats_is_down(
+    mesh: dict[str, Site], services_two: RunningBench
+) -> None:
+    b = mesh["b"]
+    await asyncio.to_thread(services_two.stop_service, "b", "nats")
+    try:
+        async with asyncio.timeout(5):  # start() must not wait for the mesh
+            await b.restart_federation()
+        health = await eventually(
+            lambda: _health_if(b, lambda h: h["last_error"] is not None), "b reporting its error"
+        )
+        assert health["nats_connected"] is False
+        assert services_two.site("b").nats.removeprefix("nats://") in health["last_error"]
+        queued = await b.raise_alert("critical", title="raised before NATS came up")
+    finally:
+        await asyncio.to_thread(services_two.start_service, "b", "nats")
+    await eventually(lambda: _health_if(b, lambda h: h["jetstream_ready"]), "b connected", 30)
+    await eventually(lambda: _arrived(mesh["a"], "b", [queued]), "the queued alert at a", 30)
+
+
+async def _health_if(site: Site, test: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
+    health = site.federation.health()
+    return health if test(health) else None
+
+
 async def test_streams_are_created_idempotently(mesh: dict[str, Site]) -> None:
     nc = await nats.connect(mesh["a"].settings.nats_url or "")
     try:
