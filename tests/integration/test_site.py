@@ -13,7 +13,7 @@ from cryptography import x509
 
 from bench.benchfile import read_bench_file
 from bench.errors import BenchError, ServiceStartError
-from bench.fixtures import BenchFactory
+from bench.fixtures import BenchFactory, database_for_tests
 from bench.site import BenchOptions, RunningBench, start_bench
 
 
@@ -37,6 +37,8 @@ def test_bench_one_is_a_complete_site(bench_one: RunningBench) -> None:
     assert list(info.sites) == ["a"]
     assert _healthy(info.site("a").api)
     assert info.ca == str(bench_one.pki.ca_cert)
+    scheme = {"sqlite": "sqlite+aiosqlite://", "postgres": "postgresql+asyncpg://"}
+    assert info.site("a").database.startswith(scheme[database_for_tests()])
     timings = bench_one.startup_s
     assert set(timings) == {"services", "backends", "total"}
     assert 0 < timings["services"] < timings["total"]
