@@ -62,7 +62,8 @@ async def eventually(
 
 
 @pytest.fixture
-async def fleet(bench_one) -> Any:
+async def site_fleet(bench_one) -> Any:
+    """Every board type on site ``a`` of ``bench_one`` (the plugin's ``fleet`` is another)."""
     spec = parse_fleet_spec(SPEC)
     fleet = mqtt_fleet(spec, bench_one.info, bench_one.pki, speed=5, backoff=Backoff(0.2, 2))
     async with fleet:
@@ -82,9 +83,9 @@ async def device(api: httpx.AsyncClient, device_id: str) -> dict[str, Any] | Non
 
 
 async def test_every_board_registers_trusted_and_sends_telemetry(
-    fleet: Fleet, api: httpx.AsyncClient, bench_one
+    site_fleet: Fleet, api: httpx.AsyncClient, bench_one
 ) -> None:
-    for device_id, node in fleet.nodes.items():
+    for device_id, node in site_fleet.nodes.items():
         row = await eventually(lambda d=device_id: device(api, d), f"{device_id} registered")
         assert row["board_family"] == node.board.board_family
         assert row["device_type"] == node.board.device_type
@@ -108,9 +109,9 @@ async def test_every_board_registers_trusted_and_sends_telemetry(
 
 
 async def test_granted_swipe_opens_the_door_denied_one_does_not(
-    fleet: Fleet, api: httpx.AsyncClient
+    site_fleet: Fleet, api: httpx.AsyncClient
 ) -> None:
-    opened, kept_shut = fleet.door("itf-door-01"), fleet.door("itf-door-02")
+    opened, kept_shut = site_fleet.door("itf-door-01"), site_fleet.door("itf-door-02")
     grant = (
         await api.post(
             "/api/v1/cps/access/grants", json={"uid": GRANTED, "device_ids": ["itf-door-01"]}
@@ -152,7 +153,7 @@ async def test_granted_swipe_opens_the_door_denied_one_does_not(
 
 
 async def test_drift_is_flagged_and_attestation_verifies_then_replay_fails(
-    fleet: Fleet, api: httpx.AsyncClient
+    site_fleet: Fleet, api: httpx.AsyncClient
 ) -> None:
     await eventually(lambda: device(api, "itf-access-01"), "itf-access-01 registered")
     issued = await api.post("/api/v1/cps/devices/itf-access-01/attestations")
@@ -165,7 +166,7 @@ async def test_drift_is_flagged_and_attestation_verifies_then_replay_fails(
     [verified] = await eventually(results, "an attestation result")
     assert verified["status"] == "verified", verified
 
-    fleet.node("itf-access-01").inject(Fault.REPLAY_ATTESTATION)
+    site_fleet.node("itf-access-01").inject(Fault.REPLAY_ATTESTATION)
     await api.post("/api/v1/cps/devices/itf-access-01/attestations")
 
     async def two_results() -> list[dict[str, Any]]:
@@ -175,7 +176,7 @@ async def test_drift_is_flagged_and_attestation_verifies_then_replay_fails(
     newest = (await eventually(two_results, "a second attestation result"))[0]
     assert newest["status"] != "verified", newest
 
-    env = fleet.node("itf-env-02")
+    env = site_fleet.node("itf-env-02")
     env.drift_firmware()
 
     async def drifted() -> bool:
@@ -185,8 +186,8 @@ async def test_drift_is_flagged_and_attestation_verifies_then_replay_fails(
     await eventually(drifted, "itf-env-02 flagged drift_detected")
 
 
-async def test_impersonation_is_refused_by_the_broker(fleet: Fleet) -> None:
-    node = fleet.node("itf-env-01")
+async def test_impersonation_is_refused_by_the_broker(site_fleet: Fleet) -> None:
+    node = site_fleet.node("itf-env-01")
     node.inject(Fault.IMPERSONATE, target="itf-door-01")
 
     async def refused() -> bool:
@@ -198,13 +199,15 @@ async def test_impersonation_is_refused_by_the_broker(fleet: Fleet) -> None:
     ]
 
 
-async def test_offline_node_leaves_its_last_will_and_comes_back(fleet: Fleet, bench_one) -> None:
+async def test_offline_node_leaves_its_last_will_and_comes_back(
+    site_fleet: Fleet, bench_one
+) -> None:
     from bench.fixtures import probe_client
 
-    runner = fleet.runners["itf-env-02"]
+    runner = site_fleet.runners["itf-env-02"]
     async with probe_client(bench_one) as probe:
         await probe.subscribe("aurora/sensors/itf-env-02/status", qos=1)
-        fleet.node("itf-env-02").inject(Fault.OFFLINE, duration_s=10)
+        site_fleet.node("itf-env-02").inject(Fault.OFFLINE, duration_s=10)
         async with asyncio.timeout(20):
             async for message in probe.messages:
                 props = getattr(message.properties, "UserProperty", None) or []
@@ -260,10 +263,10 @@ async def test_devices_measurement_runs_small(bench_one) -> None:
     assert "20/20 sample publishes acked" in figures["devices.connected_per_process"].note
 
 
-async def test_c2_beacon_reaches_the_broker_jitter_free(fleet: Fleet, bench_one) -> None:
+async def test_c2_beacon_reaches_the_broker_jitter_free(site_fleet: Fleet, bench_one) -> None:
     from bench.fixtures import probe_client
 
-    node = fleet.node("itf-env-01")
+    node = site_fleet.node("itf-env-01")
     arrivals: list[float] = []
     async with probe_client(bench_one) as probe:
         await probe.subscribe("aurora/sensors/itf-env-01/beacon", qos=0)
@@ -281,9 +284,9 @@ async def test_c2_beacon_reaches_the_broker_jitter_free(fleet: Fleet, bench_one)
 
 
 async def test_malformed_payload_is_rejected_by_the_backend(
-    fleet: Fleet, api: httpx.AsyncClient
+    site_fleet: Fleet, api: httpx.AsyncClient
 ) -> None:
-    fleet.node("itf-sentinel-01").inject(Fault.MALFORMED_PAYLOAD, variant="non_finite")
+    site_fleet.node("itf-sentinel-01").inject(Fault.MALFORMED_PAYLOAD, variant="non_finite")
 
     async def rejected() -> list[dict[str, Any]]:
         response = await api.get(
