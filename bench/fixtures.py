@@ -19,6 +19,7 @@ Helpers (plain functions): :func:`tls_context`, :func:`device_client`,
 
 from __future__ import annotations
 
+import itertools
 import os
 import ssl
 import tempfile
@@ -163,8 +164,11 @@ def device_client(
 
 def probe_client(bench: RunningBench, site: str = "a", **kwargs: Any) -> aiomqtt.Client:
     """An aiomqtt client with the ``bench-probe`` identity: reads ``#``, writes ``aurora/#``."""
-    kwargs.setdefault("identifier", f"bench-probe-{os.getpid()}-{id(kwargs)}")
+    kwargs.setdefault("identifier", f"bench-probe-{os.getpid()}-{next(_PROBE_NUMBERS)}")
     return _client(bench, site, bench.probe_cert(), **kwargs)
+
+
+_PROBE_NUMBERS = itertools.count(1)
 
 
 def _client(bench: RunningBench, site: str, pair: CertPair, **kwargs: Any) -> aiomqtt.Client:

@@ -365,3 +365,15 @@ def test_exit_without_close_stops_servers_gracefully(tmp_path: Path) -> None:
     # SIGTERM, not mirakuru's last-resort SIGKILL: the servers shut down on their own terms.
     assert "Received SIGTERM" in (tmp_path / "a" / "redis.log").read_text()
     assert "terminating" in (tmp_path / "a" / "mosquitto.log").read_text()
+
+
+async def test_two_probe_clients_live_side_by_side(services_two: RunningBench) -> None:
+    # Same client id would make the broker drop the first connection for the second.
+    async with probe_client(services_two) as first, probe_client(services_two) as second:
+        for client in (first, second):
+            await client.subscribe("aurora/sensors/probe-twins/status", qos=1)
+        await first.publish("aurora/sensors/probe-twins/status", b"both", qos=1)
+        async with asyncio.timeout(DEADLINE_S):
+            for client in (first, second):
+                message = await anext(aiter(client.messages))
+                assert message.payload == b"both"
