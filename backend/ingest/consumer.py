@@ -242,11 +242,33 @@ class MqttIngest:
             self._metrics.batch_size.observe(len(batch))
             if self._settings.ingest_ack_delay_s > 0:
                 await asyncio.sleep(self._settings.ingest_ack_delay_s)
+            self._ack(inner, raw)
+            # Let the socket callbacks run between batches, so acks go out promptly.
+            await asyncio.sleep(0)
+
+    @staticmethod
+    def _ack(inner: paho.Client, raw: list[paho.MQTTMessage]) -> None:
+        """PUBACK a processed batch in order, corked into as few TCP segments as possible.
+
+        TCP_NODELAY keeps a lone unlock command or PUBACK from waiting on Nagle; corking
+        the socket around a batch of acks gives back what Nagle gave the hot path (one
+        segment for hundreds of PUBACKs instead of one each).
+        """
+        sock: Any = inner.socket()
+        cork = getattr(socket, "TCP_CORK", None) if len(raw) > 1 else None
+        if sock is not None and cork is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+        try:
             for message in raw:
                 if message.qos > 0:
                     inner.ack(message.mid, message.qos)
-            # Let the socket callbacks run between batches, so acks go out promptly.
-            await asyncio.sleep(0)
+            inner.loop_write()
+        except Exception as error:  # a broken socket: reconnect, the broker redelivers
+            raise aiomqtt.MqttError(f"acknowledging failed: {error}") from error
+        finally:
+            if sock is not None and cork is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
 
     def _read_buffered(self, inner: paho.Client, batch_max: int) -> None:
         """Read every packet already on the socket before processing a batch.

@@ -45,16 +45,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    """Poll ``check`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + DEADLINE_S
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = DEADLINE_S
+) -> T:
+    """Poll ``check`` until it returns a truthy value or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
     last: T | None = None
     while time.monotonic() < deadline:
         last = await check()
         if last:
             return last
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {DEADLINE_S} s waiting for {what}; last: {last!r}")
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last: {last!r}")
 
 
 def status_payload(device_id: str, firmware_hash: str | None = None) -> bytes:

@@ -22,6 +22,8 @@ from bench.site import RunningBench
 from tests.integration.test_ingest import eventually, metric_value, new_id, telemetry_payload
 
 DEVICES = 3
+#: Deadline for steps that move thousands of messages (the CI machine has two cores).
+SLOW_S = 90.0
 READINGS = 1500
 
 
@@ -66,7 +68,7 @@ async def test_kill_minus_nine_loses_and_doubles_nothing(bench_factory: BenchFac
             count = sum((await _readings(redis, TELEMETRY_STREAM, device_ids)).values())
             return count if count >= 500 else None
 
-        processed_before_crash = await eventually(some_processed, "ingest under way")
+        processed_before_crash = await eventually(some_processed, "ingest under way", SLOW_S)
         await asyncio.to_thread(bench.stop_backend, "a", kill=True)
         await asyncio.gather(*publishers)
         assert processed_before_crash < len(expected), "the crash must interrupt the ingest"
@@ -76,7 +78,7 @@ async def test_kill_minus_nine_loses_and_doubles_nothing(bench_factory: BenchFac
             seen = await _readings(redis, TELEMETRY_STREAM, device_ids)
             return seen if set(seen) >= expected else None
 
-        seen = await eventually(all_there, "every reading after the restart")
+        seen = await eventually(all_there, "every reading after the restart", SLOW_S)
         async with httpx.AsyncClient(base_url=bench.site("a").api) as api:
             redelivered = await metric_value(api, "aurora_ingest_duplicates_total")
         assert redelivered > 0, "the crash window held processed, unacknowledged messages"
