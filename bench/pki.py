@@ -6,7 +6,8 @@ Layout under ``<state-dir>/pki`` (users' scripts rely on ``ca.crt`` and ``device
     servers/<name>.crt|.key        server certs (SAN 127.0.0.1, ::1, localhost)
     services/<name>.crt|.key       client certs of bench services (CN = name)
     devices/<id>.crt|.key          one client cert per device (CN = device_id)
-    variants/<variant>/<id>.crt|.key   expired / not_yet_valid / wrong_ca device certs
+    ca.crl                         the CA's CRL: the serial block of ``revoked`` variants
+    variants/<variant>/<id>.crt|.key   expired / not_yet_valid / wrong_ca / revoked certs
     variants/rogue-ca.crt|.key     the untrusted CA that signs ``wrong_ca`` certs
 
 Every key is ECDSA P-256: device keys double as attestation keys (DESIGN.md, attestation
@@ -41,6 +42,12 @@ CA_VALIDITY = dt.timedelta(days=3650)
 LEAF_VALIDITY = dt.timedelta(days=825)
 #: Certificates start slightly in the past so a peer with a lagging clock accepts them.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+#: ``revoked`` variants take their serial numbers from this reserved block, which the CA's
+#: CRL lists from the start: brokers load a CRL only when they start, so a certificate
+#: revoked later would not be refused until a restart.
+REVOKED_SERIAL_BASE = 0x7A_0000_0000
+REVOKED_SLOTS = 1024
+CRL_VALIDITY = dt.timedelta(days=3650)
 _SERVICE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -50,6 +57,7 @@ class Variant(StrEnum):
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     WRONG_CA = "wrong_ca"
+    REVOKED = "revoked"
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,7 @@ def _issue(
     server: bool,
     not_before: dt.datetime,
     not_after: dt.datetime,
+    serial: int | None = None,
 ) -> tuple[bytes, bytes]:
     """A leaf certificate and key (PEM) signed by ``authority``."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -163,7 +172,7 @@ def _issue(
         .subject_name(_name(common_name))
         .issuer_name(authority.cert.subject)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -202,6 +211,25 @@ def _issue(
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
+def _make_crl(authority: _Authority) -> bytes:
+    """The CA's CRL (PEM): every serial of the reserved ``revoked`` block."""
+    now = _now()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(authority.cert.subject)
+        .last_update(now - CLOCK_SKEW)
+        .next_update(now + CRL_VALIDITY)
+    )
+    for slot in range(REVOKED_SLOTS):
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(REVOKED_SERIAL_BASE + slot)
+            .revocation_date(now - CLOCK_SKEW)
+            .build()
+        )
+    return builder.sign(authority.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
 class Pki:
     """The bench's certificate authority and everything it issues (see the module doc)."""
 
@@ -209,6 +237,8 @@ class Pki:
         self.root = root
         self.ca_cert = root / "ca.crt"
         self.ca_key = root / "ca.key"
+        #: The CA's CRL (PEM), listing the serials ``revoked`` variants are issued with.
+        self.crl = root / "ca.crl"
         self._ca = authority
         self._rogue: _Authority | None = None
 
@@ -225,8 +255,11 @@ class Pki:
                 _atomic_write(
                     cert_path, authority.cert.public_bytes(serialization.Encoding.PEM), 0o644
                 )
-                return cls(root, authority)
-        return cls(root, _load_ca(cert_path, key_path))
+            else:
+                authority = _load_ca(cert_path, key_path)
+            if not (root / "ca.crl").exists():
+                _atomic_write(root / "ca.crl", _make_crl(authority), 0o644)
+        return cls(root, authority)
 
     # -- issuing ---------------------------------------------------------------------------
 
@@ -243,7 +276,8 @@ class Pki:
         return self._pair("devices", _checked_device_id(device_id), server=False)
 
     def device_variant(self, device_id: str, variant: str) -> CertPair:
-        """A broken cert for ``device_id``: ``expired``, ``not_yet_valid`` or ``wrong_ca``."""
+        """A broken cert for ``device_id``: ``expired``, ``not_yet_valid``, ``wrong_ca`` or
+        ``revoked`` (signed by the site CA, serial listed in its CRL)."""
         device_id = _checked_device_id(device_id)
         try:
             kind = Variant(variant)
@@ -259,7 +293,7 @@ class Pki:
             not_before, not_after = now - dt.timedelta(days=30), now - dt.timedelta(days=1)
         elif kind is Variant.NOT_YET_VALID:
             not_before, not_after = now + dt.timedelta(days=1), now + dt.timedelta(days=30)
-        else:
+        elif kind is Variant.WRONG_CA:
             authority = self._rogue_ca()
         return self._pair(
             f"variants/{kind.value}",
@@ -268,6 +302,7 @@ class Pki:
             authority=authority,
             not_before=not_before,
             not_after=not_after,
+            revoked=kind is Variant.REVOKED,
         )
 
     @property
@@ -302,6 +337,7 @@ class Pki:
         authority: _Authority | None = None,
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
+        revoked: bool = False,
     ) -> CertPair:
         directory = self.root / folder
         pair = CertPair(directory / f"{common_name}.crt", directory / f"{common_name}.key")
@@ -313,6 +349,16 @@ class Pki:
         with _locked(self.root):
             if pair.cert.exists():
                 return pair
+            serial = None
+            if revoked:
+                # Under the lock, the count of issued revoked certs is the next free slot.
+                slot = sum(1 for path in directory.iterdir() if path.suffix == ".crt")
+                if slot >= REVOKED_SLOTS:
+                    raise PkiError(
+                        f"all {REVOKED_SLOTS} revoked-certificate slots are used; "
+                        f"delete {directory} to start over"
+                    )
+                serial = REVOKED_SERIAL_BASE + slot
             now = _now()
             cert_pem, key_pem = _issue(
                 authority or self._ca,
@@ -320,6 +366,7 @@ class Pki:
                 server=server,
                 not_before=not_before or now - CLOCK_SKEW,
                 not_after=not_after or now + LEAF_VALIDITY,
+                serial=serial,
             )
             _atomic_write(pair.key, key_pem, 0o600)
             _atomic_write(pair.cert, cert_pem, 0o644)

@@ -65,6 +65,7 @@ class MosquittoConfig:
     acl_file: Path
     persistence_dir: Path
     log_file: Path | None = None
+    crl: Path | None = None
     host: str = "127.0.0.1"
     run_as_root: bool = False
 
@@ -80,6 +81,7 @@ def mosquitto_conf(config: MosquittoConfig) -> str:
         f"certfile {config.server.cert}",
         f"keyfile {config.server.key}",
         "require_certificate true",
+        *([f"crlfile {config.crl}"] if config.crl else []),
         "use_identity_as_username true",
         "tls_version tlsv1.3",
         f"acl_file {config.acl_file}",

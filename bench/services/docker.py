@@ -86,6 +86,7 @@ class DockerServices:
                     port=8883,
                     host="0.0.0.0",
                     ca=pki_in / "ca.crt",
+                    crl=pki_in / "ca.crl",
                     server=CertPair(
                         pki_in / server.cert.relative_to(self.pki.root),
                         pki_in / server.key.relative_to(self.pki.root),

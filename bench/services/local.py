@@ -63,6 +63,7 @@ def mosquitto_service(site_dir: Path, pki: Pki, site_id: str, port: int) -> Serv
                 acl_file=acl,
                 persistence_dir=work,
                 log_file=site_dir / "mosquitto.log",
+                crl=pki.crl,
                 run_as_root=_running_as_root(),
             )
         )

@@ -108,7 +108,7 @@ def test_certs_issue_writes_and_prints_both_paths(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["certs", "issue", "door/03"], "does not match"),
-        (["certs", "issue", "door-03", "--variant", "revoked"], "Invalid value for '--variant'"),
+        (["certs", "issue", "door-03", "--variant", "stolen"], "Invalid value for '--variant'"),
         (["up", "--sites", "a,b,c"], "one or two sites"),
         (["up", "--sites", "A!"], "bad site id"),
         (["up", "--provider", "external"], "needs --mqtt, --redis, --nats"),

@@ -166,7 +166,7 @@ def test_client_certificates_decide_who_gets_in(services_two: RunningBench) -> N
         b"\x20\x02\x00\x00"
     )
     assert _mqtt_connect(services_two, None, "no-cert") == b""
-    for variant in ("wrong_ca", "expired", "not_yet_valid"):
+    for variant in ("wrong_ca", "expired", "not_yet_valid", "revoked"):
         pair = pki.device_variant("esp32s3-env-09", variant)
         assert _mqtt_connect(services_two, pair, "esp32s3-env-09") == b"", variant
 

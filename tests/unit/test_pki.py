@@ -132,6 +132,27 @@ def test_wrong_ca_variant_does_not_chain_to_the_site_ca(pki: Pki) -> None:
     assert _matches(pair)
 
 
+def test_revoked_variant_chains_but_is_listed_in_the_crl(pki: Pki) -> None:
+    crl = x509.load_pem_x509_crl(pki.crl.read_bytes())
+    ca = _cert(pki.ca_cert)
+    public = ca.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert crl.is_signature_valid(public)
+    assert crl.next_update_utc is not None
+    assert crl.next_update_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
+    first = _cert(pki.device_variant("esp32s3-env-01", "revoked").cert)
+    second = _cert(pki.device_variant("esp32s3-env-02", "revoked").cert)
+    first.verify_directly_issued_by(ca)
+    assert first.serial_number != second.serial_number
+    for cert in (first, second):
+        assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    # Asking again gives the same cert (same slot), and real device certs are not listed.
+    again = _cert(pki.device_variant("esp32s3-env-01", "revoked").cert)
+    assert again.serial_number == first.serial_number
+    real = _cert(pki.device("esp32s3-env-01").cert)
+    assert crl.get_revoked_certificate_by_serial_number(real.serial_number) is None
+
+
 @pytest.mark.parametrize("bad", ["", "door/1", "door+1", "door#1", "dööör", "x" * 65])
 def test_bad_device_ids_are_refused(pki: Pki, bad: str) -> None:
     with pytest.raises(PkiError, match="does not match"):
@@ -140,8 +161,8 @@ def test_bad_device_ids_are_refused(pki: Pki, bad: str) -> None:
 
 
 def test_unknown_variant_names_the_choices(pki: Pki) -> None:
-    with pytest.raises(PkiError, match="expired, not_yet_valid, wrong_ca"):
-        pki.device_variant("esp32s3-env-01", "revoked")
+    with pytest.raises(PkiError, match="expired, not_yet_valid, wrong_ca, revoked"):
+        pki.device_variant("esp32s3-env-01", "stolen")
 
 
 @pytest.mark.parametrize("bad", ["", "../ca", "a b", ".hidden"])

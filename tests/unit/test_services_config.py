@@ -37,6 +37,7 @@ def _mosquitto(**overrides: object) -> str:
         "acl_file": Path("/state/a/mosquitto/acl"),
         "persistence_dir": Path("/state/a/mosquitto"),
         "log_file": Path("/state/a/mosquitto.log"),
+        "crl": Path("/pki/ca.crl"),
     }
     values.update(overrides)
     return mosquitto_conf(MosquittoConfig(**values))  # type: ignore[arg-type]
@@ -62,6 +63,7 @@ def test_mosquitto_has_one_mtls_listener_and_no_anonymous_access() -> None:
         "certfile /pki/servers/m.crt",
         "keyfile /pki/servers/m.key",
         "log_dest file /state/a/mosquitto.log",
+        "crlfile /pki/ca.crl",
     ):
         assert required in lines
     assert "allow_anonymous true" not in lines
