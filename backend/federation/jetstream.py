@@ -39,8 +39,9 @@ ORIGIN_STREAM = "AURORA"
 #: Seed 000 keeps a week of federation traffic; a partition longer than that loses data.
 RETENTION_S = 7 * 24 * 3600.0
 MAX_MSGS = 100_000
-#: A publish retried within this window (same Nats-Msg-Id) is dropped by the stream.
-DUPLICATE_WINDOW_S = 600.0
+#: A publish retried within this window (same Nats-Msg-Id) is dropped by the stream; it
+#: covers the service's start-up re-offer of recent alerts (service.REPUBLISH_WINDOW_S).
+DUPLICATE_WINDOW_S = 3600.0
 #: Redelivery if a persisted-then-acked cycle does not finish (the backend died mid-way).
 ACK_WAIT_S = 30.0
 STREAM_NAME_ERROR_IN_USE = 10058

@@ -93,8 +93,8 @@ log = logging.getLogger(__name__)
 #: (logged and counted) rather than growing without bound.
 QUEUE_LIMIT = 10_000
 #: After a restart, local alerts this recent are published again: what was already stored
-#: is dropped by the stream's duplicate window (jetstream.DUPLICATE_WINDOW_S is longer),
-#: what a crash left in the in-memory queue goes out now.
+#: is dropped by the stream's duplicate window (jetstream.DUPLICATE_WINDOW_S, longer than
+#: this), what a crash left in the in-memory queue goes out now.
 REPUBLISH_WINDOW_S = 3000.0
 REPUBLISH_LIMIT = 2000
 FETCH_BATCH = 64
@@ -405,7 +405,7 @@ class FederationService:
             await self._ready.wait()
             assert self._js is not None
             try:
-                await self._js.publish(
+                ack = await self._js.publish(
                     subject, data, timeout=2.0, headers={"Nats-Msg-Id": message.msg_id}
                 )
             except _NATS_ERRORS as error:
@@ -413,6 +413,13 @@ class FederationService:
                 log.warning("federation publish of %s failed: %r (retrying)", message.msg_id, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            if self._domain is not None and ack.domain not in (None, self._domain):
+                # The peer's AURORA captures our subjects across the leafnode and may answer
+                # first; only our own stream is what the peer sources, so publish again
+                # (the Nats-Msg-Id makes the copy a no-op wherever it was stored).
+                self.counters.publish_retries += 1
+                await asyncio.sleep(RETRY_MIN_S / 10)
                 continue
             self.counters.published += 1
             return
