@@ -14,6 +14,11 @@ from bench.perf.runner import DEFAULT_RESULTS, DEFAULT_STATE_DIR, PerfConfig, re
 @click.command()
 @click.option("--quick", is_flag=True, help="Tiny sizes: checks the pipeline in seconds.")
 @click.option(
+    "--profile",
+    is_flag=True,
+    help="Record the backend with py-spy during the ingest blast; print where time goes.",
+)
+@click.option(
     "--only",
     default="",
     help="Comma-separated measurements (ingest, unlock, devices, federation).",
@@ -30,11 +35,14 @@ from bench.perf.runner import DEFAULT_RESULTS, DEFAULT_STATE_DIR, PerfConfig, re
     default=DEFAULT_RESULTS,
     show_default=True,
 )
-def main(quick: bool, only: str, state_dir: Path, results: Path) -> None:
+def main(quick: bool, profile: bool, only: str, state_dir: Path, results: Path) -> None:
     """Run every measurement against a bench started for the purpose."""
+    from dataclasses import replace
+
     from rich.console import Console
 
     config = PerfConfig.tiny() if quick else PerfConfig()
+    config = replace(config, profile=profile, output_dir=results.parent)
     selected = [name.strip() for name in only.split(",") if name.strip()] or None
     try:
         figures, failures = run(config, state_dir=state_dir, results=results, selected=selected)

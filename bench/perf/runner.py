@@ -43,6 +43,10 @@ class PerfConfig:
     unlock_samples: int = 300
     #: Seconds each measurement may take before it is abandoned.
     measurement_timeout_s: float = 120.0
+    #: Record the backend with py-spy during the ingest blast (``--profile``).
+    profile: bool = False
+    #: Where profiles and other by-products go.
+    output_dir: Path = Path(".bench")
 
     @classmethod
     def tiny(cls) -> PerfConfig:

@@ -4,8 +4,8 @@ A door (its own certificate, CN = device id) publishes a badge read of a UID gra
 and times the ``unlock`` command the backend publishes back on
 ``aurora/access/<id>/command`` (seed 001: the backend is the authority, the door the
 actuator). Samples are taken one at a time. Under load, a second device sends telemetry at
-the moderate rate of the ingest figures (5,000 msg/s, or half of what the backend ingests on
-this machine), from the C client ``mosquitto_pub`` fed at a paced rate when installed.
+the moderate rate of the ingest figures (5,000 msg/s, or a quarter of what the backend
+ingests on this machine), from the C client ``mosquitto_pub`` fed at a paced rate when installed.
 
 Figures: ``unlock.round_trip.idle.p50|p99`` and ``unlock.round_trip@<R>msg/s.p99`` (under
 R msg/s of telemetry; baseline: the idle p99). Goals (issue 7): p99 <= 20 ms idle, <= 50 ms under

@@ -18,7 +18,7 @@ from bench.perf.ingest import moderate_rate
     ("ingest", "cap", "rate"),
     [
         (30_000.0, 5_000.0, 5_000.0),  # the 5,000 msg/s when the machine has room
-        (3_000.0, 5_000.0, 1_000.0),  # half of what the backend ingests, rounded down
+        (6_000.0, 5_000.0, 1_000.0),  # a quarter of what the backend ingests, rounded down
         (3_000.0, 200.0, 200.0),  # the tiny configuration's cap
         (10.0, 5_000.0, 50.0),  # never below the smallest candidate
     ],
@@ -57,3 +57,21 @@ def test_table_and_results_schema(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert data["ingest.throughput"] == {"value": 5_000, "unit": "msg/s", "baseline": 20_000}
     assert data["broker.throughput"]["baseline"] is None
+
+
+def test_hot_frames_inclusive_shares() -> None:
+    from bench.perf.profile import hot_frames
+
+    lines = [
+        "main (backend/__main__.py:3);loop_read (paho/mqtt/client.py:10) 6\n",
+        "main (backend/__main__.py:3);add_many (backend/bus/streams.py:99) 3\n",
+        # Recursion and another line of the same function count once per stack.
+        "main (backend/__main__.py:4);main (backend/__main__.py:5);idle (other.py:1) 1\n",
+        "garbage line\n",
+    ]
+    frames = {frame: share for share, frame in hot_frames(lines)}
+    assert frames["main (backend/__main__.py)"] == 100.0
+    assert frames["loop_read (paho/mqtt/client.py)"] == 60.0
+    assert frames["add_many (backend/bus/streams.py)"] == 30.0
+    assert "idle (other.py)" not in frames  # not on the ingest path
+    assert hot_frames([]) == []
