@@ -208,6 +208,16 @@ def _traversable_by(path: Path, user: pwd.struct_passwd) -> bool:
     return True
 
 
+def _pg_tool(tool: str) -> str:
+    """A PostgreSQL tool from the same installation as ``postgres`` (initdb and server of
+    different major versions do not mix), else wherever it is found."""
+    server_dir = Path(find_binary("postgres")).resolve().parent
+    sibling = server_dir / tool
+    if sibling.is_file() and os.access(sibling, os.X_OK):
+        return str(sibling)
+    return find_binary(tool)
+
+
 class PostgresCluster:
     """One PostgreSQL cluster per bench (initdb in the state dir), one database per site.
 
@@ -259,7 +269,7 @@ class PostgresCluster:
                 os.chown(path, self._user.pw_uid, self._user.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
-        isready = find_binary("pg_isready")
+        isready = _pg_tool("pg_isready")
 
         def ready() -> bool:
             result = subprocess.run(
@@ -275,7 +285,7 @@ class PostgresCluster:
             ServiceSpec(
                 name="postgres",
                 command=[
-                    find_binary("postgres"),
+                    _pg_tool("postgres"),
                     *postgres_args(self.data_dir, self.port, self.socket_dir),
                 ],
                 log=self.log,
@@ -295,7 +305,7 @@ class PostgresCluster:
         with self.log.open("ab") as log:
             result = subprocess.run(
                 [
-                    find_binary("initdb"),
+                    _pg_tool("initdb"),
                     "-D",
                     str(self.data_dir),
                     "-U",
@@ -321,7 +331,7 @@ class PostgresCluster:
         """Create database ``name`` unless it exists; return its SQLAlchemy URL."""
         result = subprocess.run(
             [
-                find_binary("createdb"),
+                _pg_tool("createdb"),
                 "-h",
                 str(self.socket_dir),
                 "-p",
