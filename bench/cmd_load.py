@@ -203,7 +203,13 @@ def run_load(
     try:
         with log_path.open("wb") as log:
             # Progress lines (stdout) reach the terminal; locust's logs and tables the log.
-            returncode = subprocess.call(command, stderr=log)
+            process = subprocess.Popen(command, stderr=log)
+            try:
+                returncode = process.wait()
+            except KeyboardInterrupt:
+                # Ctrl-C reached locust too: it stops the users and writes its summary.
+                click.echo("interrupted: waiting for locust to write its summary", err=True)
+                returncode = process.wait()
     finally:
         if grant is not None:
             _revoke(site, grant)
