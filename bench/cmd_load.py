@@ -243,7 +243,13 @@ def run_load(
     required=True,
     help="Seconds each device publishes (after it connected).",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Local locust worker processes (one holds thousands of devices; one per core).",
+)
 @click.option(
     "--spawn-rate",
     type=click.FloatRange(min=0, min_open=True),
@@ -283,9 +289,24 @@ def run_load(
     show_default=True,
     help="Device ids are PREFIX-<board>-<worker><n>: fixed and reproducible between runs.",
 )
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the summary (counters and per-stage latencies) as JSON.",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write locust's HTML report.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the --assert targets as JUnit XML (one testcase each).",
+)
 @click.option(
     "--assert",
     "targets",
