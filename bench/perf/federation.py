@@ -33,8 +33,13 @@ LINK_TIMEOUT_S = 60.0
 GOAL_P99_MS = 250.0
 
 
+#: Alerts in the quick run (``PerfConfig.quick``: proves the pipeline, not the machine).
+QUICK_ALERTS = 20
+
+
 class PerfContext(Protocol):
-    """What this measurement needs of ``make bench``'s context: a two-site bench."""
+    """What this measurement needs of ``bench.perf.runner.PerfContext``: a two-site bench
+    (``config.quick`` and ``progress`` are used when present)."""
 
     @property
     def info(self) -> BenchInfo: ...
@@ -156,7 +161,14 @@ async def measure(ctx: PerfContext) -> list[Figure]:
     if len(info.sites) < 2:
         raise BenchError("the federation measurement needs a two-site bench (sites a,b)")
     receiver, sender = sorted(info.sites)[:2]
-    samples, lost = await propagation_samples_ms(info, sender, receiver)
+    quick = bool(getattr(getattr(ctx, "config", None), "quick", False))
+    alerts = QUICK_ALERTS if quick else ALERTS
+    progress = getattr(ctx, "progress", None)
+    if callable(progress):
+        progress(f"federation: {alerts} critical alerts {sender} -> {receiver}, one at a time")
+    samples, lost = await propagation_samples_ms(
+        info, sender, receiver, alerts=alerts, warmup=2 if quick else WARMUP
+    )
     note = f"{len(samples)} alerts {sender}->{receiver}; goal p99 <= {GOAL_P99_MS:.0f} ms"
     figures = [
         Figure("federation.propagation.p50", percentile_of(samples, 0.5) or 0.0, "ms", note=note),
