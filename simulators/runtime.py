@@ -82,6 +82,7 @@ class NodeRunner:
         self.refusals: list[Refusal] = []
         self.connected_event = asyncio.Event()
         self._link: DeviceLink | None = None
+        self._announce = False
         self._rng = random.Random(f"backoff:{node.device_id}")
         node.external = bridge.call_soon
         node.wall_clock = wall_clock
@@ -112,6 +113,10 @@ class NodeRunner:
             self.connects += 1
             self.status = LinkStatus.CONNECTED
             self.connected_event.set()
+            if self._announce:
+                # Firmware publishes its status on every MQTT (re)connect, not only at boot.
+                self._announce = False
+                self.bridge.call_soon(self.node.send_status)
             return
 
     def _lost_callback(self, link: DeviceLink) -> Callable[[str], None]:
@@ -147,6 +152,7 @@ class NodeRunner:
                     if item.link is self._link:
                         await self._drop_link(send_will=False)
                         self.status = LinkStatus.BACKOFF
+                        self._announce = True
                 elif isinstance(item, Outgoing):
                     await self._send(item)
         finally:
@@ -168,6 +174,7 @@ class NodeRunner:
             if item.qos > 0:
                 self.outbox.push_front(item)
             await self._drop_link(send_will=False)
+            self._announce = True
             return
         self.published += 1
         if not result.accepted:

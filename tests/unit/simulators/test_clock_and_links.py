@@ -167,6 +167,22 @@ async def test_offline_fault_fires_the_will_and_the_runner_reconnects_after_a_dr
         assert broker.connected("esp32s3-env-01")
 
 
+async def test_a_reconnected_node_announces_its_status() -> None:
+    broker = MemoryBroker()
+    group = {"board": "stm32f401-door", "id_pattern": "d-{n}", "heartbeat_s": 3600}
+    spec = parse_fleet_spec({"boards": [group]})
+    async with Fleet(spec, link_for=broker.link, speed=20, backoff=FAST) as fleet:
+        await fleet.wait_connected(timeout_s=5)
+        await until(lambda: len(broker.accepted) == 1)  # the boot status
+        broker.drop("d-1")
+        await until(lambda: fleet.runners["d-1"].connects == 2)
+        # boot status, the will, then the announcement (the heartbeat is 3 wall minutes away)
+        await until(lambda: len(broker.accepted) == 3)
+        [will] = broker.wills_published
+        assert broker.accepted[1] is will
+        assert broker.accepted[2].topic == "aurora/sensors/d-1/status"
+
+
 async def test_connect_failures_back_off_and_are_reported() -> None:
     broker = MemoryBroker()
     broker.refuse_connect.add("stm32f401-access-01")
