@@ -83,6 +83,10 @@ class BatchProcessor(Protocol):
         """Process ``batch``; raise to make the consumer reconnect without acking."""
         ...
 
+    def acknowledged(self) -> None:
+        """The PUBACKs of the batch processed last were written to the socket."""
+        ...
+
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
     """The client TLS context of the backend (mTLS with its own certificate)."""
@@ -243,6 +247,8 @@ class MqttIngest:
             if self._settings.ingest_ack_delay_s > 0:
                 await asyncio.sleep(self._settings.ingest_ack_delay_s)
             self._ack(inner, raw)
+            if self._processor is not None:
+                self._processor.acknowledged()
             # Let the socket callbacks run between batches, so acks go out promptly.
             await asyncio.sleep(0)
 

@@ -109,7 +109,10 @@ class IngestPipeline:
         self._publish = publish
         self._thresholds = dict(settings.telemetry_thresholds)
         self.marker_key = f"aurora:ingest:processed:{settings.client_id}"
+        #: Markers whose PUBACKs went out: removed from Redis with the next batch.
         self._acked_markers: list[str] = []
+        #: Markers of the batch processed last, until the consumer confirms its acks.
+        self._unconfirmed: list[str] = []
         # Bound once: the hot path avoids label lookups per message.
         self._count = {kind: metrics.messages.labels(kind.value) for kind in MessageKind}
         self._latency = {kind: metrics.handler_latency.labels(kind.value) for kind in MessageKind}
@@ -125,6 +128,8 @@ class IngestPipeline:
             marker = message_marker(message) if message.qos > 0 else None
             if marker is not None and marker in already:
                 self._metrics.duplicates.inc()
+                # Acked with this batch; its marker can go once that ack is out.
+                markers.append(marker)
                 continue
             try:
                 topic, decoded = decode_upstream(message.topic, message.payload)
@@ -150,8 +155,17 @@ class IngestPipeline:
         await self._bus.add_many(
             entries, set_key=self.marker_key, set_add=markers, set_remove=self._acked_markers
         )
-        # The consumer acks this batch right after we return; clear its markers next time.
-        self._acked_markers = markers
+        self._acked_markers = []
+        self._unconfirmed = markers
+
+    def acknowledged(self) -> None:
+        """The consumer sent the PUBACKs of the last batch: its markers may go next time.
+
+        Markers of a batch whose acks never went out (the connection dropped) stay, so its
+        redelivery is still recognised however the broker splits it into batches.
+        """
+        self._acked_markers.extend(self._unconfirmed)
+        self._unconfirmed = []
 
     async def _already_processed(self, batch: list[RawMessage]) -> set[str]:
         redelivered = [message_marker(m) for m in batch if m.dup and m.qos > 0]

@@ -126,6 +126,12 @@ async def test_redelivered_message_is_only_acknowledged(
         await backend.pipeline.process([other])
         seen = await _readings(backend.bus.redis, TELEMETRY_STREAM, {device_id})
         assert seen == Counter({(device_id, 7.0): 1, (device_id, 8.0): 1})
+        # Unacknowledged batches keep their markers; acknowledged ones are cleaned up.
+        key = backend.pipeline.marker_key
+        assert await backend.bus.redis.scard(key) == 2
+        backend.pipeline.acknowledged()
+        await backend.pipeline.process([])
+        assert await backend.bus.redis.scard(key) == 1, "only the unconfirmed batch is left"
     finally:
         await backend.aclose()
 
