@@ -97,6 +97,8 @@ QUEUE_LIMIT = 10_000
 #: this), what a crash left in the in-memory queue goes out now.
 REPUBLISH_WINDOW_S = 3000.0
 REPUBLISH_LIMIT = 2000
+#: Immediate re-publishes when the peer's stream acked first (see _publish_until_stored).
+FOREIGN_ACK_RETRIES = 5
 FETCH_BATCH = 64
 FETCH_TIMEOUT_S = 1.0
 RETRY_MIN_S = 0.1
@@ -401,6 +403,7 @@ class FederationService:
         subject = message.subject
         data = encode_message(message)
         delay = RETRY_MIN_S
+        foreign_acks = 0
         while True:
             await self._ready.wait()
             assert self._js is not None
@@ -415,11 +418,23 @@ class FederationService:
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             if self._domain is not None and ack.domain not in (None, self._domain):
-                # The peer's AURORA captures our subjects across the leafnode and may answer
-                # first; only our own stream is what the peer sources, so publish again
-                # (the Nats-Msg-Id makes the copy a no-op wherever it was stored).
+                # The peer's AURORA captures our subjects across the leafnode and answers
+                # first about one time in three; only our own stream is what the peer
+                # sources, so publish again (the Nats-Msg-Id makes the copy a no-op
+                # wherever it was stored). Immediately at first, backing off if our stream
+                # keeps not answering (JetStream unavailable here).
                 self.counters.publish_retries += 1
-                await asyncio.sleep(RETRY_MIN_S / 10)
+                foreign_acks += 1
+                if foreign_acks > FOREIGN_ACK_RETRIES:
+                    if foreign_acks == FOREIGN_ACK_RETRIES + 1:
+                        log.warning(
+                            "federation publish of %s: only domain %r answers, not ours (%r)",
+                            message.msg_id,
+                            ack.domain,
+                            self._domain,
+                        )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
                 continue
             self.counters.published += 1
             return
