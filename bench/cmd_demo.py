@@ -49,7 +49,7 @@ def demo(
     if pace < 0:
         raise click.BadParameter("must be >= 0", param_hint="--pace")
     loaded = load_scenario(scenario_path or demo_file())
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     sites = ", ".join(loaded.scenario.sites)
     console.print(f"[bold]aurora-bench demo[/bold]: {loaded.name} - {loaded.scenario.description}")
     console.print(f"starting sites {sites} (Mosquitto, Redis, NATS, backend each) ...")

@@ -19,7 +19,8 @@ class ConsoleProgress:
     """One line per step as it finishes, the failure story, then a summary table."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False)
+        # soft_wrap: `file:line:` lines must stay whole for editors and CI log parsers.
+        self.console = console or Console(highlight=False, soft_wrap=True)
 
     def scenario_started(self, loaded: LoadedScenario) -> None:
         """Header line."""

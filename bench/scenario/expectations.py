@@ -174,7 +174,7 @@ def _s(seconds: float) -> str:
 def _count(count: int, noun: str) -> str:
     return (
         f"an {noun}"
-        if count == 1 and noun[0] in "aeiou"
+        if count == 1 and noun.lstrip("`")[0] in "aeiou"
         else (f"a {noun}" if count == 1 else f"{count} x {noun}")
     )
 

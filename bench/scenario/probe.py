@@ -94,6 +94,7 @@ class Probe:
         self._mqtt: dict[str, aiomqtt.Client] = {}
         self._mqtt_ready: dict[str, asyncio.Event] = {}
         self._stream_positions: dict[str, dict[Any, Any]] = {}
+        self._stopping = asyncio.Event()
 
     async def __aenter__(self) -> Probe:
         await self.start()
@@ -133,6 +134,12 @@ class Probe:
     async def aclose(self) -> None:
         """Stop every source (safe to call twice)."""
         tasks, self._tasks = self._tasks, []
+        # Redis readers stop on a flag between blocking reads: cancelling redis-py in the
+        # middle of XREAD BLOCK can leave its connection close waiting forever.
+        self._stopping.set()
+        readers = [task for task in tasks if task.get_name().endswith("-redis")]
+        if readers:
+            await asyncio.wait(readers, timeout=2.0)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -161,7 +168,7 @@ class Probe:
         ready: asyncio.Event,
     ) -> None:
         down_since: float | None = None
-        while True:
+        while not self._stopping.is_set():
             try:
                 await source(site_id, site, ready)
             except asyncio.CancelledError:
@@ -238,8 +245,8 @@ class Probe:
                     newest = await client.xrevrange(stream, count=1)
                     last[stream] = newest[0][0] if newest else "0-0"
             ready.set()
-            while True:
-                replies: Any = await client.xread(last, block=200, count=500)  # type: ignore[arg-type]
+            while not self._stopping.is_set():
+                replies: Any = await client.xread(last, block=100, count=500)  # type: ignore[arg-type]
                 for stream, entries in replies or []:
                     for entry_id, fields in entries:
                         last[stream] = entry_id

@@ -1,0 +1,197 @@
+"""Scenarios against a real site: they pass when the backend behaves and FAIL when it does
+not, with expected vs observed and the timeline; the CLI runs folders and writes reports.
+
+One bench (site ``a``) is shared by the runner tests here through a :class:`BenchPool`,
+exactly as ``aurora-bench run`` and the pytest plugin share it.
+"""
+
+import asyncio
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.scenario.loader import LoadedScenario, parse_scenario
+from bench.scenario.results import ScenarioResult, failure_text
+from bench.scenario.runner import BenchPool, run_scenario
+from bench.site import RunningBench
+
+SITE = "sites:\n  a:\n    settings: {unlock_duration_s: 1}\n"
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchPool]:
+    pool = BenchPool(tmp_path_factory.mktemp("scenario-benches"))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def play(pool: BenchPool, text: str, name: str = "inline.yaml") -> ScenarioResult:
+    loaded = LoadedScenario(Path(name), parse_scenario(text, name))
+    bench: RunningBench = pool.acquire(loaded.scenario)
+    return asyncio.run(run_scenario(loaded, bench))
+
+
+def test_an_unlock_expected_for_a_badge_without_grant_fails(pool: BenchPool) -> None:
+    result = play(
+        pool,
+        f"""name: wrong expectation
+{SITE}fleet:
+  - {{id: it-door-01, board: stm32f401-door}}
+steps:
+  - name: a badge nobody granted
+    swipe: {{device: it-door-01, uid: 0B0B0B0B}}
+    expect:
+      - command: {{device: it-door-01, verb: unlock, within: 1s}}
+      - lock: {{device: it-door-01, state: unlocked, within: 1s}}
+""",
+    )
+    assert not result.passed
+    [(step, failed), *rest] = result.failures()
+    assert step.name == "a badge nobody granted"
+    assert failed is not None
+    assert failed.observed == "no command at all"
+    assert rest[0][1] is not None and "locked" in rest[0][1].observed
+    text = failure_text(result)
+    assert "expected: an `unlock` command received by it-door-01 within 1s" in text
+    # The timeline shows why: the backend denied the badge and alerted instead.
+    assert "[a]alert it-door-01 access_denied (medium)" in text
+    assert "[a]mqtt it-door-01 badge_event" in text
+
+
+def test_the_same_swipe_with_a_grant_passes_with_latencies(pool: BenchPool) -> None:
+    result = play(
+        pool,
+        f"""name: right expectation
+{SITE}fleet:
+  - {{id: it-door-02, board: stm32f401-door}}
+grants:
+  - {{uid: 0B0B0B0C, doors: [it-door-02]}}
+steps:
+  - name: a granted badge
+    swipe: {{device: it-door-02, uid: 0B0B0B0C}}
+    expect:
+      - command: {{device: it-door-02, verb: unlock, within: 1s}}
+      - lock: {{device: it-door-02, state: unlocked, within: 1s}}
+      - no_alert: {{device: it-door-02, for: 300ms}}
+""",
+    )
+    assert result.passed, failure_text(result)
+    latencies = [e.latency_s for e in result.steps[0].expectations]
+    assert latencies[0] is not None and 0 < latencies[0] < 1
+    kinds = {event.kind.value for event in result.events}
+    assert {"mqtt", "command", "lock", "audit", "device", "step"} <= kinds
+
+
+def test_a_stopped_backend_fails_the_scenario_and_the_bench_is_restored(pool: BenchPool) -> None:
+    broken = play(
+        pool,
+        f"""name: backend down
+{SITE}fleet:
+  - {{id: it-door-03, board: stm32f401-door}}
+grants:
+  - {{uid: 0B0B0B0D, doors: [it-door-03]}}
+steps:
+  - name: the backend goes away
+    stop: {{site: a, service: backend}}
+  - name: nobody answers the badge
+    swipe: {{device: it-door-03, uid: 0B0B0B0D}}
+    expect:
+      - command: {{device: it-door-03, verb: unlock, within: 1s}}
+""",
+    )
+    assert not broken.passed
+    assert broken.failures()[0][1] is not None
+    # Cleanup restarted the backend: the next scenario on the shared bench works.
+    again = play(
+        pool,
+        f"""name: backend back
+{SITE}fleet:
+  - {{id: it-door-04, board: stm32f401-door}}
+grants:
+  - {{uid: 0B0B0B0E, doors: [it-door-04]}}
+steps:
+  - name: a granted badge
+    swipe: {{device: it-door-04, uid: 0B0B0B0E}}
+    expect:
+      - lock: {{device: it-door-04, state: unlocked, within: 2s}}
+""",
+    )
+    assert again.passed, failure_text(again)
+    assert pool.started == 1
+
+
+def test_an_action_that_cannot_be_done_fails_its_step(pool: BenchPool) -> None:
+    result = play(
+        pool,
+        f"""name: no grant to revoke
+{SITE}steps:
+  - name: revoke what was never granted
+    revoke: {{uid: 0C0C0C0C}}
+  - name: never reached
+    wait: 1ms
+""",
+    )
+    assert not result.passed
+    assert result.steps[0].error == "no grant of uid 0C0C0C0C at site a to revoke"
+    assert len(result.steps) == 1
+
+
+def test_cli_runs_a_folder_writes_reports_and_exits_nonzero_on_failure(tmp_path: Path) -> None:
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    (folder / "pass.yaml").write_text(
+        f"""name: passes
+{SITE}fleet:
+  - {{id: cli-door-01, board: stm32f401-door}}
+steps:
+  - name: an operator unlock
+    command: {{device: cli-door-01, verb: unlock}}
+    expect:
+      - lock: {{device: cli-door-01, state: unlocked, within: 2s}}
+"""
+    )
+    (folder / "fail.yaml").write_text(
+        f"""name: fails
+{SITE}fleet:
+  - {{id: cli-door-02, board: stm32f401-door}}
+steps:
+  - name: a badge without grant
+    swipe: {{device: cli-door-02, uid: 0D0D0D0D}}
+    expect:
+      - lock: {{device: cli-door-02, state: unlocked, within: 500ms}}
+"""
+    )
+    (folder / "broken.yaml").write_text("name: broken\nsteps:\n  - name: s\n    wait: soon\n")
+    junit, html, report = tmp_path / "j.xml", tmp_path / "r.html", tmp_path / "r.json"
+    command = [
+        sys.executable, "-m", "bench", "run", str(folder), "--junit", str(junit),
+        "--report", str(html), "--report", str(report), "--state-dir", str(tmp_path / "state"),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    assert f"{folder / 'broken.yaml'}:4: steps.0.wait: 'soon' is not a duration" in output
+    assert "1 passed, 2 failed" in output
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"passes", "fails", "broken"}
+    assert cases["passes"].find("failure") is None
+    assert cases["fails"].find("failure") is not None
+    assert cases["broken"].find("error") is not None
+    document = json.loads(report.read_text())
+    assert document["summary"]["passed"] == 1
+    assert "an operator unlock" in html.read_text()
+    # -k selects by name: only the passing one runs, exit 0.
+    selected = subprocess.run(
+        [*command[:5], "-k", "passes and not fails", "--state-dir", str(tmp_path / "state2")],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert selected.returncode == 0, selected.stdout + selected.stderr
+    assert "1 passed, 0 failed" in selected.stdout
