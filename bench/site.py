@@ -30,7 +30,7 @@ from bench.benchfile import (
     read_bench_file,
     write_bench_file,
 )
-from bench.errors import BenchError, BenchFileError
+from bench.errors import BenchError, BenchFileError, ServiceStartError
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
 from bench.services.docker import DockerServices
@@ -444,6 +444,11 @@ def _close_open_benches() -> None:
             bench.close()
 
 
+#: Ports are picked free but another process may bind one before our server does; a start
+#: that fails only for that reason is retried with fresh ports.
+PORT_CLASH_RETRIES = 2
+
+
 def start_bench(options: BenchOptions) -> RunningBench:
     """Start every service and backend of ``options`` and write ``bench.json``.
 
@@ -456,16 +461,37 @@ def start_bench(options: BenchOptions) -> RunningBench:
     _refuse_a_running_bench(state_dir)
     (state_dir / BENCH_FILE).unlink(missing_ok=True)
     pki = Pki.ensure(state_dir / "pki")
-    bench = RunningBench(options, pki, state_dir)
-    try:
-        bench._start()
-    except BaseException:
+    attempt = 0
+    while True:
+        bench = RunningBench(options, pki, state_dir)
         try:
-            bench.close()
-        finally:
-            (state_dir / BENCH_FILE).unlink(missing_ok=True)
-        raise
-    return bench
+            bench._start()
+        except ServiceStartError as error:
+            _abandon(bench)
+            if attempt >= PORT_CLASH_RETRIES or not is_port_clash(error):
+                raise
+            attempt += 1
+            continue
+        except BaseException:
+            _abandon(bench)
+            raise
+        return bench
+
+
+def is_port_clash(error: ServiceStartError) -> bool:
+    """True when a server failed only because its port was taken meanwhile."""
+    text = f"{error.reason}\n{error.log_tail}".lower()
+    return any(
+        sign in text
+        for sign in ("already taken", "address already in use", "address in use", "eaddrinuse")
+    )
+
+
+def _abandon(bench: RunningBench) -> None:
+    try:
+        bench.close()
+    finally:
+        (bench.state_dir / BENCH_FILE).unlink(missing_ok=True)
 
 
 def _refuse_a_running_bench(state_dir: Path) -> None:

@@ -377,3 +377,24 @@ async def test_two_probe_clients_live_side_by_side(services_two: RunningBench) -
             for client in (first, second):
                 message = await anext(aiter(client.messages))
                 assert message.payload == b"both"
+
+
+def test_a_port_taken_meanwhile_is_retried_with_fresh_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import bench.site
+
+    real_free_port = bench.site.free_port
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", real_free_port()))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        handed = iter([taken])
+        # The first port handed out (redis of site a) is grabbed by someone else.
+        monkeypatch.setattr(bench.site, "free_port", lambda: next(handed, None) or real_free_port())
+        with start_bench(BenchOptions(sites=["a"], state_dir=tmp_path, backend=False)) as started:
+            redis_url = started.site("a").redis
+            assert f":{taken}/" not in redis_url
+            assert started.service("a", "redis").running

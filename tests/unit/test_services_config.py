@@ -227,3 +227,22 @@ def test_free_ports_are_bindable_distinct_and_outside_the_ephemeral_range() -> N
     assert all(port < low for port in ports)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", ports[0]))
+
+
+@pytest.mark.parametrize(
+    ("reason", "tail", "clash"),
+    [
+        ("port 127.0.0.1:20001 is already taken by another process", "", True),
+        ("exited with code 1", "Error: Address already in use", True),
+        ("exited with code 1", "listen tcp 127.0.0.1:4222: bind: address already in use", True),
+        ("exited with code 2", "invalid backend settings:\n  AURORA_SITE_ID: ...", False),
+        ("not ready within 30 s", "", False),
+    ],
+)
+def test_port_clashes_are_told_apart_from_real_failures(
+    reason: str, tail: str, clash: bool
+) -> None:
+    from bench.errors import ServiceStartError
+    from bench.site import is_port_clash
+
+    assert is_port_clash(ServiceStartError("x", reason, tail)) is clash
