@@ -309,6 +309,8 @@ async def test_partition_degrades_then_heals_and_loses_nothing(
         from_b = [await b.raise_alert("critical", title=f"partition b {i}") for i in range(20)]
         from_a = [await a.raise_alert("high", title=f"partition a {i}") for i in range(20)]
         await eventually(lambda: _status_is(a, "down"), "a sees the link down", 10)
+        peers = {n["site_id"]: n for n in (await a.federation.list_sites())["items"]}
+        assert peers["b"]["status"] == "offline"
         assert await a.remote_alerts("b", from_b) == []
     finally:
         await asyncio.to_thread(services_two.start_service, "b", "nats")
