@@ -104,7 +104,11 @@ class DockerServices:
             .with_command("mosquitto -c /aurora/conf/mosquitto.conf")
             .with_exposed_ports(8883)
         )
-        redis = DockerContainer(REDIS_IMAGE).with_command("redis-server --save '' --appendonly no")
+        # Connections arrive from the Docker bridge, not loopback: protected mode would
+        # refuse them.
+        redis = DockerContainer(REDIS_IMAGE).with_command(
+            "redis-server --save '' --appendonly no --protected-mode no"
+        )
         redis = redis.with_exposed_ports(6379)
         # nats-server has no command-line flag for the JetStream domain: mount a config.
         nats_dir = self.state_dir / site_id / "nats-docker"
