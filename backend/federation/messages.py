@@ -236,7 +236,7 @@ class HealthPayload(_Wire):
     sent_at: datetime
     jetstream_domain: str | None = Field(None, max_length=64)
     nats_connected: bool = True
-    alerts_sent: int = 0
+    messages_published: int = 0
     alerts_received: int = 0
     uptime_s: float = 0.0
 

@@ -279,6 +279,7 @@ class FederationService:
         if self._nc is not None:  # restarted by the supervisor: only the setup part again
             self._setup_needed.set()
         while self._nc is None:
+            nc: NatsClient | None = None
             try:
                 nc = await nats.connect(
                     url,
@@ -291,7 +292,14 @@ class FederationService:
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                 )
+                # Subscribed before the client is published to the other tasks: the
+                # subscription then exists for the whole life of the connection (nats-py
+                # re-subscribes it after every reconnect).
+                await nc.subscribe(HEALTH_SUBJECT_WILDCARD, cb=self._on_health)
             except _NATS_ERRORS as error:
+                if nc is not None:
+                    with contextlib.suppress(*_NATS_ERRORS):
+                        await nc.close()
                 self.last_error = f"cannot connect to NATS at {url}: {error!r}"
                 log.warning("%s (retrying)", self.last_error)
                 await asyncio.sleep(delay)
@@ -299,7 +307,6 @@ class FederationService:
                 continue
             self._nc = nc
             self._js = nc.jetstream()
-            await nc.subscribe(HEALTH_SUBJECT_WILDCARD, cb=self._on_health)
             self._setup_needed.set()
         assert self._js is not None
         while True:
@@ -477,7 +484,7 @@ class FederationService:
             sent_at=now,
             jetstream_domain=self._domain,
             nats_connected=self.connected,
-            alerts_sent=self.counters.published,
+            messages_published=self.counters.published,
             alerts_received=self.counters.alerts_received,
             uptime_s=round(time.monotonic() - self._started_monotonic, 3),
         )
