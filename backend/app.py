@@ -86,7 +86,7 @@ class Backend:
 
     async def start(self) -> None:
         """Start every component; the database must be reachable (Redis/MQTT may follow)."""
-        self.attestation._ca = load_ca(self.settings.mqtt_ca)
+        self.attestation.ca = load_ca(self.settings.mqtt_ca)
         await self.store.start()
         await self.registry.load()
         self._spawn(

@@ -192,7 +192,8 @@ class AttestationService:
     ) -> None:
         self._sessionmaker = sessionmaker
         self._alerts = alerts
-        self._ca = ca
+        #: The site CA device certificates must chain to (set at startup).
+        self.ca = ca
         self._expires_in_s = expires_in_s
         self._risk_bump = failure_risk_bump
 
@@ -233,7 +234,7 @@ class AttestationService:
             )
             device = await session.get(Device, response.device_id)
             baseline = device.firmware_hash if device is not None else None
-            verdict = verify_response(response, challenge, baseline, self._ca, now)
+            verdict = verify_response(response, challenge, baseline, self.ca, now)
             if row is not None and row.used_at is None and row.device_id == response.device_id:
                 row.used_at = now
             session.add(

@@ -88,7 +88,7 @@ async def send_command(device_id: str, body: CommandBody, backend: BackendDep) -
     duration = body.duration_s or backend.settings.unlock_duration_s
     command = await backend.pipeline.send_command(device_id, verb, duration)
     await backend.bus.add(
-        backend.pipeline._audit(
+        backend.pipeline.audit_entry(
             "command_sent",
             {
                 "device_id": device_id,

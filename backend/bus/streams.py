@@ -148,10 +148,11 @@ class StreamBus:
         set_add: Sequence[str] = (),
         set_remove: Sequence[str] = (),
     ) -> None:
-        """Append ``entries`` in one MULTI/EXEC round trip.
+        """Append ``entries`` atomically in one round trip (a Lua script; MULTI/EXEC for
+        entries with extra fields).
 
         The ingest passes its redelivery markers too (``set_add`` / ``set_remove`` on
-        ``set_key``), so the entries and the "processed" markers land atomically.
+        ``set_key``), so the entries and the "processed" markers land together or not at all.
         """
         if not entries and not set_add and not set_remove:
             return

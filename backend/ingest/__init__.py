@@ -1,1 +1,10 @@
-"""ingest."""
+"""MQTT ingest of the CPS contract (seed 001).
+
+* :mod:`backend.ingest.consumer` — the MQTT v5 transport: persistent session, shared
+  subscriptions, batches, acknowledge after processing, reconnects.
+* :mod:`backend.ingest.pipeline` — what each message kind does (one handler per kind).
+* :mod:`backend.ingest.decisions` — the pure rules the handlers apply (TOFU, drift,
+  thresholds, badge authorisation).
+* :mod:`backend.ingest.registry` — known devices and batched ``last_seen`` refreshes.
+* :mod:`backend.ingest.paho_speedups` — a measured fix for paho's per-packet overhead.
+"""

@@ -11,7 +11,7 @@ landed; the consumer acknowledges only then. Per message:
    which propagates so the consumer reconnects and the broker redelivers.
 
 Stream entries of the batch and the "processed" markers of its QoS 1 messages are written in
-one MULTI/EXEC, so a redelivery after a crash is recognised and not counted twice.
+one atomic Lua call, so a redelivery after a crash is recognised and not counted twice.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class IngestPipeline:
             log.exception("handler for %s failed", message.topic)
             self._metrics.handler_errors.labels(topic.kind.value).inc()
             entries.append(
-                self._audit(
+                self.audit_entry(
                     "handler_error",
                     {
                         "topic": message.topic,
@@ -221,7 +221,8 @@ class IngestPipeline:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _audit(self, kind: str, data: dict[str, Any], trace: str | None = None) -> StreamEntry:
+    def audit_entry(self, kind: str, data: dict[str, Any], trace: str | None = None) -> StreamEntry:
+        """An ``aurora:audit`` entry of ``kind`` stamped with the site and the time."""
         data.setdefault("site_id", self._settings.site_id)
         data.setdefault("at", now_rfc3339())
         return StreamEntry(AUDIT_STREAM, kind, data, trace)
@@ -239,7 +240,7 @@ class IngestPipeline:
         label = parts[2] if len(parts) == 4 else None
         log.info("rejected message on %r: %s", message.topic[:200], violation.one_line())
         entries.append(
-            self._audit(
+            self.audit_entry(
                 "rejected_message",
                 {
                     "topic": message.topic[:300],
@@ -309,7 +310,7 @@ class IngestPipeline:
                 await bump_risk(session, status.device_id, self._settings.drift_risk_bump)
         self._registry.mark_known(status.device_id)
         entries.append(
-            self._audit(
+            self.audit_entry(
                 "device_status",
                 {
                     "device_id": status.device_id,
@@ -370,7 +371,7 @@ class IngestPipeline:
         self._registry.touch(badge.device_id)
         granted = authorize_badge(grants, uid, badge.device_id)
         entries.append(
-            self._audit(
+            self.audit_entry(
                 "badge_read",
                 {
                     "device_id": badge.device_id,
@@ -385,7 +386,7 @@ class IngestPipeline:
                 badge.device_id, CommandVerb.UNLOCK, self._settings.unlock_duration_s
             )
             entries.append(
-                self._audit(
+                self.audit_entry(
                     "command_sent",
                     {
                         "device_id": badge.device_id,
@@ -429,7 +430,7 @@ class IngestPipeline:
         self._registry.touch(response.device_id)
         verdict = await self._attestation.handle_response(response)
         entries.append(
-            self._audit(
+            self.audit_entry(
                 "attestation_result",
                 {
                     "device_id": response.device_id,
