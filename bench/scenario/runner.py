@@ -699,7 +699,9 @@ def select_scenarios(
         try:
             item = load_scenario(path)
         except ScenarioLoadError as error:
-            broken.append(ScenarioResult(path.stem, str(path), error=str(error)))
+            # A broken file has no name to select by but its file name.
+            if matcher(names_of(path.stem, path.stem, ())):
+                broken.append(ScenarioResult(path.stem, str(path), error=str(error)))
             continue
         if matcher(names_of(item.name, path.stem, item.scenario.markers)):
             loaded.append(item)
