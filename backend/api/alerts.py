@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -54,7 +54,9 @@ async def list_alerts(
     if device_id is not None:
         query = query.where(Alert.device_id == device_id)
     if since is not None:
-        query = query.where(Alert.created_at >= since)
+        # Stored as UTC (SQLite keeps no offset): compare in UTC; a naive time means UTC.
+        since_utc = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        query = query.where(Alert.created_at >= since_utc)
     query = query.order_by(Alert.created_at.desc(), Alert.id).limit(limit)
     async with backend.store.sessionmaker() as session:
         rows = (await session.scalars(query)).all()

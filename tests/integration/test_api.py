@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +208,12 @@ async def test_alerts_create_filter_and_order(site: tuple[Backend, httpx.AsyncCl
     assert (await client.get("/api/v1/alerts", params={"since": start.isoformat()})).json()[
         "count"
     ] == 2
+    # The same instants written with another offset select the same alerts.
+    plus_two = timezone(timedelta(hours=2))
+    shifted = start.astimezone(plus_two).isoformat()
+    assert (await client.get("/api/v1/alerts", params={"since": shifted})).json()["count"] == 2
+    ahead = (datetime.now(UTC) + timedelta(minutes=5)).astimezone(plus_two).isoformat()
+    assert (await client.get("/api/v1/alerts", params={"since": ahead})).json()["count"] == 0
     bad = await client.post("/api/v1/alerts", json={"type": "x", "severity": "apocalyptic"})
     assert bad.status_code == 422
     assert "severity" in bad.json()["error"]
