@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.scenario.loader import LoadedScenario
@@ -24,7 +25,9 @@ class ConsoleProgress:
 
     def scenario_started(self, loaded: LoadedScenario) -> None:
         """Header line."""
-        self.console.print(f"[bold]▶ {loaded.name}[/bold]  [dim]{loaded.path}[/dim]")
+        self.console.print(
+            f"[bold]▶ {escape(loaded.name)}[/bold]  [dim]{escape(str(loaded.path))}[/dim]"
+        )
 
     def step_started(self, step: Step, index: int, t: float) -> None:
         """Nothing: the line is printed when the step is decided."""
@@ -33,16 +36,26 @@ class ConsoleProgress:
         """One line for the step, with its slowest satisfied expectation."""
         latencies = [e.latency_s for e in result.expectations if e.latency_s is not None]
         slowest = f" [dim]{max(latencies) * 1000:.0f}ms[/dim]" if latencies else ""
-        detail = f" [dim]({result.detail})[/dim]" if result.detail else ""
-        self.console.print(
-            f"  {_MARK[result.passed]} {result.started:7.2f}s {result.name}{detail}{slowest}"
+        detail = f" [dim]({escape(result.detail)})[/dim]" if result.detail else ""
+        figures = "".join(
+            f" [dim]p50 {e.figures['p50'] * 1000:.1f}ms p99 {e.figures['p99'] * 1000:.1f}ms"
+            f" over {e.figures['pairs']:.0f}[/dim]"
+            for e in result.expectations
+            if "p99" in e.figures
         )
+        self.console.print(
+            f"  {_MARK[result.passed]} {result.started:7.2f}s {escape(result.name)}"
+            f"{detail}{slowest}{figures}"
+        )
+        self._problems(result)
+
+    def _problems(self, result: StepResult) -> None:
         if result.error:
-            self.console.print(f"      [red]{result.error}[/red]")
+            self.console.print(f"      [red]{escape(result.error)}[/red]")
         for expectation in result.expectations:
             if not expectation.passed:
-                self.console.print(f"      [red]expected[/red] {expectation.expected}")
-                self.console.print(f"      [red]observed[/red] {expectation.observed}")
+                self.console.print(f"      [red]expected[/red] {escape(expectation.expected)}")
+                self.console.print(f"      [red]observed[/red] {escape(expectation.observed)}")
 
     def event(self, event: Event) -> None:
         """Nothing: progress shows steps, the report shows the timeline."""
@@ -63,7 +76,7 @@ class ConsoleProgress:
         table.add_column("time", justify="right")
         for result in results:
             table.add_row(
-                result.name,
+                escape(result.name),
                 "[green]passed[/green]" if result.passed else "[red]FAILED[/red]",
                 str(len(result.steps)),
                 f"{result.duration_s:.2f}s",
@@ -87,18 +100,36 @@ _NARRATED = {
 class Narrator(ConsoleProgress):
     """The demo's voice: every step as it starts, and what the sites did, live."""
 
+    def __init__(self, console: Console | None = None) -> None:
+        super().__init__(console)
+        self._trust: dict[tuple[str | None, str | None], object] = {}
+
     def step_started(self, step: Step, index: int, t: float) -> None:
         """Announce the step."""
-        self.console.print(f"\n[bold cyan]{t:7.2f}s  {step.name}[/bold cyan]")
+        self.console.print(f"\n[bold cyan]{t:7.2f}s  {escape(step.name)}[/bold cyan]")
+
+    def step_finished(self, result: StepResult) -> None:
+        """What was checked, in one line."""
+        checked = len(result.expectations)
+        latencies = [e.latency_s for e in result.expectations if e.latency_s is not None]
+        slowest = f", slowest {max(latencies) * 1000:.0f}ms" if latencies else ""
+        word = "as expected" if result.passed else "[red]NOT as expected[/red]"
+        if checked or not result.passed:
+            self.console.print(f"  {_MARK[result.passed]} {checked} checks {word}{slowest}")
+        self._problems(result)
 
     def event(self, event: Event) -> None:
         """Alerts, commands, door states, link states and the runner's actions as they happen."""
-        if event.kind not in _NARRATED:
-            if event.kind is EventKind.DEVICE and event.get("trust_status") == "drift_detected":
-                self.console.print(
-                    f"  [magenta]{event.t:7.2f}s  [{event.site}] {event.device} "
-                    f"firmware drift detected, risk {event.get('risk_score')}[/magenta]"
+        if event.kind is EventKind.DEVICE:
+            key = (event.site, event.device)
+            trust = event.get("trust_status")
+            if self._trust.get(key) not in (None, trust) and trust == "drift_detected":
+                self._say(
+                    event, "magenta", f"firmware drift detected, risk {event.get('risk_score')}"
                 )
+            self._trust[key] = trust
+            return
+        if event.kind not in _NARRATED:
             return
         if event.kind is EventKind.COMMAND and event.source != "node":
             return  # the node's receipt is the interesting half
@@ -107,5 +138,11 @@ class Narrator(ConsoleProgress):
             EventKind.COMMAND: "blue",
             EventKind.LOCK: "blue",
             EventKind.LINK: "magenta",
+            EventKind.ACTION: "dim",
         }.get(event.kind, "white")
-        self.console.print(f"  [{colour}]{event.t:7.2f}s  {event.summary()}[/{colour}]")
+        self.console.print(f"  [{colour}]{event.t:7.2f}s  {escape(event.summary())}[/{colour}]")
+
+    def _say(self, event: Event, colour: str, text: str) -> None:
+        where = f"[{event.site}] " if event.site else ""
+        line = f"{event.t:7.2f}s  {where}{event.device or ''} {text}"
+        self.console.print(f"  [{colour}]{escape(line)}[/{colour}]")

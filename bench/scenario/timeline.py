@@ -68,6 +68,9 @@ class Event:
         }
 
 
+_ACTION_FIELDS = ("uid", "doors", "verb", "type", "severity", "fault", "respond", "topic", "count")
+
+
 def _summary_of(event: Event) -> str:
     d = event.data
     match event.kind:
@@ -90,6 +93,9 @@ def _summary_of(event: Event) -> str:
             return " ".join(f"{k}={d.get(k)}" for k in fields if k in d)
         case EventKind.LINK:
             return f"{d.get('peer')} {d.get('status')}"
+        case EventKind.ACTION:
+            extra = " ".join(f"{k}={d[k]}" for k in _ACTION_FIELDS if d.get(k) not in (None, "", 1))
+            return f"{d.get('action')} {extra}".strip()
         case EventKind.METRIC:
             return f"{d.get('name')}{d.get('labels') or ''} = {d.get('value')}"
         case _:
