@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from typing import Any, Protocol
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from bench.errors import BenchError
 from bench.scenario.schema import NodeSpec, Scenario
@@ -45,17 +45,6 @@ class ScenarioFleet(Protocol):
     def fault(self, device_id: str, kind: str, params: dict[str, Any]) -> None: ...
     async def prepare_attestation(self, device_id: str, respond: str) -> None: ...
     async def aclose(self) -> None: ...
-
-
-def node_options_problem(node: NodeSpec) -> str | None:
-    """Why ``node.options`` do not fit its board's model, or None."""
-    try:
-        _group(node)
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"][1:])
-        return f"options.{where}: {first['msg']}" if where else first["msg"]
-    return None
 
 
 def _group(node: NodeSpec) -> Any:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from bench.errors import ScenarioError
-from bench.scenario.schema import Scenario
+from bench.scenario.schema import NodeSpec, Scenario
 
 #: The file suffixes read as scenarios.
 SUFFIXES = (".yaml", ".yml")
@@ -239,6 +239,10 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
     for site, spec in scenario.sites.items():
         for key, message in spec.problems().items():
             problems.append((("sites", site, "settings", key), message))
+    for index, node in enumerate(scenario.fleet):
+        problem = node_options_problem(node)
+        if problem is not None:
+            problems.append((("fleet", index, "options"), f"{node.id}: {problem}"))
     for index, grant in enumerate(scenario.grants):
         site_ok(("grants", index, "site"), grant.site)
     last_at = -1.0
@@ -272,12 +276,30 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
             device: str | None = getattr(body, "device", None)
             if expectation.key in {"command", "no_command", "lock"} and device is not None:
                 node_ok((*eloc, "device"), device, f"`{expectation.key}`")
-                node = nodes.get(device)
-                if expectation.key == "lock" and node and node.board != "stm32f401-door":
+                door = nodes.get(device)
+                if expectation.key == "lock" and door and door.board != "stm32f401-door":
                     problems.append(((*eloc, "device"), "`lock` needs a stm32f401-door node"))
             for ref in ("peer", "origin"):
                 site_ok((*eloc, ref), getattr(body, ref, None))
     return problems
+
+
+def node_options_problem(node: NodeSpec) -> str | None:
+    """Why ``node.options`` do not fit its board's model (the fleet spec's), or None."""
+    from pydantic import TypeAdapter
+
+    from simulators.fleetspec import Group
+
+    raw: dict[str, Any] = {"board": node.board, "id_pattern": "scenario-{n}", **node.options}
+    if node.firmware_version is not None:
+        raw["firmware_version"] = node.firmware_version
+    try:
+        TypeAdapter(Group).validate_python(raw)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"][1:])
+        return f"options.{where}: {first['msg']}" if where else str(first["msg"])
+    return None
 
 
 def _names(items: Iterable[str]) -> str:

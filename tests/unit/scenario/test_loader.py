@@ -178,3 +178,16 @@ def test_json_schema_names_every_action_and_expectation() -> None:
     assert schema["$defs"]["NoAlertExpect"]["properties"]["for"]
     assert schema["additionalProperties"] is False
     assert Expectation.model_fields  # the model the schema came from
+
+
+def test_node_options_are_checked_against_the_board_model() -> None:
+    text = (
+        "name: x\nfleet:\n  - {id: d1, board: esp32s3-env, options: {reading_interval_s: -1}}\n"
+        "  - id: d2\n    board: stm32f401-door\n    options:\n      colour: red\n"
+        "steps: [{name: s}]\n"
+    )
+    error = _error(text)
+    assert error.lines() == [
+        "s.yaml:3: d1: options.reading_interval_s: Input should be greater than 0",
+        "s.yaml:7: d2: options.colour: Extra inputs are not permitted",
+    ]
