@@ -63,13 +63,14 @@ class SimulatedFleet:
         self._fleet = Fleet(FleetSpec(boards=[]), link_for=self._no_link, speed=1.0)
         self._site: dict[str, str] = {}
         self._lock_task: asyncio.Task[None] | None = None
+        self._boards: list[tuple[NodeSpec, str]] = []
+        self._bridges: list[asyncio.Task[None]] = []
         for spec in scenario.fleet:
+            site = spec.site or scenario.first_site
             if spec.port is not None:
-                raise BenchError(
-                    f"{spec.id}: real boards by serial port are not supported by the scenario "
-                    "runner yet; run `aurora-bench bridge` next to it and leave `port` out"
-                )
-            self._add(spec, spec.site or scenario.first_site)
+                self._boards.append((spec, site))
+            else:
+                self._add(spec, site)
 
     @staticmethod
     def _no_link(device_id: str) -> Any:  # pragma: no cover - every node gets its own
@@ -124,7 +125,26 @@ class SimulatedFleet:
         for node in self._fleet.nodes.values():
             node.start()
         await self._fleet.start()
+        for spec, site in self._boards:
+            self._bridges.append(self._start_bridge(spec, site))
         self._lock_task = asyncio.create_task(self._sample_locks(), name="scenario-locks")
+
+    def _start_bridge(self, spec: NodeSpec, site: str) -> asyncio.Task[None]:
+        # A real board takes part through the hardware bridge, exactly as with
+        # `aurora-bench bridge`: its frames go up with its own certificate, commands come
+        # down the line. The runner cannot press its buttons: what it does is observed
+        # on the broker, and its log lines go to the timeline.
+        from bench.cmd_hardware import make_bridge
+
+        def console(line: str) -> None:
+            self._timeline.record(EventKind.NOTE, "board", site=site, device=spec.id, text=line)
+
+        assert spec.port is not None
+        try:
+            bridge = make_bridge(self._bench.info, site, spec.port, console=console)
+        except Exception as error:
+            raise BenchError(f"{spec.id}: cannot bridge {spec.port}: {error}") from None
+        return asyncio.create_task(bridge.run(), name=f"bridge:{spec.id}")
 
     async def _sample_locks(self) -> None:
         doors = {
@@ -187,12 +207,14 @@ class SimulatedFleet:
             raise BenchError(str(error)) from None
 
     async def aclose(self) -> None:
-        """Stop every node and the clock (safe twice)."""
+        """Stop every node, bridge and the clock (safe twice)."""
         task, self._lock_task = self._lock_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        bridges, self._bridges = self._bridges, []
+        for running in [*bridges, *([task] if task else [])]:
+            running.cancel()
+        for running in [*bridges, *([task] if task else [])]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
         await self._fleet.aclose()
 
 

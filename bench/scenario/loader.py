@@ -262,8 +262,22 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
         action: Any = step.action
         if akey in _NEEDS_NODE:
             node_ok((*base, akey, "device"), action.device, f"`{akey}`")
+            board = nodes.get(action.device)
+            if board is not None and board.port is not None:
+                problems.append(
+                    (
+                        (*base, akey, "device"),
+                        f"`{akey}` needs a simulated node; {action.device} is a real board "
+                        f"on {board.port} (do it by hand, and expect what follows)",
+                    )
+                )
         if akey == "attest" and action.respond != "honest":
             node_ok((*base, akey, "device"), action.device, "`attest` with `respond`")
+            board = nodes.get(action.device)
+            if board is not None and board.port is not None:
+                problems.append(
+                    ((*base, akey, "respond"), "`respond` needs a simulated node, not a real board")
+                )
         if akey is not None:
             site_ok((*base, akey, "site"), getattr(action, "site", None))
             site_ok((*base, akey, "from_site"), getattr(action, "from_site", None))
@@ -279,6 +293,14 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
                 door = nodes.get(device)
                 if expectation.key == "lock" and door and door.board != "stm32f401-door":
                     problems.append(((*eloc, "device"), "`lock` needs a stm32f401-door node"))
+                if expectation.key == "lock" and door and door.port is not None:
+                    problems.append(
+                        (
+                            (*eloc, "device"),
+                            f"`lock` needs a simulated door; the lock of the real board "
+                            f"{device} cannot be observed (expect its `command` instead)",
+                        )
+                    )
             for ref in ("peer", "origin"):
                 site_ok((*eloc, ref), getattr(body, ref, None))
     return problems

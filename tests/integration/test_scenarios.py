@@ -195,3 +195,48 @@ steps:
     )  # fmt: skip
     assert selected.returncode == 0, selected.stdout + selected.stderr
     assert "1 passed, 0 failed" in selected.stdout
+
+
+def test_a_board_by_serial_port_takes_part_next_to_simulated_nodes(pool: BenchPool) -> None:
+    """A virtual board on a PTY stands in for a real one: the scenario bridges its port."""
+    bench = pool.acquire(parse_scenario(f"name: x\n{SITE}steps: [{{name: s}}]\n"))
+    board = subprocess.Popen(
+        [sys.executable, "-m", "bench", "virtual-board", "--board", "door", "--id",
+         "it-board-01", "--state-dir", str(bench.state_dir), "--heartbeat-s", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert board.stdout is not None
+        link = ""
+        for line in board.stdout:
+            if line.startswith("link "):
+                link = line.removeprefix("link ").strip()
+                break
+        assert link, "the virtual board did not print its PTY"
+        result = play(
+            pool,
+            f"""name: real board
+{SITE}fleet:
+  - {{id: it-board-01, board: stm32f401-door, port: {link}}}
+  - {{id: it-door-05, board: stm32f401-door}}
+steps:
+  - name: the board registered through the bridge
+    expect:
+      - device: {{id: it-board-01, trust: trusted, within: 5s}}
+  - name: an operator unlock reaches the board down its serial line
+    command: {{device: it-board-01, verb: unlock}}
+    expect:
+      - command: {{device: it-board-01, verb: unlock, within: 2s}}
+  - name: the simulated door next to it still works
+    command: {{device: it-door-05, verb: unlock}}
+    expect:
+      - lock: {{device: it-door-05, state: unlocked, within: 2s}}
+""",
+        )
+        assert result.passed, failure_text(result)
+        # The bridge wrote the command down the serial line, and said so in the timeline.
+        board_lines = [str(e.get("text")) for e in result.events if e.source == "board"]
+        assert any("<- command" in line and "unlock" in line for line in board_lines)
+    finally:
+        board.terminate()
+        board.wait(timeout=10)
