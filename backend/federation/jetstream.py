@@ -28,7 +28,7 @@ from nats.js.api import (
     StreamConfig,
     StreamSource,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from backend.federation.errors import JetStreamSetupError
 from backend.federation.messages import STREAM_SUBJECTS
@@ -42,8 +42,11 @@ MAX_MSGS = 100_000
 #: A publish retried within this window (same Nats-Msg-Id) is dropped by the stream; it
 #: covers the service's start-up re-offer of recent alerts (service.REPUBLISH_WINDOW_S).
 DUPLICATE_WINDOW_S = 3600.0
-#: Redelivery if a persisted-then-acked cycle does not finish (the backend died mid-way).
-ACK_WAIT_S = 30.0
+#: Redelivery when a message was handed out but never acked: the backend died (or was
+#: closed) between fetch and ack. Short, so a restarted backend catches up in seconds;
+#: a slow database write that outlasts it only causes a redelivery, which the dedup key
+#: makes harmless.
+ACK_WAIT_S = 5.0
 STREAM_NAME_ERROR_IN_USE = 10058
 
 
@@ -133,19 +136,27 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
-    """Create the durable consumer unless it exists (its position is kept if it does)."""
+    """Create the durable consumer, or bring an existing one to ``config`` (idempotent).
+
+    The server updates the editable fields (ack wait, ...) in place and keeps the
+    consumer's position; a change it refuses (e.g. the deliver policy) leaves the existing
+    consumer as it is, because its position is what "nothing lost" rests on.
+    """
     assert config.durable_name is not None
     try:
-        await js.consumer_info(stream, config.durable_name)
-        return
-    except NotFoundError:
-        pass
-    try:
         await js.add_consumer(stream, config)
-    except BadRequestError as error:
+        return
+    except APIError as error:
+        refused = error
+    try:
+        await js.consumer_info(stream, config.durable_name)
+    except NotFoundError:
         raise JetStreamSetupError(
-            f"consumer {config.durable_name} on {stream}", str(error)
+            f"consumer {config.durable_name} on {stream}", str(refused)
         ) from None
+    log.warning(
+        "federation: consumer %s on %s kept as it is (%s)", config.durable_name, stream, refused
+    )
 
 
 async def local_domain(js: JetStreamContext) -> str | None:

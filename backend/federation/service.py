@@ -677,8 +677,12 @@ class FederationService:
                         batch = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
                     except TimeoutError:  # nats' own TimeoutError derives from it
                         continue
-                    for msg in batch:
-                        await self._handle(msg)
+                    for index, msg in enumerate(batch):
+                        try:
+                            await self._handle(msg)
+                        except asyncio.CancelledError:
+                            await _give_back(batch[index:])
+                            raise
                     delay = RETRY_MIN_S
             except _NATS_ERRORS as error:
                 peer.consuming = False
@@ -840,6 +844,14 @@ class FederationService:
                 for row in rows
             ]
         }
+
+
+async def _give_back(messages: list[Msg]) -> None:
+    """Nak fetched messages that will not be handled (shutdown): redelivered at once
+    to whoever consumes next instead of after the ack wait."""
+    for msg in messages:
+        with contextlib.suppress(*_NATS_ERRORS, asyncio.CancelledError):
+            await msg.nak()
 
 
 def _check_settings(settings: Settings) -> None:
