@@ -83,3 +83,32 @@ async def test_a_full_queue_refuses_and_counts(
     await service._on_local_alert(Record("critical", id="second"))
     assert service.health()["queue_depth"] == 1
     assert service.counters.dropped_queue_full == 1
+
+
+class FakeJetStream:
+    """Answers publishes with the acks given, in order (domain of the answering stream)."""
+
+    def __init__(self, domains: list[str]) -> None:
+        self.domains = domains
+        self.published: list[tuple[str, dict[str, str]]] = []
+
+    async def publish(self, subject: str, data: bytes, **kwargs: Any) -> Any:
+        from nats.js.api import PubAck
+
+        self.published.append((subject, kwargs["headers"]))
+        return PubAck(stream="AURORA", seq=len(self.published), domain=self.domains.pop(0))
+
+
+async def test_an_ack_from_the_peers_stream_is_not_enough(service: FederationService) -> None:
+    # The peer's AURORA captures our subjects across the leafnode and may answer first;
+    # the message must land in *our* stream, which is what the peer sources.
+    fake = FakeJetStream(["b", "b", "a"])
+    service._js = fake  # type: ignore[assignment]
+    service._domain = "a"
+    service._ready.set()
+    await service._on_local_alert(Record("critical"))
+    (message,) = _queued(service)
+    await service._publish_until_stored(message)
+    assert [headers["Nats-Msg-Id"] for _, headers in fake.published] == [message.msg_id] * 3
+    assert service.counters.published == 1
+    assert service.counters.publish_retries == 2
