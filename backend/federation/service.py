@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -249,7 +250,7 @@ class FederationService:
         """Federation health for /healthz-style reporting (never raises)."""
         return {
             "enabled": True,
-            "nats_url": self.settings.nats_url,
+            "nats_url": _without_credentials(self.settings.nats_url),
             "nats_connected": self.connected,
             "jetstream_ready": self._ready.is_set(),
             "jetstream_domain": self._domain,
@@ -844,6 +845,18 @@ class FederationService:
                 for row in rows
             ]
         }
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """The URL as safe to show: user and password (or token) removed."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def _give_back(messages: list[Msg]) -> None:

@@ -51,3 +51,9 @@ def test_good_settings_build_a_router_with_the_endpoints() -> None:
     paths = {route.path for route in service.router.routes}  # type: ignore[attr-defined]
     assert {"/api/v1/sites", "/api/v1/system/topology"} <= paths
     assert service.health()["nats_connected"] is False
+
+
+def test_health_never_shows_nats_credentials() -> None:
+    settings = _settings(nats_url="nats://bench:s3cret@127.0.0.1:4222")
+    service = FederationService(settings, NoAlerts(), None)  # type: ignore[arg-type]
+    assert service.health()["nats_url"] == "nats://127.0.0.1:4222"
