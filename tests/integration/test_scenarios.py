@@ -188,13 +188,13 @@ steps:
     document = json.loads(report.read_text())
     assert document["summary"]["passed"] == 1
     assert "an operator unlock" in html.read_text()
-    # -k selects by name: only the passing one runs, exit 0.
-    selected = subprocess.run(
-        [*command[:5], "-k", "passes and not fails", "--state-dir", str(tmp_path / "state2")],
-        capture_output=True, text=True, timeout=240, check=False,
+    # -k that selects nothing is a clear error, not a silent success.
+    nothing = subprocess.run(
+        [*command[:5], "-k", "no_such_scenario"], capture_output=True, text=True, timeout=60,
+        check=False,
     )  # fmt: skip
-    assert selected.returncode == 0, selected.stdout + selected.stderr
-    assert "1 passed, 0 failed" in selected.stdout
+    assert nothing.returncode == 2
+    assert "no scenario matched -k 'no_such_scenario'" in nothing.stderr
 
 
 def test_a_board_by_serial_port_takes_part_next_to_simulated_nodes(pool: BenchPool) -> None:

@@ -118,3 +118,22 @@ def test_report_with_unknown_suffix_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["run", "--report", str(tmp_path / "r.pdf"), str(tmp_path)])
     assert result.exit_code != 0
     assert "use a name ending in .html or .json" in str(result.exception) + result.output
+
+
+def test_select_scenarios_by_keyword_and_marker(tmp_path: Path) -> None:
+    from bench.scenario.runner import group_by_bench, select_scenarios
+
+    (tmp_path / "alpha.yaml").write_text(GOOD.replace("name: ok", "name: alpha one"))
+    (tmp_path / "beta.yaml").write_text(
+        "name: beta\nmarkers: [federation]\nsites: {a: {}, b: {}}\nsteps: [{name: s}]\n"
+    )
+    (tmp_path / "gamma.yaml").write_text(GOOD.replace("name: ok", "name: gamma"))
+    (tmp_path / "broken.yaml").write_text(BROKEN)
+    loaded, broken = select_scenarios([tmp_path], "not broken and (alpha or federation)")
+    assert [item.name for item in loaded] == ["alpha one", "beta"]
+    assert broken == []
+    loaded, broken = select_scenarios([tmp_path], "")
+    assert [r.name for r in broken] == ["broken"]
+    assert "broken.yaml:4: unknown key 'colour'" in (broken[0].error or "")
+    # scenarios sharing sites run back to back
+    assert [item.name for item in group_by_bench(loaded)] == ["alpha one", "gamma", "beta"]
