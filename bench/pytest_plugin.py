@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterable
@@ -40,6 +41,7 @@ from bench.site import RunningBench
 
 SCENARIO_MARKER = "scenario"
 _POOL = pytest.StashKey[Any]()
+_FAILED = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,11 +52,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Stop the bench scenarios shared."""
+    """Stop the bench scenarios shared; keep its logs only when a scenario failed."""
     pool = config.stash.get(_POOL, None)
     if pool is not None:
         config.stash[_POOL] = None
         pool.close()
+        if not config.stash.get(_FAILED, False):
+            shutil.rmtree(pool.root, ignore_errors=True)
 
 
 def is_scenario_file(path: Path) -> bool:
@@ -121,8 +125,9 @@ class ScenarioFile(pytest.File):
 class ScenarioFailed(Exception):
     """A scenario ran and did not pass."""
 
-    def __init__(self, result: ScenarioResult) -> None:
+    def __init__(self, result: ScenarioResult, state_dir: Path | None = None) -> None:
         self.result = result
+        self.state_dir = state_dir
         super().__init__(result.name)
 
 
@@ -152,14 +157,17 @@ class ScenarioItem(pytest.Item):
                         (f"{step.name}: {expectation.description}", f"{expectation.latency_s:.6f}")
                     )
         if not result.passed:
-            raise ScenarioFailed(result)
+            self.config.stash[_FAILED] = True
+            raise ScenarioFailed(result, bench.state_dir)
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str:
         """Expected vs observed with the timeline around it."""
         if isinstance(excinfo.value, ScenarioFailed):
-            return failure_text(excinfo.value.result)
+            logs = excinfo.value.state_dir
+            where = f"\n  bench state and server logs: {logs}" if logs else ""
+            return failure_text(excinfo.value.result) + where
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -130,6 +130,7 @@ class BenchPool:
 
     def __init__(self, state_dir: Path, db: str = "sqlite") -> None:
         self._state_dir = Path(state_dir)
+        self.root = self._state_dir
         self._db = db
         self._key: str | None = None
         self._bench: RunningBench | None = None
