@@ -194,6 +194,10 @@ class FederationService:
         #: Bumped at every (re)connect so consumers re-check their stream and consumer.
         self._generation = 0
         self._setup_needed = asyncio.Event()
+        #: Cuts the gossip wait short: when JetStream becomes ready (the heartbeat then
+        #: carries our domain) and when a new peer appears, so two sites find each other
+        #: in milliseconds, not after a 15 s heartbeat interval.
+        self._beat_now = asyncio.Event()
         self._started_monotonic = time.monotonic()
         self._runner: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
@@ -326,6 +330,7 @@ class FederationService:
             self.last_error = None
             self._generation += 1
             self._ready.set()
+            self._beat_now.set()
             log.info("federation: JetStream ready (domain %s)", self._domain)
             if self._generation == 1:
                 self._spawn(self._republish_recent, "federation-republish", restart=False)
@@ -507,7 +512,10 @@ class FederationService:
                     await self._mark_stale_links(now)
             except SQLAlchemyError as error:
                 log.warning("federation: site/link rows not refreshed: %s", error)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._beat_now.wait()
+            self._beat_now.clear()
 
     async def _refresh_local_site(self, payload: HealthPayload, now: datetime) -> None:
         async with self._sessionmaker.begin() as session:
@@ -647,6 +655,7 @@ class FederationService:
             return
         peer = PeerState(site_id=site_id, domain=domain)
         self._peers[site_id] = peer
+        self._beat_now.set()  # let the newcomer learn us now, not a heartbeat later
         log.info("federation: consuming site %s (JetStream domain %s)", site_id, domain)
         peer.task = self._spawn(lambda: self._consume_peer(peer), f"federation-peer-{site_id}")
 

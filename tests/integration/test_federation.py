@@ -595,3 +595,18 @@ async def test_propagation_measurement_runs(sites: RunningBench) -> None:
     assert lost == 0
     assert len(samples) == 20
     assert all(0 < sample < 5000 for sample in samples)
+
+
+async def test_sites_find_each_other_without_waiting_a_heartbeat(
+    bench_factory: Callable[..., RunningBench],
+) -> None:
+    # Default timing (15 s heartbeat): discovery must not wait for the second heartbeat.
+    fresh = bench_factory(["a", "b"])
+    a_api, b_api = fresh.site("a").api, fresh.site("b").api
+    async with httpx.AsyncClient(timeout=10) as client:
+        alert_id = await _post_alert(client, b_api, title="right after start")
+
+        async def arrived() -> bool:
+            return alert_id in await _federated_from(client, a_api, "b")
+
+        await eventually(arrived, "b's first alert at a, well within one heartbeat", 7.5)
