@@ -82,16 +82,29 @@ def _decode(stream: str, entry_id: str, raw: Mapping[str, str]) -> ReadEntry:
     )
 
 
-#: KEYS: the streams, then the marker set. ARGV: maxlen, #groups, #add, #remove, then per
-#: group "i[,j...]", type, data, trace ("" = none), then markers to add and to remove.
+#: KEYS: the streams, then the marker set. ARGV: maxlen, #groups, the groups as one string
+#: of NUL-separated fields ("i[,j...]", type, data, trace ("" = none) per group), then the
+#: markers to add and to remove, each list one NUL-separated string. NUL cannot occur in any
+#: field: JSON escapes it and MQTT strings may not contain U+0000 (the caller checks anyway).
 _ADD_MANY_LUA = """
-local maxlen = ARGV[1]
-local groups, adds, removes = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local maxlen, groups = ARGV[1], tonumber(ARGV[2])
+local blob = ARGV[3]
 local set_key = KEYS[#KEYS]
-local at = 5
+local pos = 1
+local function field()
+  local stop = string.find(blob, "\0", pos, true)
+  local value
+  if stop then
+    value = string.sub(blob, pos, stop - 1)
+    pos = stop + 1
+  else
+    value = string.sub(blob, pos)
+    pos = #blob + 1
+  end
+  return value
+end
 for _ = 1, groups do
-  local targets, kind, data, trace = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  at = at + 4
+  local targets, kind, data, trace = field(), field(), field(), field()
   for target in string.gmatch(targets, "%d+") do
     if trace == "" then
       redis.call("XADD", KEYS[tonumber(target)], "MAXLEN", "~", maxlen, "*",
@@ -102,13 +115,11 @@ for _ = 1, groups do
     end
   end
 end
-for i = 1, adds do
-  redis.call("SADD", set_key, ARGV[at])
-  at = at + 1
+for member in string.gmatch(ARGV[4], "[^%z]+") do
+  redis.call("SADD", set_key, member)
 end
-for i = 1, removes do
-  redis.call("SREM", set_key, ARGV[at])
-  at = at + 1
+for member in string.gmatch(ARGV[5], "[^%z]+") do
+  redis.call("SREM", set_key, member)
 end
 return groups
 """
@@ -159,6 +170,15 @@ class StreamBus:
         if all(not entry.extra for entry in entries):
             await self._add_many_script(entries, set_key, set_add, set_remove)
             return
+        await self._add_many_transaction(entries, set_key, set_add, set_remove)
+
+    async def _add_many_transaction(
+        self,
+        entries: Sequence[StreamEntry],
+        set_key: str | None,
+        set_add: Sequence[str],
+        set_remove: Sequence[str],
+    ) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             for entry in entries:
                 pipe.xadd(entry.stream, entry.fields(), maxlen=self.maxlen, approximate=True)
@@ -194,12 +214,20 @@ class StreamBus:
                 last[0] += f",{position}"
                 continue
             groups.append([str(position), entry.type, data, trace])
-        args: list[Any] = [self.maxlen, len(groups), len(set_add), len(set_remove)]
-        for group in groups:
-            args.extend(group)
-        args.extend(set_add)
-        args.extend(set_remove)
+        # One argument for all groups: per-argument encoding in redis-py was the next cost.
+        blob = "\0".join(field for group in groups for field in group)
+        adds, removes = "\0".join(set_add), "\0".join(set_remove)
+        separators_ok = (
+            blob.count("\0") == max(4 * len(groups) - 1, 0)
+            and adds.count("\0") == max(len(set_add) - 1, 0)
+            and removes.count("\0") == max(len(set_remove) - 1, 0)
+        )
+        if not separators_ok:
+            # A field carried a NUL after all: take the plain transaction instead.
+            await self._add_many_transaction(entries, set_key, set_add, set_remove)
+            return
         keys.append(set_key or "aurora:unused")
+        args: list[Any] = [self.maxlen, len(groups), blob, adds, removes]
         await self._script(keys=keys, args=args)
 
     async def ensure_group(self, stream: str, group: str, start_id: str = "0") -> None:

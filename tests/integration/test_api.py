@@ -361,3 +361,49 @@ async def test_python_m_backend_serves_healthz_and_stops_cleanly_on_sigterm(
             process.kill()
             await process.wait()
         log.close()
+
+
+async def test_stream_bus_batches_entries_markers_and_odd_fields(bench_one: RunningBench) -> None:
+    """add_many: shared data to two streams, traces kept, markers set/unset, NUL fallback."""
+    from backend.bus import StreamBus, StreamEntry
+
+    bus = StreamBus(bench_one.site("a").redis, maxlen=1000)
+    prefix = new_id("bus")
+    one, two, markers = f"{prefix}:one", f"{prefix}:two", f"{prefix}:markers"
+    try:
+        shared = '{"v":1}'
+        await bus.add_many(
+            [
+                StreamEntry(one, "telemetry", shared, "trace-1"),
+                StreamEntry(two, "telemetry", shared, "trace-1"),
+                StreamEntry(two, "rejected_message", {"reason": "not_json"}),
+            ],
+            set_key=markers,
+            set_add=["1:aa", "2:bb"],
+        )
+        first = await bus.scan(one)
+        second = await bus.scan(two)
+        assert [(e.type, e.data, e.trace) for e in first] == [("telemetry", {"v": 1}, "trace-1")]
+        assert [(e.type, e.data, e.trace) for e in second] == [
+            ("telemetry", {"v": 1}, "trace-1"),
+            ("rejected_message", {"reason": "not_json"}, None),
+        ]
+        assert await bus.redis.smembers(markers) == {"1:aa", "2:bb"}
+        # A NUL inside a field cannot go through the joined script argument: still stored.
+        await bus.add_many(
+            [StreamEntry(one, "odd", '"a\\u0000b"', "tr\x00ace")],
+            set_key=markers,
+            set_remove=["1:aa"],
+        )
+        odd = (await bus.scan(one))[-1]
+        assert (odd.type, odd.data, odd.trace) == ("odd", "a\x00b", "tr\x00ace")
+        assert await bus.redis.smembers(markers) == {"2:bb"}
+        # Consumer groups: create once (idempotent), read, ack.
+        await bus.ensure_group(two, "readers")
+        await bus.ensure_group(two, "readers")
+        read = await bus.read_group(two, "readers", "r1", count=10)
+        assert [entry.type for entry in read] == ["telemetry", "rejected_message"]
+        assert await bus.ack(two, "readers", *(entry.id for entry in read)) == 2
+    finally:
+        await bus.redis.delete(one, two, markers)
+        await bus.aclose()
