@@ -347,7 +347,21 @@ class Probe:
         response = await http.get("/api/v1/system/topology")
         if response.status_code != 200:
             return  # federation disabled: no topology
-        for link in response.json().get("links", []):
+        body = response.json()
+        counters = (body.get("federation") or {}).get("counters") or {}
+        for name, value in counters.items():
+            # Heartbeats tick all the time; the rest (duplicates, echoes_dropped, ...)
+            # become METRIC samples named federation_<counter>.
+            if name == "heartbeats_received" or not isinstance(value, int | float):
+                continue
+            key = f"counter:{name}"
+            if seen.get(key) != value:
+                seen[key] = value
+                self._timeline.record(
+                    EventKind.METRIC, "api", site=site_id, name=f"federation_{name}",
+                    labels={}, value=float(value),
+                )  # fmt: skip
+        for link in body.get("links", []):
             ends = {link.get("site_a"), link.get("site_b")}
             if site_id not in ends:
                 continue

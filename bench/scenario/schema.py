@@ -433,10 +433,12 @@ class LinkExpect(_Strict):
 
 
 class MetricExpect(_Strict):
-    """A Prometheus counter of a site's ``/metrics`` grew by ``increase`` within ``within``.
+    """A counter of a site grew by ``increase`` within ``within``.
 
-    ``name`` is the exposed sample name (``aurora_ingest_rejected_messages_total``);
-    samples whose labels include ``labels`` are summed.
+    ``name`` is a Prometheus sample name of ``/metrics``
+    (``aurora_ingest_rejected_messages_total``; samples whose labels include ``labels`` are
+    summed), or ``federation_<counter>`` for a counter of the federation health in
+    ``/api/v1/system/topology`` (``federation_duplicates``, ``federation_echoes_dropped``).
     """
 
     name: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
