@@ -724,6 +724,12 @@ class FederationService:
             log.warning("federation: %s not stored, will retry: %s", message.msg_id, error)
             await msg.nak(delay=1.0)
             return
+        except Exception:
+            # Anything else (e.g. Redis down after the row was written): redelivered later,
+            # where the dedup key turns it into an ack; the consumer itself goes on.
+            log.exception("federation: handling %s failed, will retry", message.msg_id)
+            await msg.nak(delay=1.0)
+            return
         await msg.ack()
 
     async def _persist(self, message: MeshMessage) -> None:

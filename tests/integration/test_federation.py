@@ -401,6 +401,24 @@ async def _health_if(site: Site, test: Callable[[dict[str, Any]], Any]) -> dict[
     return health if test(health) else None
 
 
+async def test_a_redis_outage_at_the_receiver_loses_nothing(
+    mesh: dict[str, Site], services_two: RunningBench
+) -> None:
+    a, b = mesh["a"], mesh["b"]
+    # ingest_remote writes the row, then appends to Redis: that append fails here, the
+    # message is nak'ed, and its redelivery is acked as a duplicate. The consumer goes on.
+    await asyncio.to_thread(services_two.stop_service, "a", "redis")
+    try:
+        during = await b.raise_alert("critical", title="while a's redis is down")
+        await eventually(lambda: _arrived(a, "b", [during]), "the alert in a's database")
+    finally:
+        await asyncio.to_thread(services_two.start_service, "a", "redis")
+    after = await b.raise_alert("critical", title="after a's redis is back")
+    await eventually(lambda: _arrived(a, "b", [after]), "the next alert at a")
+    await _settle(a)
+    assert len(await a.remote_alerts("b", [during, after])) == 2
+
+
 async def test_streams_are_created_idempotently(mesh: dict[str, Site]) -> None:
     nc = await nats.connect(mesh["a"].settings.nats_url or "")
     try:
