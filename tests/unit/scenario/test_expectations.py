@@ -305,3 +305,71 @@ def test_descriptions_and_deadlines() -> None:
         describe(expect(no_command={"device": "door-01", "verb": "unlock"}))
         == "no `unlock` command to door-01 for 1s"
     )
+
+
+def test_metric_increase_against_the_baseline_before_the_step() -> None:
+    name = "aurora_ingest_rejected_messages_total"
+
+    def sample(t: float, v: float) -> Event:
+        return ev(
+            t, EventKind.METRIC, source="runner", name=name, labels={"reason": "oversize"}, value=v
+        )
+
+    e = expect(metric={"name": name, "labels": {"reason": "oversize"}, "increase": 2, "within": 1})
+    line = timeline(sample(0.9, 3.0), sample(1.1, 4.0), sample(1.3, 5.0))
+    passed = evaluate(e, line, 1.0, 1.4)
+    assert passed.verdict is Verdict.PASSED
+    assert passed.observed == "3 -> 5.0"
+    assert passed.at == 1.3
+    assert (
+        evaluate(e, timeline(sample(0.9, 3.0), sample(1.1, 4.0)), 1.0, 1.5).verdict
+        is Verdict.PENDING
+    )
+    failed = evaluate(e, timeline(sample(0.9, 3.0), sample(1.1, 4.0)), 1.0, 2.1)
+    assert failed.verdict is Verdict.FAILED
+    assert failed.observed == "3 -> 4.0 (+1)"
+    never = evaluate(e, timeline(), 1.0, 2.1)
+    assert never.observed == "the counter was never read"
+
+
+def test_metric_sums_match_label_subsets() -> None:
+    from bench.scenario.runner import metric_sums
+    from bench.scenario.schema import MetricExpect
+
+    text = (
+        "# TYPE aurora_ingest_rejected_messages counter\n"
+        'aurora_ingest_rejected_messages_total{reason="oversize"} 2.0\n'
+        'aurora_ingest_rejected_messages_total{reason="not_json"} 3.0\n'
+    )
+    bodies = [
+        MetricExpect(name="aurora_ingest_rejected_messages_total", labels={"reason": "oversize"}),
+        MetricExpect(name="aurora_ingest_rejected_messages_total"),
+        MetricExpect(name="aurora_missing_total"),
+    ]
+    assert metric_sums(text, bodies) == [2.0, 5.0, 0.0]
+
+
+def test_alert_text_and_scenario_scope() -> None:
+    early = ev(
+        0.5,
+        EventKind.ALERT,
+        "fw-01",
+        type="attestation_failed",
+        severity="critical",
+        description="replayed nonce: already answered",
+    )
+    line = timeline(early)
+    replay = expect(
+        alert={
+            "type": "attestation_failed",
+            "contains": "REPLAYED",
+            "scope": "scenario",
+            "within": 1,
+        }
+    )
+    assert evaluate(replay, line, 1.0, 1.0).verdict is Verdict.PASSED
+    assert evaluate(replay, line, 1.0, 1.0).latency_s == 0.0
+    step_only = expect(alert={"type": "attestation_failed", "within": 1})
+    assert evaluate(step_only, line, 1.0, 2.0).verdict is Verdict.FAILED
+    wrong_text = expect(alert={"contains": "expired", "scope": "scenario", "within": 1})
+    assert evaluate(wrong_text, line, 1.0, 2.0).verdict is Verdict.FAILED
