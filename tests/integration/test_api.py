@@ -407,3 +407,44 @@ async def test_stream_bus_batches_entries_markers_and_odd_fields(bench_one: Runn
     finally:
         await bus.redis.delete(one, two, markers)
         await bus.aclose()
+
+
+async def test_a_failing_handler_is_counted_audited_and_the_batch_goes_on(
+    site: tuple[Backend, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend, client = site
+    device_id = new_id("nrf52840-env")
+
+    async def broken(_response: object) -> None:
+        raise RuntimeError("verifier exploded")
+
+    monkeypatch.setattr(backend.attestation, "handle_response", broken)
+    response = (
+        '{"device_id":"'
+        + device_id
+        + '","nonce":"'
+        + "0" * 32
+        + '","firmware_hash":"'
+        + "ab" * 32
+        + '","signature":"AAAA","certificate":"x"}'
+    ).encode()
+    after = b'{"device_id":"' + device_id.encode() + b'","metric":"t","value":1,"unit":"C"}'
+    await backend.pipeline.process(
+        [
+            RawMessage(
+                topic_for(MessageKind.ATTESTATION_RESPONSE, device_id), response, 1, 7, False, None
+            ),
+            RawMessage(topic_for(MessageKind.TELEMETRY, device_id), after, 1, 8, False, None),
+        ]
+    )
+    errors = (
+        await client.get("/api/v1/audit", params={"type": "handler_error", "device_id": device_id})
+    ).json()["items"]
+    assert len(errors) == 1
+    assert "verifier exploded" in errors[0]["data"]["error"]
+    readings = (
+        await client.get("/api/v1/audit", params={"type": "telemetry", "device_id": device_id})
+    ).json()["items"]
+    assert [item["data"]["value"] for item in readings] == [1.0]
+    text = (await client.get("/metrics")).text
+    assert 'aurora_ingest_handler_errors_total{kind="attestation_response"} 1.0' in text
