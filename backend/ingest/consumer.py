@@ -32,6 +32,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from backend.contract.topics import UPSTREAM_FILTERS
 from backend.errors import Unavailable
@@ -40,6 +42,9 @@ from backend.metrics import BackendMetrics
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: A dependency of the batch write is down (Redis, the database): retry, do not alarm.
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (RedisError, DBAPIError, OSError)
 
 #: MQTT v5 user property the load tool sets; copied verbatim into stream entries.
 TRACE_PROPERTY = "aurora-trace"
@@ -197,7 +202,14 @@ class MqttIngest:
                 # Redis or the database failed under a batch: nothing of it was acked, so
                 # reconnecting makes the broker redeliver it once the dependency is back.
                 self.last_error = f"{type(error).__name__}: {error}"
-                log.exception("ingest batch failed; reconnecting to get a redelivery")
+                if isinstance(error, DEPENDENCY_ERRORS):
+                    # An outage, not a bug: one line per retry, no traceback.
+                    log.warning(
+                        "ingest batch not stored (%s); reconnecting to get a redelivery",
+                        self.last_error,
+                    )
+                else:
+                    log.exception("ingest batch failed; reconnecting to get a redelivery")
             finally:
                 self._connected = False
                 self._client = None

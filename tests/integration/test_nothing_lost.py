@@ -137,3 +137,43 @@ async def test_redelivered_message_is_only_acknowledged(
 
 
 pytestmark = pytest.mark.timeout(240)
+
+
+async def test_redis_outage_delays_but_loses_nothing(bench_factory: BenchFactory) -> None:
+    """While Redis is down nothing is acked: /healthz says so, and the readings published
+    meanwhile all arrive once Redis is back (the broker redelivers after a reconnect)."""
+    bench = bench_factory(["a"], site_env={"a": {"AURORA_MQTT_RECONNECT_MAX_S": "1"}})
+    device_id = new_id("esp32s3-outage")
+    async with httpx.AsyncClient(base_url=bench.site("a").api, timeout=10) as api:
+        await asyncio.to_thread(bench.stop_service, "a", "redis")
+
+        async def redis_reported_down() -> dict[str, str] | None:
+            response = await api.get("/healthz")
+            if response.status_code != 503:
+                return None
+            detail: dict[str, str] = response.json()["detail"]
+            return detail
+
+        detail = await eventually(redis_reported_down, "/healthz to name Redis")
+        assert detail["redis"] == "unreachable"
+        assert detail["database"] == "ok"
+        async with device_client(bench, device_id) as client:
+            for sequence in range(50):
+                await client.publish(
+                    topic_for(MessageKind.TELEMETRY, device_id),
+                    telemetry_payload(device_id, float(sequence)),
+                    qos=1,
+                )
+        await asyncio.to_thread(bench.start_service, "a", "redis")
+        redis = Redis.from_url(bench.site("a").redis, decode_responses=True)
+        try:
+
+            async def all_readings() -> Counter[tuple[str, float]] | None:
+                seen = await _readings(redis, TELEMETRY_STREAM, {device_id})
+                return seen if len(seen) == 50 else None
+
+            seen = await eventually(all_readings, "the readings held during the outage", SLOW_S)
+            assert max(seen.values()) == 1
+        finally:
+            await redis.aclose()
+        assert (await api.get("/healthz")).status_code == 200
