@@ -172,6 +172,9 @@ def create_app(settings: Settings) -> FastAPI:
     from backend.api import install
 
     install(app)
+    from backend.policy.router import site_policy_router
+
+    app.include_router(site_policy_router(settings.site_id, backend.metrics))
 
     if settings.federation_enabled:
         module = importlib.import_module("backend.federation.service")

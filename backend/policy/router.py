@@ -1,0 +1,188 @@
+"""The mosquitto-go-auth HTTP backend: ``POST /mqtt/user``, ``/mqtt/superuser``, ``/mqtt/acl``.
+
+The transport around :class:`~backend.policy.engine.AclEngine` (DESIGN.md, "mosquitto-go-auth
+HTTP backend protocol"):
+
+* bodies come as JSON (``auth_opt_http_params_mode json``, ``acc`` a number) or as a form
+  (``form``, ``acc`` a decimal string); both are read here, by Content-Type;
+* 200 allows, 403 denies (go-auth treats every non-2xx as a deny), the body is
+  ``{"ok": bool, "error": str}`` so every go-auth response mode (status, ``ok``, JSON) works;
+* a body that cannot be read is 400 with what to send instead, never a 500 (go-auth may
+  retry 5xx, and a broken request will not get better).
+
+Decisions are counted in ``aurora_policy_decisions_total{check, result}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+
+from backend.metrics import BackendMetrics
+from backend.policy.engine import VALID_ACC, AclEngine, Decision, site_engine
+from backend.policy.errors import BadAuthRequest
+
+log = logging.getLogger(__name__)
+
+#: A topic is at most 65,535 bytes; JSON escaping can grow it, the rest is a few fields.
+MAX_BODY_BYTES = 512 * 1024
+_JSON = "application/json"
+_FORM = "application/x-www-form-urlencoded"
+_SEND_INSTEAD = (
+    f"send {_JSON} (auth_opt_http_params_mode json) or {_FORM} (auth_opt_http_params_mode form)"
+)
+
+
+class PolicyMetrics:
+    """The policy service's counters, registered on the app's registry."""
+
+    def __init__(self, metrics: BackendMetrics | None) -> None:
+        self.decisions = Counter(
+            "aurora_policy_decisions",
+            "mosquitto-go-auth checks answered, by check (user|superuser|acl) and result",
+            ["check", "result"],
+            registry=metrics.registry if metrics is not None else None,
+        )
+
+
+async def _body(request: Request) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BadAuthRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_fields(request: Request) -> tuple[dict[str, Any], bool]:
+    """The fields of a go-auth request and whether they came as JSON (else as a form)."""
+    raw = await _body(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type:
+        # No header: guess from the first byte, a JSON object starts with "{".
+        content_type = _JSON if raw.lstrip().startswith(b"{") else _FORM
+    if content_type == _JSON or content_type.endswith("+json"):
+        try:
+            fields = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise BadAuthRequest(f"body is not valid JSON ({error}); {_SEND_INSTEAD}") from None
+        if not isinstance(fields, dict):
+            raise BadAuthRequest(
+                'JSON body must be an object such as {"username": "...", ...}, '
+                f"not {type(fields).__name__}"
+            )
+        return fields, True
+    if content_type == _FORM:
+        try:
+            pairs = parse_qsl(
+                raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True, errors="strict"
+            )
+        except (UnicodeDecodeError, ValueError) as error:
+            raise BadAuthRequest(f"form body cannot be read ({error}); {_SEND_INSTEAD}") from None
+        form: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in form:
+                raise BadAuthRequest(f"form field {key!r} is given twice; send it once")
+            form[key] = value
+        return form, False
+    raise BadAuthRequest(f"unsupported Content-Type {content_type!r}; {_SEND_INSTEAD}")
+
+
+def _text(fields: dict[str, Any], name: str, *, required: bool = True) -> str:
+    value = fields.get(name)
+    if value is None:
+        if required:
+            raise BadAuthRequest(f"field {name!r} is missing; go-auth always sends it")
+        return ""
+    if not isinstance(value, str):
+        raise BadAuthRequest(f"field {name!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _acc(fields: dict[str, Any], as_json: bool) -> int:
+    value = fields.get("acc")
+    wanted = "1 (read), 2 (write), 3 (readwrite) or 4 (subscribe)"
+    if value is None:
+        raise BadAuthRequest(f"field 'acc' is missing; send {wanted}")
+    if as_json:
+        # bool is an int in Python but never what go-auth sends.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadAuthRequest(f"field 'acc' must be a JSON number: {wanted}, got {value!r}")
+        acc = value
+    else:
+        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+            raise BadAuthRequest(f"form field 'acc' must be a decimal {wanted}, got {value!r}")
+        acc = int(value)
+    if acc not in VALID_ACC:
+        raise BadAuthRequest(f"field 'acc' is {acc}; send {wanted}")
+    return acc
+
+
+def policy_router(engine: AclEngine, metrics: BackendMetrics | None = None) -> APIRouter:
+    """The three go-auth endpoints answering from ``engine``."""
+    counters = PolicyMetrics(metrics)
+    router = APIRouter(prefix="/mqtt", tags=["mqtt-auth"])
+
+    def answer(check: str, decision: Decision) -> JSONResponse:
+        counters.decisions.labels(check, "allow" if decision.allowed else "deny").inc()
+        if not decision.allowed:
+            log.debug("mqtt %s check denied: %s", check, decision.reason)
+        return JSONResponse(
+            {"ok": decision.allowed, "error": decision.reason},
+            status_code=200 if decision.allowed else 403,
+        )
+
+    def refuse(check: str, error: BadAuthRequest) -> JSONResponse:
+        counters.decisions.labels(check, "bad_request").inc()
+        log.info("malformed mqtt %s check: %s", check, error.message)
+        return JSONResponse({"ok": False, "error": error.message}, status_code=400)
+
+    @router.post("/user")
+    async def user(request: Request) -> JSONResponse:
+        """Authentication; with certificate identities Mosquitto never asks it."""
+        try:
+            fields, _ = await read_fields(request)
+            username = _text(fields, "username")
+            _text(fields, "password", required=False)
+            _text(fields, "clientid", required=False)
+        except BadAuthRequest as error:
+            return refuse("user", error)
+        return answer("user", engine.authenticate(username))
+
+    @router.post("/superuser")
+    async def superuser(request: Request) -> JSONResponse:
+        """Superuser check (asked before every ACL check): only the site's backend."""
+        try:
+            fields, _ = await read_fields(request)
+            username = _text(fields, "username")
+        except BadAuthRequest as error:
+            return refuse("superuser", error)
+        return answer("superuser", engine.superuser(username))
+
+    @router.post("/acl")
+    async def acl(request: Request) -> JSONResponse:
+        """May ``username`` read (1), write (2) or subscribe (4) ``topic``?"""
+        try:
+            fields, as_json = await read_fields(request)
+            username = _text(fields, "username")
+            clientid = _text(fields, "clientid", required=False)
+            topic = _text(fields, "topic")
+            acc = _acc(fields, as_json)
+        except BadAuthRequest as error:
+            return refuse("acl", error)
+        return answer("acl", engine.check(username, clientid, topic, acc))
+
+    return router
+
+
+def site_policy_router(site_id: str, metrics: BackendMetrics | None = None) -> APIRouter:
+    """The router of one site: the bench's default rules, its backend as superuser."""
+    return policy_router(site_engine(site_id), metrics)

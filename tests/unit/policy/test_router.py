@@ -1,0 +1,200 @@
+"""The go-auth endpoints through the whole app (``create_app``, MQTT disabled, no servers).
+
+The lifespan is not run: the policy service needs neither the database nor Redis, so
+these requests prove it answers even while those are down.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from backend.app import create_app
+from backend.settings import Settings
+
+BACKEND = "aurora-backend-a"
+DOOR = "stm32f401-door-03"
+ENV = "esp32s3-env-01"
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        site_id="a",
+        mqtt_enabled=False,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
+        redis_url="redis://127.0.0.1:1/0",  # never contacted by these endpoints
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://site-a") as http:
+        yield http
+
+
+async def acl_json(http: httpx.AsyncClient, username: str, topic: str, acc: int) -> httpx.Response:
+    body = {"username": username, "clientid": f"{username}-1", "topic": topic, "acc": acc}
+    return await http.post("/mqtt/acl", json=body)
+
+
+async def acl_form(http: httpx.AsyncClient, username: str, topic: str, acc: int) -> httpx.Response:
+    body = {"username": username, "clientid": f"{username}-1", "topic": topic, "acc": str(acc)}
+    return await http.post("/mqtt/acl", data=body)
+
+
+ACL_CASES = [
+    (DOOR, f"aurora/sensors/{DOOR}/status", 2, True),
+    (DOOR, f"aurora/sensors/{ENV}/status", 2, False),
+    (DOOR, f"aurora/access/{DOOR}/command", 4, True),
+    (DOOR, "aurora/access/+/command", 4, False),
+    (DOOR, f"aurora/access/{DOOR}/command", 1, True),
+    (BACKEND, "$share/ingest/aurora/sensors/+/telemetry", 4, True),
+    (BACKEND, f"aurora/access/{DOOR}/command", 2, True),
+    (BACKEND, f"aurora/sensors/{DOOR}/status", 2, False),
+    ("bench-probe", "#", 4, True),
+    ("dev+", "aurora/sensors/dev+/status", 2, False),
+]
+
+
+@pytest.mark.parametrize(("username", "topic", "acc", "allowed"), ACL_CASES)
+@pytest.mark.parametrize("send", [acl_json, acl_form], ids=["json", "form"])
+async def test_acl(
+    client: httpx.AsyncClient, send: object, username: str, topic: str, acc: int, allowed: bool
+) -> None:
+    response = await send(client, username, topic, acc)  # type: ignore[operator]
+    assert response.status_code == (200 if allowed else 403), response.text
+    body = response.json()
+    assert body["ok"] is allowed
+    assert (body["error"] == "") is allowed
+
+
+async def test_a_deny_says_why(client: httpx.AsyncClient) -> None:
+    response = await acl_json(client, DOOR, f"aurora/sensors/{ENV}/status", 2)
+    assert response.json()["error"] == (
+        f"no rule allows '{DOOR}' to write 'aurora/sensors/{ENV}/status'"
+    )
+
+
+async def test_a_form_topic_with_plus_survives_url_encoding(client: httpx.AsyncClient) -> None:
+    # Go's url.Values encodes "+" as %2B; a literal "+" in a form is a space.
+    body = urlencode({"username": BACKEND, "clientid": "c", "topic": "aurora/+/x", "acc": "4"})
+    assert "%2B" in body
+    response = await client.post(
+        "/mqtt/acl", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/mqtt/superuser", "/mqtt/user"])
+async def test_superuser_and_user(client: httpx.AsyncClient, path: str) -> None:
+    expected = {
+        BACKEND: 200,
+        "aurora-backend-b": 403 if path.endswith("superuser") else 200,
+        "bench-probe": 403 if path.endswith("superuser") else 200,
+        DOOR: 403 if path.endswith("superuser") else 200,
+        "a/b": 403,
+        "": 403,
+    }
+    for username, status in expected.items():
+        fields = {"username": username, "password": "", "clientid": "c"}
+        as_json = await client.post(path, json=fields)
+        as_form = await client.post(path, data=fields)
+        assert as_json.status_code == status, (username, as_json.text)
+        assert as_form.status_code == status, (username, as_form.text)
+        assert as_json.json()["ok"] is (status == 200)
+
+
+BAD_JSON_BODIES = [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "must be an object"),
+    (b'{"clientid": "c", "topic": "t", "acc": 1}', "'username' is missing"),
+    (b'{"username": 5, "clientid": "c", "topic": "t", "acc": 1}', "must be a string"),
+    (b'{"username": "u", "clientid": "c", "acc": 1}', "'topic' is missing"),
+    (b'{"username": "u", "clientid": "c", "topic": "t"}', "'acc' is missing"),
+    (b'{"username": "u", "clientid": "c", "topic": "t", "acc": "2"}', "must be a JSON number"),
+    (b'{"username": "u", "clientid": "c", "topic": "t", "acc": true}', "must be a JSON number"),
+    (b'{"username": "u", "clientid": "c", "topic": "t", "acc": 2.5}', "must be a JSON number"),
+    (b'{"username": "u", "clientid": "c", "topic": "t", "acc": 8}', "'acc' is 8"),
+    (b"\xff\xfe", "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("body", "problem"), BAD_JSON_BODIES)
+async def test_malformed_json_is_400_with_a_reason(
+    client: httpx.AsyncClient, body: bytes, problem: str
+) -> None:
+    response = await client.post(
+        "/mqtt/acl", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["ok"] is False
+    assert problem in response.json()["error"]
+
+
+BAD_FORMS = [
+    ("username=u&clientid=c&topic=t&acc=two", "must be a decimal"),
+    ("username=u&clientid=c&topic=t&acc=-1", "must be a decimal"),
+    ("username=u&clientid=c&topic=t&acc=0", "'acc' is 0"),
+    ("username=u&username=v&clientid=c&topic=t&acc=1", "given twice"),
+    ("clientid=c&topic=t&acc=1", "'username' is missing"),
+    ("username=u&clientid=c&topic=t&acc=%FF", "cannot be read"),
+    ("garbage", "cannot be read"),
+]
+
+
+@pytest.mark.parametrize(("body", "problem"), BAD_FORMS)
+async def test_malformed_form_is_400_with_a_reason(
+    client: httpx.AsyncClient, body: str, problem: str
+) -> None:
+    response = await client.post(
+        "/mqtt/acl", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 400, response.text
+    assert problem in response.json()["error"]
+
+
+async def test_unsupported_content_type_and_oversize_body(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/mqtt/user", content=b"<user/>", headers={"content-type": "text/xml"}
+    )
+    assert response.status_code == 400
+    assert "auth_opt_http_params_mode" in response.json()["error"]
+    huge = json.dumps({"username": "u", "topic": "a" * 600_000}).encode()
+    response = await client.post(
+        "/mqtt/user", content=huge, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "larger than" in response.json()["error"]
+
+
+async def test_no_content_type_is_sniffed(client: httpx.AsyncClient) -> None:
+    as_json = await client.post("/mqtt/superuser", content=json.dumps({"username": BACKEND}))
+    as_form = await client.post("/mqtt/superuser", content=f"username={BACKEND}")
+    assert as_json.status_code == as_form.status_code == 200
+
+
+async def test_decisions_are_counted_in_metrics(client: httpx.AsyncClient) -> None:
+    await acl_json(client, DOOR, f"aurora/sensors/{DOOR}/status", 2)
+    await acl_json(client, DOOR, f"aurora/sensors/{ENV}/status", 2)
+    await acl_form(client, DOOR, f"aurora/sensors/{ENV}/status", 2)
+    await client.post("/mqtt/superuser", json={"username": DOOR})
+    await client.post("/mqtt/acl", content=b"{", headers={"content-type": "application/json"})
+    text = (await client.get("/metrics")).text
+    counts = {
+        (sample.labels["check"], sample.labels["result"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "aurora_policy_decisions"
+        for sample in family.samples
+        if sample.name == "aurora_policy_decisions_total"
+    }
+    assert counts == {
+        ("acl", "allow"): 1,
+        ("acl", "deny"): 2,
+        ("superuser", "deny"): 1,
+        ("acl", "bad_request"): 1,
+    }
