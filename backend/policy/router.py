@@ -6,7 +6,9 @@ HTTP backend protocol"):
 * bodies come as JSON (``auth_opt_http_params_mode json``, ``acc`` a number) or as a form
   (``form``, ``acc`` a decimal string); both are read here, by Content-Type;
 * 200 allows, 403 denies (go-auth treats every non-2xx as a deny), the body is
-  ``{"ok": bool, "error": str}`` so every go-auth response mode (status, ``ok``, JSON) works;
+  ``{"ok": bool, "error": str}`` for the ``status`` and ``json`` response modes; for the
+  ``text`` mode (body must be exactly ``ok``) configure the URIs with ``?response=text``;
+* POST is go-auth's default; GET and PUT (``auth_opt_http_method``) are answered too;
 * a body that cannot be read is 400 with what to send instead, never a 500 (go-auth may
   retry 5xx, and a broken request will not get better).
 
@@ -21,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import Counter
 
 from backend.metrics import BackendMetrics
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 512 * 1024
 _JSON = "application/json"
 _FORM = "application/x-www-form-urlencoded"
+#: go-auth posts by default; ``auth_opt_http_method`` may make it GET or PUT (JSON body).
+_METHODS = ["POST", "PUT", "GET"]
 _SEND_INSTEAD = (
     f"send {_JSON} (auth_opt_http_params_mode json) or {_FORM} (auth_opt_http_params_mode form)"
 )
@@ -126,27 +130,32 @@ def _acc(fields: dict[str, Any], as_json: bool) -> int:
     return acc
 
 
+def _reply(request: Request, ok: bool, error: str, status_code: int) -> Response:
+    # go-auth's "text" response mode wants the body "ok"; a URI such as
+    # /mqtt/acl?response=text selects it (go-auth appends the URI verbatim).
+    if request.query_params.get("response") == "text":
+        return PlainTextResponse("ok" if ok else error or "denied", status_code=status_code)
+    return JSONResponse({"ok": ok, "error": error}, status_code=status_code)
+
+
 def policy_router(engine: AclEngine, metrics: BackendMetrics | None = None) -> APIRouter:
     """The three go-auth endpoints answering from ``engine``."""
     counters = PolicyMetrics(metrics)
     router = APIRouter(prefix="/mqtt", tags=["mqtt-auth"])
 
-    def answer(check: str, decision: Decision) -> JSONResponse:
+    def answer(check: str, request: Request, decision: Decision) -> Response:
         counters.decisions.labels(check, "allow" if decision.allowed else "deny").inc()
         if not decision.allowed:
             log.debug("mqtt %s check denied: %s", check, decision.reason)
-        return JSONResponse(
-            {"ok": decision.allowed, "error": decision.reason},
-            status_code=200 if decision.allowed else 403,
-        )
+        return _reply(request, decision.allowed, decision.reason, 200 if decision.allowed else 403)
 
-    def refuse(check: str, error: BadAuthRequest) -> JSONResponse:
+    def refuse(check: str, request: Request, error: BadAuthRequest) -> Response:
         counters.decisions.labels(check, "bad_request").inc()
         log.info("malformed mqtt %s check: %s", check, error.message)
-        return JSONResponse({"ok": False, "error": error.message}, status_code=400)
+        return _reply(request, False, error.message, 400)
 
-    @router.post("/user")
-    async def user(request: Request) -> JSONResponse:
+    @router.api_route("/user", methods=_METHODS)
+    async def user(request: Request) -> Response:
         """Authentication; with certificate identities Mosquitto never asks it."""
         try:
             fields, _ = await read_fields(request)
@@ -154,21 +163,21 @@ def policy_router(engine: AclEngine, metrics: BackendMetrics | None = None) -> A
             _text(fields, "password", required=False)
             _text(fields, "clientid", required=False)
         except BadAuthRequest as error:
-            return refuse("user", error)
-        return answer("user", engine.authenticate(username))
+            return refuse("user", request, error)
+        return answer("user", request, engine.authenticate(username))
 
-    @router.post("/superuser")
-    async def superuser(request: Request) -> JSONResponse:
+    @router.api_route("/superuser", methods=_METHODS)
+    async def superuser(request: Request) -> Response:
         """Superuser check (asked before every ACL check): only the site's backend."""
         try:
             fields, _ = await read_fields(request)
             username = _text(fields, "username")
         except BadAuthRequest as error:
-            return refuse("superuser", error)
-        return answer("superuser", engine.superuser(username))
+            return refuse("superuser", request, error)
+        return answer("superuser", request, engine.superuser(username))
 
-    @router.post("/acl")
-    async def acl(request: Request) -> JSONResponse:
+    @router.api_route("/acl", methods=_METHODS)
+    async def acl(request: Request) -> Response:
         """May ``username`` read (1), write (2) or subscribe (4) ``topic``?"""
         try:
             fields, as_json = await read_fields(request)
@@ -177,8 +186,8 @@ def policy_router(engine: AclEngine, metrics: BackendMetrics | None = None) -> A
             topic = _text(fields, "topic")
             acc = _acc(fields, as_json)
         except BadAuthRequest as error:
-            return refuse("acl", error)
-        return answer("acl", engine.check(username, clientid, topic, acc))
+            return refuse("acl", request, error)
+        return answer("acl", request, engine.check(username, clientid, topic, acc))
 
     return router
 

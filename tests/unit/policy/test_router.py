@@ -198,3 +198,25 @@ async def test_decisions_are_counted_in_metrics(client: httpx.AsyncClient) -> No
         ("superuser", "deny"): 1,
         ("acl", "bad_request"): 1,
     }
+
+
+async def test_text_response_mode(client: httpx.AsyncClient) -> None:
+    # go-auth's "text" mode accepts only the exact body "ok".
+    allowed = await client.post("/mqtt/superuser?response=text", json={"username": BACKEND})
+    assert (allowed.status_code, allowed.text) == (200, "ok")
+    denied = await client.post("/mqtt/superuser?response=text", json={"username": DOOR})
+    assert denied.status_code == 403
+    assert denied.text == f"'{DOOR}' is not a superuser"
+    bad = await client.post("/mqtt/acl?response=text", json={"username": DOOR})
+    assert bad.status_code == 400
+    assert "'topic' is missing" in bad.text
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+async def test_other_http_methods_go_auth_can_use(client: httpx.AsyncClient, method: str) -> None:
+    body = {"username": DOOR, "clientid": "c", "topic": f"aurora/sensors/{DOOR}/status", "acc": 2}
+    response = await client.request(method, "/mqtt/acl", json=body)
+    assert response.status_code == 200, response.text
+    body["topic"] = f"aurora/sensors/{ENV}/status"
+    response = await client.request(method, "/mqtt/acl", json=body)
+    assert response.status_code == 403
