@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from bench.errors import BenchError
-from bench.perf.runner import DEFAULT_RESULTS, DEFAULT_STATE_DIR, PerfConfig, render_figures, run
+from bench.perf.runner import (
+    DEFAULT_DEVICES,
+    DEFAULT_RESULTS,
+    DEFAULT_STATE_DIR,
+    PerfConfig,
+    render_figures,
+    run,
+)
 
 
 @click.command()
@@ -24,6 +31,20 @@ from bench.perf.runner import DEFAULT_RESULTS, DEFAULT_STATE_DIR, PerfConfig, re
     help="Comma-separated measurements (ingest, unlock, devices, federation).",
 )
 @click.option(
+    "--devices",
+    type=click.IntRange(min=1, max=100_000),
+    default=None,
+    help=f"Simulated mTLS devices to connect in one process [default: {DEFAULT_DEVICES:,}; "
+    "the goal is 10,000: --devices 10000].",
+)
+@click.option(
+    "--ramp-budget",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="Seconds the devices ramp may take; what is connected by then is the figure "
+    "[default: 60, or 1 s per 40 devices when more].",
+)
+@click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=DEFAULT_STATE_DIR,
@@ -35,7 +56,16 @@ from bench.perf.runner import DEFAULT_RESULTS, DEFAULT_STATE_DIR, PerfConfig, re
     default=DEFAULT_RESULTS,
     show_default=True,
 )
-def main(quick: bool, profile: bool, only: str, state_dir: Path, results: Path) -> None:
+def main(
+    *,
+    quick: bool,
+    profile: bool,
+    only: str,
+    devices: int | None,
+    ramp_budget: float | None,
+    state_dir: Path,
+    results: Path,
+) -> None:
     """Run every measurement against a bench started for the purpose."""
     from dataclasses import replace
 
@@ -43,6 +73,10 @@ def main(quick: bool, profile: bool, only: str, state_dir: Path, results: Path) 
 
     config = PerfConfig.tiny() if quick else PerfConfig()
     config = replace(config, profile=profile, output_dir=results.parent)
+    if devices is not None:
+        config = replace(config, devices=devices)
+    if ramp_budget is not None:
+        config = replace(config, devices_ramp_budget_s=ramp_budget)
     selected = [name.strip() for name in only.split(",") if name.strip()] or None
     try:
         figures, failures = run(config, state_dir=state_dir, results=results, selected=selected)
@@ -50,7 +84,7 @@ def main(quick: bool, profile: bool, only: str, state_dir: Path, results: Path) 
         click.secho(f"error: {error}", fg="red", err=True)
         sys.exit(2)
     console = Console(width=None if sys.stdout.isatty() else 140)
-    console.print(render_figures(figures))
+    console.print(render_figures(figures, failures))
     console.print(f"results: {results}")
     for failure in failures:
         click.secho(f"failed: {failure}", fg="red", err=True)

@@ -25,13 +25,16 @@ class Figure:
         return self.value / self.baseline  # type: ignore[operator]
 
 
-def write_results(figures: list[Figure], path: Path) -> Path:
-    """Merge ``figures`` into the results JSON at ``path`` (other figures are kept)."""
+def write_results(figures: list[Figure], path: Path, *, replace: bool = False) -> Path:
+    """Merge ``figures`` into the results JSON at ``path`` (other figures are kept), or
+    ``replace`` its content with them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        data = {}
+    data: dict[str, object] = {}
+    if not replace:
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            data = {}
     for figure in figures:
         data[figure.name] = {
             "value": figure.value,

@@ -4,13 +4,20 @@ Starts its own bench (site ``a``; plus site ``b`` when the federation measuremen
 hands a :class:`PerfContext` to each measurement module's ``async def measure(ctx)``, prints
 one table and merges every figure into ``.bench/results.json`` (schema in DESIGN.md). A
 measurement module that is not in this build is skipped with a note; one that fails is
-reported and the others still run (the exit code says something failed).
+reported (a FAILED row in the table) and the others still run; the exit code says
+something failed.
+
+Each run starts from fresh site state (broker persistence, database, streams): messages a
+previous run left queued for the backend's persistent MQTT session would otherwise be
+ingested first and sit in front of every measured message. The PKI is kept, so device
+certificates are issued once per state directory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import shutil
 import sys
 import time
 import traceback
@@ -19,19 +26,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.benchfile import BenchInfo
-from bench.errors import BenchError
+from bench.benchfile import BenchInfo, read_bench_file
+from bench.errors import BenchError, BenchFileError
 from bench.perf.figures import Figure, write_results
 from bench.pki import Pki
+from bench.services.process import tcp_accepts
 from bench.site import BenchOptions, RunningBench, start_bench
 
 DEFAULT_RESULTS = Path(".bench") / "results.json"
 DEFAULT_STATE_DIR = Path(".bench") / "perf"
 
 
+#: Simulated mTLS devices connected by default: fits ``make bench`` in its ~6 minutes on a
+#: 2-core machine (ramp 70-350 connections/s there); ``--devices 10000`` is the issue's goal.
+DEFAULT_DEVICES = 2_000
+
+
 @dataclass(frozen=True)
 class PerfConfig:
-    """Sizes of the measurements; :meth:`quick` is the tiny one the tests use."""
+    """Sizes of the measurements; :meth:`tiny` is the quick one the tests use."""
 
     quick: bool = False
     #: Messages blasted for the throughput figures (broker baseline and ingest).
@@ -41,7 +54,12 @@ class PerfConfig:
     latency_duration_s: float = 8.0
     #: Badge -> unlock samples, idle and under load.
     unlock_samples: int = 300
-    #: Seconds each measurement may take before it is abandoned.
+    #: Simulated devices the devices measurement connects (each its own mTLS connection).
+    devices: int = DEFAULT_DEVICES
+    #: Seconds the devices ramp may take; connects still pending then are not started
+    #: (what was reached by then is the figure). None: enough for ``devices`` at 40/s.
+    devices_ramp_budget_s: float | None = None
+    #: Seconds each measurement may take before it is abandoned (devices: see timeout_for).
     measurement_timeout_s: float = 120.0
     #: Record the backend with py-spy during the ingest blast (``--profile``).
     profile: bool = False
@@ -57,8 +75,28 @@ class PerfConfig:
             latency_rate_cap=200.0,
             latency_duration_s=1.5,
             unlock_samples=10,
+            devices=100,
             measurement_timeout_s=60.0,
         )
+
+    @property
+    def ramp_budget_s(self) -> float:
+        """The devices ramp budget in force (at least 60 s; 40 connects/s otherwise)."""
+        if self.devices_ramp_budget_s is not None:
+            return self.devices_ramp_budget_s
+        return max(60.0, self.devices / 40.0)
+
+    def timeout_for(self, name: str) -> float:
+        """Cap of measurement ``name``: a safety net above what the measurement budgets.
+
+        The devices measurement ends its own ramp at :attr:`ramp_budget_s`; around it come
+        certificate issuing (up to ~7 ms a device when not issued before on this state
+        directory), TLS contexts, a hold and the closing of every connection.
+        """
+        if name != "devices":
+            return self.measurement_timeout_s
+        per_device_s = 0.007 + 0.003 + 0.005  # issue + context + close, worst seen
+        return self.measurement_timeout_s + self.ramp_budget_s + self.devices * per_device_s
 
 
 @dataclass
@@ -143,8 +181,8 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def render_figures(figures: Sequence[Figure]) -> Any:
-    """The results table (rich)."""
+def render_figures(figures: Sequence[Figure], failures: Sequence[str] = ()) -> Any:
+    """The results table (rich); each failed measurement is a red FAILED row."""
     from rich.table import Table
 
     table = Table(title="make bench")
@@ -160,6 +198,9 @@ def render_figures(figures: Sequence[Figure]) -> Any:
             _fmt(figure.ratio),
             figure.note,
         )
+    for failure in failures:
+        name, _, reason = failure.partition(": ")
+        table.add_row(f"{name} (measurement)", "FAILED", "", "", "", reason, style="red")
     return table
 
 
@@ -176,11 +217,12 @@ async def run_measurements(
         ctx = PerfContext(bench=bench, config=config, shared=shared)
         print(f"-> {measurement.name}", file=sys.stderr, flush=True)
         started = time.monotonic()
+        cap_s = config.timeout_for(measurement.name)
         try:
-            async with asyncio.timeout(config.measurement_timeout_s):
+            async with asyncio.timeout(cap_s):
                 got = await measure(ctx)
         except TimeoutError:
-            failures.append(f"{measurement.name}: over {config.measurement_timeout_s:g} s")
+            failures.append(f"{measurement.name}: abandoned after its cap of {cap_s:.0f} s")
             continue
         except BenchError as error:
             failures.append(f"{measurement.name}: {error}")
@@ -198,6 +240,24 @@ async def run_measurements(
     return figures, failures
 
 
+def fresh_site_state(state_dir: Path, sites: Sequence[str]) -> None:
+    """Delete the site directories a previous run left in ``state_dir`` (the PKI stays).
+
+    Left alone when a bench still answers there: :func:`start_bench` then refuses with a
+    clear message instead of us pulling its files away.
+    """
+    try:
+        info = read_bench_file(state_dir)
+    except BenchFileError:
+        info = None
+    if info is not None and any(
+        tcp_accepts(site.mqtt.host, site.mqtt.port, 0.3) for site in info.sites.values()
+    ):
+        return
+    for site in sites:
+        shutil.rmtree(state_dir / site, ignore_errors=True)
+
+
 def run(
     config: PerfConfig,
     *,
@@ -205,13 +265,18 @@ def run(
     results: Path = DEFAULT_RESULTS,
     selected: Sequence[str] | None = None,
 ) -> tuple[list[Figure], list[str]]:
-    """Start the bench, measure, stop the bench, write ``results``; (figures, failures)."""
+    """Start the bench, measure, stop the bench, write ``results``; (figures, failures).
+
+    A run of every measurement replaces ``results``, so no figure of an earlier run (or of
+    a measurement that failed now) passes for a current one; ``selected`` runs merge.
+    """
     measurements, notes = load_measurements(selected)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     sites = ["a", "b"] if any(m.sites > 1 for m, _ in measurements) else ["a"]
     print(f"starting a bench with site(s) {', '.join(sites)} in {state_dir}", file=sys.stderr)
+    fresh_site_state(state_dir, sites)
     with start_bench(BenchOptions(sites=sites, state_dir=state_dir)) as bench:
         figures, failures = asyncio.run(run_measurements(bench, config, measurements))
-    write_results(figures, results)
+    write_results(figures, results, replace=not selected)
     return figures, failures
