@@ -3,22 +3,32 @@
 Every device is a :class:`~simulators.mqtt_link.MqttLink` — the link simulated fleets use —
 with its own certificate from the bench PKI (CN = device_id), MQTT v5, TLS 1.3, its last
 will and its two downward subscriptions. Figures: how many connect in one process (goal
-10,000), the ramp rate (goal >= 500/s), resident memory per device, and CPU per handshake
-on each side, which together say what limits the count and the rate (file descriptors,
-memory, or TLS handshake CPU on a machine this bench shares with its broker).
+10,000), the ramp rate (goal >= 500/s) overall and at its start and end, resident memory per
+device, and CPU per handshake on each side, which together say what limits the count and
+the rate (file descriptors, memory, or TLS handshake CPU on a machine this bench shares with
+its broker).
+
+Issuing the certificates and loading the TLS contexts happen before the clock starts; the
+issuing time is its own figure (certificates are kept in the PKI, so only the first run on
+a state directory pays it). The ramp has a time budget: connects not started by then are
+not started, and what was reached is the figure. Every connection is closed again, also
+when the measurement is abandoned, so nothing is left to load the next measurement (or to
+fire 10,000 last wills into the next run).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import resource
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backend.contract import MessageKind, StatusMessage, encode
+from bench.errors import BenchError
 from bench.fleet import raise_nofile_limit
 from bench.perf.figures import Figure
 from simulators.boards import EnvPresenceNode
@@ -27,9 +37,24 @@ from simulators.firmware import build_image
 from simulators.mqtt_link import MqttLink, device_tls_context
 
 GOAL_DEVICES = 10_000
+GOAL_RAMP_PER_S = 500.0
+#: Devices when neither the caller nor the run's config says (quick runs: QUICK_DEVICES).
+DEFAULT_DEVICES = 2_000
 QUICK_DEVICES = 100
-#: Connects in flight at once: enough to keep every handshake thread busy.
-IN_FLIGHT = 256
+#: Connects in flight at once. The TLS handshakes run in the event loop's default executor
+#: (aiomqtt connects paho in a thread: min(32, cores + 4) threads), so a few dozen keep
+#: every thread busy while CONNACKs and SUBACKs are awaited; more only lengthens each
+#: connect and the tail once the budget is spent.
+IN_FLIGHT = 64
+#: Connections closed at once when done (each sends DISCONNECT and waits for the close).
+CLOSE_BATCH = 500
+#: Share of the connections over which the start and end ramp rates are taken; they are
+#: reported only when that window holds several times :data:`IN_FLIGHT` connections (in a
+#: smaller one, connects started together complete together and the rate means nothing).
+RAMP_WINDOW = 0.1
+MIN_WINDOW = 4 * IN_FLIGHT
+
+Progress = Callable[[str], None]
 
 
 def _rss_kib() -> int:
@@ -65,86 +90,189 @@ def _status_payload(device_id: str) -> bytes:
     )
 
 
-async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
-    """Connect ``devices`` (default 10,000; 100 in quick runs) and report the figures."""
-    quick = bool(getattr(getattr(ctx, "config", None), "quick", False))
-    count = devices or (QUICK_DEVICES if quick else GOAL_DEVICES)
-    progress = getattr(ctx, "progress", lambda _text: None)
-    limit = raise_nofile_limit(count + 1024)
-    site = ctx.info.site(getattr(ctx, "site_id", "a"))
-    ca = Path(ctx.info.ca)
-    ids = [f"perf-dev-{n:05d}" for n in range(count)]
+def window_rates(started: float, done_at: Sequence[float], window: float) -> tuple[float, float]:
+    """Connections/s over the first and the last ``window`` share of ``done_at`` (sorted).
 
-    progress(f"devices: issuing {count} device certificates")
-    started = time.perf_counter()
-    pairs = await asyncio.to_thread(lambda: [ctx.pki.device(i) for i in ids])
-    issue_s = time.perf_counter() - started
+    The start rate counts from ``started``; the end rate between the completions that
+    bound the last window, so a ramp that slows as the count grows shows it.
+    """
+    n = len(done_at)
+    if n == 0:
+        return 0.0, 0.0
+    k = max(1, int(n * window))
+    first = k / max(done_at[k - 1] - started, 1e-6)
+    before_last = done_at[n - k - 1] if n > k else started
+    last = k / max(done_at[-1] - before_last, 1e-6)
+    return first, last
 
-    progress("devices: loading TLS contexts")
-    contexts = await asyncio.to_thread(
-        lambda: [device_tls_context(ca, p.cert, p.key) for p in pairs]
-    )
-    links = [
-        MqttLink(device_id, site.mqtt.host, site.mqtt.port, context, timeout_s=60)
-        for device_id, context in zip(ids, contexts, strict=True)
-    ]
 
-    broker_pid = None
-    bench = getattr(ctx, "bench", None)
-    if bench is not None:
-        with contextlib.suppress(Exception):
-            broker_pid = bench.service(getattr(ctx, "site_id", "a"), "mosquitto").pid
-    rss_before = _rss_kib()
-    cpu_before = time.process_time()
-    broker_before = _cpu_s(broker_pid)
-    errors: list[str] = []
-    connected: list[MqttLink] = []
-    gate = asyncio.Semaphore(IN_FLIGHT)
+@dataclass
+class Ramp:
+    """What the ramp reached: connected links, completion times, failures."""
 
-    async def connect(link: MqttLink) -> None:
-        async with gate:
+    started: float
+    connected: list[MqttLink] = field(default_factory=list)
+    done_at: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    attempted: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """From the first connect started to the last one completed."""
+        return (self.done_at[-1] - self.started) if self.done_at else 0.0
+
+
+async def ramp(links: Sequence[MqttLink], budget_s: float, progress: Progress) -> Ramp:
+    """Connect ``links``, :data:`IN_FLIGHT` at a time, starting none after ``budget_s``.
+
+    Nothing is cancelled at the budget: connects in flight complete (or fail by their own
+    timeout), which keeps aiomqtt's bookkeeping whole and every connection closable.
+    """
+    result = Ramp(started=time.perf_counter())
+    deadline = result.started + budget_s
+    pending = iter(links)
+    step = max(1000, len(links) // 10)
+
+    async def worker() -> None:
+        for link in pending:
+            if time.perf_counter() >= deadline:
+                return
+            result.attempted += 1
             try:
                 await link.connect(lambda _k, _p: None, will=_status_payload(link.device_id))
             except LinkError as error:
-                errors.append(str(error))
-                return
-            connected.append(link)
+                result.errors.append(str(error))
+                continue
+            result.connected.append(link)
+            result.done_at.append(time.perf_counter())
+            if len(result.connected) % step == 0:
+                progress(
+                    f"devices: {len(result.connected)} connected after "
+                    f"{result.done_at[-1] - result.started:.1f} s"
+                )
 
-    progress(f"devices: connecting {count} mTLS devices (fd limit {limit})")
-    started = time.perf_counter()
-    await asyncio.gather(*(connect(link) for link in links))
-    ramp_s = time.perf_counter() - started
-    client_cpu = time.process_time() - cpu_before
-    broker_after = _cpu_s(broker_pid)
-    rss_per_device = (_rss_kib() - rss_before) / max(1, len(connected))
+    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    return result
 
-    # What holding them costs: aiomqtt wakes every client once a second (paho loop_misc),
-    # so idle CPU grows with the count — the ceiling on devices per process.
-    hold_s = 2.0 if quick else 5.0
-    idle_before = time.process_time()
-    await asyncio.sleep(hold_s)
-    idle_share = (time.process_time() - idle_before) / hold_s
 
-    # Prove the connections carry traffic: a sample publishes its status, QoS 1.
-    sample = connected[: min(100, len(connected))]
-    results = await asyncio.gather(
-        *(link.publish(MessageKind.STATUS, _status_payload(link.device_id), 1) for link in sample),
-        return_exceptions=True,
-    )
-    acked = sum(1 for r in results if not isinstance(r, BaseException) and r.accepted)
-
-    progress(f"devices: closing {len(connected)} connections")
-    for start in range(0, len(connected), 1000):
+async def close_all(links: Sequence[MqttLink]) -> None:
+    """Disconnect every link (a normal DISCONNECT: no last will is published)."""
+    for start in range(0, len(links), CLOSE_BATCH):
         await asyncio.gather(
-            *(link.aclose() for link in connected[start : start + 1000]),
+            *(link.aclose() for link in links[start : start + CLOSE_BATCH]),
             return_exceptions=True,
         )
 
-    n = len(connected)
-    rate = n / ramp_s if ramp_s > 0 else 0.0
-    client_ms = 1000 * client_cpu / max(1, n)
+
+def _issue(ctx: Any, ids: Sequence[str], progress: Progress) -> tuple[float, int]:
+    """Issue (or reuse) every device certificate; (seconds, newly issued)."""
+    devices_dir = Path(ctx.pki.root) / "devices"
+    started = time.perf_counter()
+    new = 0
+    for index, device_id in enumerate(ids, 1):
+        # The PKI reuses a certificate it issued before; count the ones made now.
+        new += not (devices_dir / f"{device_id}.crt").exists()
+        ctx.pki.device(device_id)
+        if index % 2000 == 0:
+            progress(f"devices: {index}/{len(ids)} certificates ready")
+    return time.perf_counter() - started, new
+
+
+def _links(ctx: Any, ids: Sequence[str]) -> list[MqttLink]:
+    site = ctx.info.site(getattr(ctx, "site_id", "a"))
+    ca = Path(ctx.info.ca)
+    links = []
+    for device_id in ids:
+        pair = ctx.pki.device(device_id)
+        context = device_tls_context(ca, pair.cert, pair.key)
+        links.append(MqttLink(device_id, site.mqtt.host, site.mqtt.port, context, timeout_s=60))
+    return links
+
+
+def _broker_pid(ctx: Any) -> int | None:
+    bench = getattr(ctx, "bench", None)
+    if bench is None:
+        return None
+    try:
+        pid = bench.service(getattr(ctx, "site_id", "a"), "mosquitto").pid
+    except Exception:  # a bench without a local broker process (docker provider)
+        return None
+    return pid if isinstance(pid, int) else None
+
+
+async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
+    """Connect ``devices`` (default: the run's config, else 2,000; 100 in quick runs)."""
+    config = getattr(ctx, "config", None)
+    quick = bool(getattr(config, "quick", False))
+    count = (
+        devices or getattr(config, "devices", None) or (QUICK_DEVICES if quick else DEFAULT_DEVICES)
+    )
+    budget_s = float(getattr(config, "ramp_budget_s", None) or max(60.0, count / 40.0))
+    progress: Progress = getattr(ctx, "progress", lambda _text: None)
+    limit = raise_nofile_limit(count + 1024)
+    ids = [f"perf-dev-{n:05d}" for n in range(count)]
+
+    # Before the clock: certificates (issued once per state directory) and TLS contexts.
+    progress(f"devices: {count} device certificates (issued once, then reused) and contexts")
+    issue_s, issued = await asyncio.to_thread(_issue, ctx, ids, progress)
+    rss_before = _rss_kib()
+    started = time.perf_counter()
+    links = await asyncio.to_thread(_links, ctx, ids)
+    progress(
+        f"devices: certificates ready in {issue_s:.1f} s ({issued} new), "
+        f"TLS contexts in {time.perf_counter() - started:.1f} s"
+    )
+
+    broker_pid = _broker_pid(ctx)
+    cpu_before = time.process_time()
+    broker_before = _cpu_s(broker_pid)
+    progress(
+        f"devices: connecting {count} mTLS devices, {IN_FLIGHT} at a time, "
+        f"budget {budget_s:.0f} s (fd limit {limit})"
+    )
+    reached: Ramp | None = None
+    try:
+        reached = await ramp(links, budget_s, progress)
+        client_cpu = time.process_time() - cpu_before
+        broker_after = _cpu_s(broker_pid)
+        n = len(reached.connected)
+        if n == 0:
+            first = reached.errors[0] if reached.errors else "none was started"
+            raise BenchError(f"no simulated device connected; first error: {first[:300]}")
+        rss_per_device = (_rss_kib() - rss_before) / n
+
+        # What holding them costs: aiomqtt wakes every client once a second (paho
+        # loop_misc), so idle CPU grows with the count — a ceiling on devices per process.
+        hold_s = 2.0 if quick else 5.0
+        idle_before = time.process_time()
+        await asyncio.sleep(hold_s)
+        idle_share = (time.process_time() - idle_before) / hold_s
+
+        # Prove the connections carry traffic: a sample publishes its status, QoS 1.
+        sample = reached.connected[: min(100, n)]
+        results = await asyncio.gather(
+            *(
+                link.publish(MessageKind.STATUS, _status_payload(link.device_id), 1)
+                for link in sample
+            ),
+            return_exceptions=True,
+        )
+        acked = sum(1 for r in results if not isinstance(r, BaseException) and r.accepted)
+    finally:
+        closing = time.perf_counter()
+        # Every link, not only the connected ones: after a cancellation some are half-way.
+        await close_all(links)
+        if reached is not None and reached.connected:
+            progress(
+                f"devices: closed {len(reached.connected)} connections in "
+                f"{time.perf_counter() - closing:.1f} s"
+            )
+
+    rate = n / reached.seconds if reached.seconds > 0 else 0.0
+    start_rate, end_rate = window_rates(reached.started, reached.done_at, RAMP_WINDOW)
+    client_ms = 1000 * client_cpu / n
     broker_ms = (
-        1000 * (broker_after - broker_before) / max(1, n)
+        1000 * (broker_after - broker_before) / n
         if broker_before is not None and broker_after is not None
         else None
     )
@@ -153,34 +281,70 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
     if broker_ms is not None and client_ms + broker_ms > 0:
         # Both ends of every handshake run on this machine: CPU per connect bounds the rate.
         ceiling = (
-            f"; CPU ceiling {1000 * cores / (client_ms + broker_ms):.0f}/s on {cores} cores "
-            f"({client_ms:.1f} ms client + {broker_ms:.1f} ms broker per mTLS connect), "
-            f"one client process (GIL) at most {1000 / client_ms:.0f}/s"
+            f"; CPU ceiling {1000 * cores / (client_ms + broker_ms):.0f}/s on {cores} shared "
+            f"cores ({client_ms:.1f} ms client + {broker_ms:.1f} ms broker per mTLS connect)"
         )
+    if reached.attempted < count:
+        stop = f"ramp budget of {budget_s:.0f} s spent after {reached.attempted} connects started"
+    else:
+        stop = "every requested device was started"
     note = (
-        f"{n}/{count} connected in {ramp_s:.1f} s; certs issued in {issue_s:.1f} s; "
+        f"{n}/{count} connected in {reached.seconds:.1f} s ({stop}); "
         f"{acked}/{len(sample)} sample publishes acked; fd soft limit {limit}; "
-        f"holding them idle costs {100 * idle_share:.0f} % of a core{ceiling}"
+        f"goal {GOAL_DEVICES:,} (--devices {GOAL_DEVICES})"
     )
-    if errors:
-        note += f"; {len(errors)} failed, first: {errors[0][:160]}"
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if n < count and soft <= count:
+        note += f"; limited by RLIMIT_NOFILE {soft}"
+    if reached.errors:
+        note += f"; {len(reached.errors)} failed, first: {reached.errors[0][:160]}"
+    if MIN_WINDOW * 2 <= n < GOAL_DEVICES:
+        # Memory is what would stop a process short of the goal: say what the goal needs.
+        note += f"; {GOAL_DEVICES:,} would need ~{rss_per_device * GOAL_DEVICES / 1024:,.0f} MiB"
+    k = max(1, int(n * RAMP_WINDOW))
     figures = [
         Figure("devices.connected_per_process", n, "devices", note=note),
         Figure(
             "devices.ramp_rate",
             round(rate, 1),
             "connections/s",
-            note=f"{IN_FLIGHT} connects in flight{ceiling}",
+            note=f"goal >= {GOAL_RAMP_PER_S:.0f}/s; {IN_FLIGHT} connects in flight{ceiling}",
         ),
-        Figure("devices.rss_per_device", round(rss_per_device, 1), "KiB"),
+        Figure(
+            "devices.cert_issue_time",
+            round(issue_s, 2),
+            "s",
+            note=f"before the clock: {issued} issued now, {count - issued} reused from the PKI",
+        ),
+        Figure(
+            "devices.rss_per_device",
+            round(rss_per_device, 1),
+            "KiB",
+            note="TLS context, connection and client state",
+        ),
         Figure("devices.client_cpu_per_connect", round(client_ms, 2), "ms"),
-        Figure("devices.idle_cpu_holding", round(100 * idle_share, 1), "% of a core"),
+        Figure(
+            "devices.idle_cpu_holding",
+            round(100 * idle_share, 1),
+            "% of a core",
+            note=f"holding {n} idle connections for {hold_s:g} s",
+        ),
     ]
     if broker_ms is not None:
         figures.append(Figure("devices.broker_cpu_per_connect", round(broker_ms, 2), "ms"))
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if n < count and soft <= count:
-        figures[0] = Figure(
-            figures[0].name, n, "devices", note=note + f"; limited by RLIMIT_NOFILE {soft}"
-        )
+    if k >= MIN_WINDOW:
+        figures[2:2] = [
+            Figure(
+                "devices.ramp_rate.start",
+                round(start_rate, 1),
+                "connections/s",
+                note=f"over the first {k} connections",
+            ),
+            Figure(
+                "devices.ramp_rate.end",
+                round(end_rate, 1),
+                "connections/s",
+                note=f"over the last {k} connections, holding the others meanwhile",
+            ),
+        ]
     return figures
