@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -31,6 +32,13 @@ WARMUP = 10
 ARRIVAL_TIMEOUT_S = 15.0
 LINK_TIMEOUT_S = 60.0
 GOAL_P99_MS = 250.0
+#: Idle HTTP connections are dropped after this many seconds: below uvicorn's 5 s
+#: keep-alive timeout, so no request goes out on a connection the server is closing.
+KEEPALIVE_EXPIRY_S = 2.0
+#: Attempts of one alert POST that fails in transport (connection reset, read error).
+POST_ATTEMPTS = 3
+#: Alerts lost in a row that mean the link is down, not slow: the run stops there.
+MAX_LOST_IN_A_ROW = 3
 
 
 #: Alerts in the quick run (``PerfConfig.quick``: proves the pipeline, not the machine).
@@ -111,6 +119,98 @@ async def _wait_link_healthy(client: httpx.AsyncClient, api: str) -> None:
     )
 
 
+@dataclass
+class PropagationRun:
+    """Samples (ms) of one run, alerts that never arrived, POSTs sent again."""
+
+    samples: list[float] = field(default_factory=list)
+    lost: int = 0
+    retries: int = 0
+    retry_errors: list[str] = field(default_factory=list)
+
+
+async def _post_alert(
+    client: httpx.AsyncClient, api: str, index: int, run: PropagationRun
+) -> tuple[str, float]:
+    """POST one probe alert; (its id, perf_counter when the successful attempt started).
+
+    A transport failure is retried on a fresh connection: the alert of a failed attempt
+    may still have been stored, and then also travels, but only the returned id is timed.
+    """
+    for attempt in range(1, POST_ATTEMPTS + 1):
+        started = time.perf_counter()
+        try:
+            response = await client.post(
+                f"{api}/api/v1/alerts",
+                json={
+                    "type": "c2_beacon",
+                    "severity": "critical",
+                    "title": f"federation latency probe {index}",
+                },
+            )
+        except httpx.TransportError as error:
+            if attempt == POST_ATTEMPTS:
+                raise BenchError(
+                    f"POST {api}/api/v1/alerts failed {POST_ATTEMPTS} times, last: "
+                    f"{type(error).__name__}: {error or 'connection closed'} "
+                    "(is the sending backend up? see its backend.log)"
+                ) from None
+            run.retries += 1
+            run.retry_errors.append(type(error).__name__)
+            await asyncio.sleep(0.1 * attempt)
+            continue
+        if response.status_code not in (200, 201):
+            raise BenchError(
+                f"POST {api}/api/v1/alerts answered {response.status_code}: {response.text[:200]}"
+            )
+        return str(response.json()["id"]), started
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+async def propagation_run(
+    info: BenchInfo, sender: str, receiver: str, alerts: int = ALERTS, warmup: int = WARMUP
+) -> PropagationRun:
+    """Time ``alerts`` alerts created at ``sender`` until stored at ``receiver``."""
+    send, recv = info.site(sender), info.site(receiver)
+    arrivals = _Arrivals(recv.redis, origin=sender)
+    run = PropagationRun()
+    lost_in_a_row = 0
+    limits = httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+        await _wait_link_healthy(client, recv.api)
+        follower = asyncio.create_task(arrivals.follow(await arrivals.last_id()))
+        try:
+            for index in range(warmup + alerts):
+                alert_id, started = await _post_alert(client, send.api, index, run)
+                arrived = await arrivals.wait_for(alert_id, ARRIVAL_TIMEOUT_S)
+                if follower.done():
+                    # The receiver's stream reader died: every later wait would time out.
+                    raise BenchError(
+                        f"reading {ALERTS_STREAM} at {recv.redis} failed: {follower.exception()}"
+                    )
+                if arrived is None:
+                    lost_in_a_row += 1
+                    if lost_in_a_row >= MAX_LOST_IN_A_ROW:
+                        raise BenchError(
+                            f"{lost_in_a_row} alerts in a row from {sender} did not reach "
+                            f"{receiver} within {ARRIVAL_TIMEOUT_S:g} s each (see "
+                            f"{recv.api}/api/v1/system/topology and both backend logs)"
+                        )
+                else:
+                    lost_in_a_row = 0
+                if index < warmup:
+                    continue
+                if arrived is None:
+                    run.lost += 1
+                else:
+                    run.samples.append((arrived - started) * 1000.0)
+        finally:
+            arrivals.stop()
+            await asyncio.gather(follower, return_exceptions=True)
+            await arrivals.aclose()
+    return run
+
+
 async def propagation_samples_ms(
     info: BenchInfo, sender: str, receiver: str, alerts: int = ALERTS, warmup: int = WARMUP
 ) -> tuple[list[float], int]:
@@ -118,41 +218,8 @@ async def propagation_samples_ms(
 
     Returns the samples and the number of alerts that never arrived (within the timeout).
     """
-    send, recv = info.site(sender), info.site(receiver)
-    arrivals = _Arrivals(recv.redis, origin=sender)
-    samples: list[float] = []
-    lost = 0
-    async with httpx.AsyncClient(timeout=10) as client:
-        await _wait_link_healthy(client, recv.api)
-        follower = asyncio.create_task(arrivals.follow(await arrivals.last_id()))
-        try:
-            for index in range(warmup + alerts):
-                started = time.perf_counter()
-                response = await client.post(
-                    f"{send.api}/api/v1/alerts",
-                    json={
-                        "type": "c2_beacon",
-                        "severity": "critical",
-                        "title": f"federation latency probe {index}",
-                    },
-                )
-                if response.status_code not in (200, 201):
-                    raise BenchError(
-                        f"POST {send.api}/api/v1/alerts answered {response.status_code}: "
-                        f"{response.text[:200]}"
-                    )
-                arrived = await arrivals.wait_for(response.json()["id"], ARRIVAL_TIMEOUT_S)
-                if index < warmup:
-                    continue
-                if arrived is None:
-                    lost += 1
-                else:
-                    samples.append((arrived - started) * 1000.0)
-        finally:
-            arrivals.stop()
-            await asyncio.gather(follower, return_exceptions=True)
-            await arrivals.aclose()
-    return samples, lost
+    run = await propagation_run(info, sender, receiver, alerts, warmup)
+    return run.samples, run.lost
 
 
 async def measure(ctx: PerfContext) -> list[Figure]:
@@ -166,10 +233,15 @@ async def measure(ctx: PerfContext) -> list[Figure]:
     progress = getattr(ctx, "progress", None)
     if callable(progress):
         progress(f"federation: {alerts} critical alerts {sender} -> {receiver}, one at a time")
-    samples, lost = await propagation_samples_ms(
+    run = await propagation_run(
         info, sender, receiver, alerts=alerts, warmup=2 if quick else WARMUP
     )
+    samples, lost = run.samples, run.lost
     note = f"{len(samples)} alerts {sender}->{receiver}; goal p99 <= {GOAL_P99_MS:.0f} ms"
+    if run.retries:
+        note += (
+            f"; {run.retries} POST(s) sent again after {', '.join(sorted(set(run.retry_errors)))}"
+        )
     figures = [
         Figure("federation.propagation.p50", percentile_of(samples, 0.5) or 0.0, "ms", note=note),
         Figure("federation.propagation.p99", percentile_of(samples, 0.99) or 0.0, "ms", note=note),
