@@ -7,20 +7,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: The figures of the measurements owned next to the runner (ingest, unlock).
+from bench.perf.devices import window_rates
+from bench.perf.figures import Figure, write_results
+from bench.perf.runner import Measurement, PerfConfig, PerfContext, run_measurements
+
+#: Figures every measurement must produce, with their units.
 EXPECTED = {
     "broker.throughput": "msg/s",
     "ingest.throughput": "msg/s",
     "unlock.round_trip.idle.p50": "ms",
     "unlock.round_trip.idle.p99": "ms",
+    "devices.connected_per_process": "devices",
+    "devices.ramp_rate": "connections/s",
+    "devices.cert_issue_time": "s",
+    "federation.propagation.p99": "ms",
+    "federation.propagation.lost": "alerts",
 }
 
 
 def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
+    # A figure of an earlier run must not survive a run of every measurement.
+    results.write_text(json.dumps({"stale.figure": {"value": 1, "unit": "x", "baseline": None}}))
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "bench.perf", "--quick", "--only", "ingest,unlock"),
+            *(sys.executable, "-m", "bench.perf", "--quick"),
             *("--state-dir", str(tmp_path / "state"), "--results", str(results)),
         ],
         capture_output=True,
@@ -30,6 +41,7 @@ def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(results.read_text())
+    assert "stale.figure" not in data
     for name, unit in EXPECTED.items():
         assert data[name]["unit"] == unit, name
     for name, figure in data.items():
@@ -45,5 +57,67 @@ def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     loaded = [name for name in data if name.startswith("unlock.round_trip@")]
     assert len(loaded) == 1
     assert data[loaded[0]]["baseline"] == data["unlock.round_trip.idle.p99"]["value"]
-    # The table printed is the file's content.
+    assert data["devices.connected_per_process"]["value"] == PerfConfig.tiny().devices
+    assert data["devices.ramp_rate"]["value"] > 0
+    assert data["federation.propagation.lost"]["value"] == 0
+    # The table printed is the file's content, and no measurement failed.
     assert "ingest.throughput" in done.stdout
+    assert "devices.ramp_rate" in done.stdout
+    assert "FAILED" not in done.stdout
+
+
+async def test_a_failing_measurement_is_reported_and_the_others_still_run() -> None:
+    async def broken(_ctx: PerfContext) -> list[Figure]:
+        raise RuntimeError("the broker went away")
+
+    async def fine(_ctx: PerfContext) -> list[Figure]:
+        return [Figure("fine.value", 1.0, "x")]
+
+    figures, failures = await run_measurements(
+        None,  # type: ignore[arg-type]  # neither measurement touches the bench
+        PerfConfig.tiny(),
+        [(Measurement("broken", "-"), broken), (Measurement("fine", "-"), fine)],
+    )
+    assert [f.name for f in figures] == ["fine.value"]
+    assert failures == ["broken: RuntimeError: the broker went away"]
+
+
+def test_failed_measurement_is_a_row_of_the_table() -> None:
+    from rich.console import Console
+
+    from bench.perf.runner import render_figures
+
+    console = Console(width=200, record=True)
+    console.print(render_figures([Figure("fine.value", 1.0, "x")], ["devices: over 9 s"]))
+    text = console.export_text()
+    assert "devices (measurement)" in text
+    assert "FAILED" in text
+    assert "over 9 s" in text
+
+
+def test_results_merge_for_selected_runs_and_replace_for_full_ones(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    write_results([Figure("a", 1.0, "x")], path)
+    write_results([Figure("b", 2.0, "x")], path)
+    assert set(json.loads(path.read_text())) == {"a", "b"}
+    write_results([Figure("c", 3.0, "x")], path, replace=True)
+    assert set(json.loads(path.read_text())) == {"c"}
+
+
+def test_devices_cap_covers_its_own_budgets() -> None:
+    default = PerfConfig()
+    assert default.timeout_for("devices") > default.ramp_budget_s + 60
+    goal = PerfConfig(devices=10_000)
+    # 10,000 at the slowest ramp seen here (~70/s) fits the ramp budget and the cap.
+    assert goal.ramp_budget_s >= 10_000 / 70
+    assert goal.timeout_for("devices") > goal.ramp_budget_s + 10_000 * 0.01
+    assert default.timeout_for("ingest") == default.measurement_timeout_s
+
+
+def test_ramp_window_rates() -> None:
+    # 100 connections, one every 10 ms at first, one every 20 ms for the last 10.
+    done = [0.01 * (i + 1) for i in range(90)] + [0.9 + 0.02 * (i + 1) for i in range(10)]
+    start, end = window_rates(0.0, done, 0.1)
+    assert round(start) == 100
+    assert round(end) == 50
+    assert window_rates(0.0, [], 0.1) == (0.0, 0.0)
