@@ -23,9 +23,7 @@ def topic_name_problem(topic: str) -> str | None:
         return "the topic contains U+0000"
     if "+" in topic or "#" in topic:
         return f"topic name {topic!r} contains a wildcard (+ or #), which only filters may"
-    if len(topic.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
-        return f"the topic is longer than {MAX_TOPIC_BYTES} bytes"
-    return None
+    return _size_problem(topic, "topic")
 
 
 def topic_filter_problem(topic_filter: str) -> str | None:
@@ -34,14 +32,26 @@ def topic_filter_problem(topic_filter: str) -> str | None:
         return "the topic filter is empty"
     if "\x00" in topic_filter:
         return "the topic filter contains U+0000"
-    if len(topic_filter.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
-        return f"the topic filter is longer than {MAX_TOPIC_BYTES} bytes"
+    problem = _size_problem(topic_filter, "topic filter")
+    if problem is not None:
+        return problem
     levels = topic_filter.split("/")
     for index, level in enumerate(levels):
         if "#" in level and (level != "#" or index != len(levels) - 1):
             return f"in {topic_filter!r}, '#' must be a whole level and the last one"
         if "+" in level and level != "+":
             return f"in {topic_filter!r}, '+' must be a whole level"
+    return None
+
+
+def _size_problem(text: str, what: str) -> str | None:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        # §1.5.4: MQTT strings never carry the surrogates U+D800..U+DFFF.
+        return f"the {what} is not valid UTF-8 (it holds a surrogate code point)"
+    if size > MAX_TOPIC_BYTES:
+        return f"the {what} is longer than {MAX_TOPIC_BYTES} bytes"
     return None
 
 

@@ -148,12 +148,14 @@ def test_coverage_examples(rule: str, requested: str, expected: bool) -> None:
     assert filter_covers(rule, requested) is expected
 
 
-@pytest.mark.parametrize("bad", ["", "a/#/b", "a/b#", "a+/b", "#/", "a\x00b", "x" * 65_536])
+@pytest.mark.parametrize(
+    "bad", ["", "a/#/b", "a/b#", "a+/b", "#/", "a\x00b", "x" * 65_536, "a/\ud800"]
+)
 def test_invalid_filters_are_named(bad: str) -> None:
     assert topic_filter_problem(bad) is not None
 
 
-@pytest.mark.parametrize("bad", ["", "a/+", "a/#", "a\x00", "é" * 40_000])
+@pytest.mark.parametrize("bad", ["", "a/+", "a/#", "a\x00", "é" * 40_000, "a/\udfff"])
 def test_invalid_topic_names_are_named(bad: str) -> None:
     assert topic_name_problem(bad) is not None
 
