@@ -90,6 +90,7 @@ class Rule:
     effect: Effect = Effect.ALLOW
     name: str = ""
     _levels: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+    _mask: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         label = self.name or f"rule on {', '.join(self.topics)}"
@@ -105,25 +106,28 @@ class Rule:
             if problem is not None:
                 raise InvalidRule(f"{label}: {problem}")
         object.__setattr__(self, "_levels", tuple(tuple(t.split("/")) for t in self.topics))
+        # Plain int: IntFlag arithmetic is slow on the per-publish hot path.
+        object.__setattr__(self, "_mask", int(self.actions))
 
-    def applies_to(self, username: str, service_identities: frozenset[str]) -> bool:
-        """True if ``username`` is one of this rule's subjects."""
-        return any(_subject_matches(s, username, service_identities) for s in self.subjects)
+    def applies_to(self, who: Requester) -> bool:
+        """True if the requester is one of this rule's subjects."""
+        return any(_subject_matches(subject, who) for subject in self.subjects)
 
-    def matches(self, username: str, clientid: str, topic: str, action: Access) -> bool:
+    def matches(self, who: Requester, topic: str, action: Access) -> bool:
         """True if one of this rule's filters matches ``topic`` for ``action``.
 
         ``topic`` is a topic name for READ/WRITE and an (unshared) filter for SUBSCRIBE.
         """
-        if not self.actions & action:
+        if not self._mask & action.value:
             return False
+        subscribe = action.value == Access.SUBSCRIBE.value
         for template, levels in zip(self.topics, self._levels, strict=True):
             if "%" in template:
-                concrete = _fill(template, username, clientid)
+                concrete = who.fill(template)
                 if concrete is None:
                     continue
                 levels = tuple(concrete.split("/"))  # noqa: PLW2901 - the filled-in filter
-            if action is Access.SUBSCRIBE:
+            if subscribe:
                 if levels_cover(levels, topic):
                     return True
             elif levels_match(levels, topic):
@@ -131,32 +135,54 @@ class Rule:
         return False
 
 
-def _subject_matches(subject: str, username: str, service_identities: frozenset[str]) -> bool:
-    if subject == username:
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks, with the identity checks every rule needs done once per request."""
+
+    username: str
+    clientid: str
+    is_service: bool
+    user_is_device: bool
+    client_is_device: bool
+
+    @classmethod
+    def of(cls, username: str, clientid: str, service_identities: frozenset[str]) -> Requester:
+        """The requester ``username`` (client id ``clientid``) at a site with these services."""
+        return cls(
+            username,
+            clientid,
+            username in service_identities,
+            is_device_id(username),
+            is_device_id(clientid),
+        )
+
+    @property
+    def is_device(self) -> bool:
+        """A valid device id that is no service identity."""
+        return self.user_is_device and not self.is_service
+
+    def fill(self, template: str) -> str | None:
+        """``template`` with %u/%c filled in, or None when a needed value is no device id."""
+        if "%u" in template and not self.user_is_device:
+            return None
+        if "%c" in template and not self.client_is_device:
+            return None
+        return _substitute(template, self.username, self.clientid)
+
+
+def _subject_matches(subject: str, who: Requester) -> bool:
+    if subject == who.username:
         return True
     if subject == ANY_DEVICE:
-        return username not in service_identities and is_device_id(username)
+        return who.is_device
     if any(char in subject for char in "*?["):
         # Globs only ever match device ids, never a service identity by accident.
-        return (
-            username not in service_identities
-            and is_device_id(username)
-            and fnmatch.fnmatchcase(username, subject)
-        )
+        return who.is_device and fnmatch.fnmatchcase(who.username, subject)
     return False
 
 
 def _substitute(template: str, username: str, clientid: str) -> str:
     return template.replace("%u", username).replace("%c", clientid)
-
-
-def _fill(template: str, username: str, clientid: str) -> str | None:
-    """``template`` with %u/%c filled in, or None when a needed value is not a device id."""
-    if "%u" in template and not is_device_id(username):
-        return None
-    if "%c" in template and not is_device_id(clientid):
-        return None
-    return _substitute(template, username, clientid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,19 +231,19 @@ class AclEngine:
         """May ``username`` do ``acc`` (1 read, 2 write, 3 read+write, 4 subscribe) on topic?"""
         if acc not in VALID_ACC:
             return Decision(False, f"acc {acc} is not 1 (read), 2 (write) or 4 (subscribe)")
-        wanted = Access(acc)
+        who = Requester.of(username, clientid, self.service_identities)
         decision = Decision(True, "")
         # Mosquitto 2.0 never sends combined bits, but go-auth defines 3 (readwrite):
         # every bit asked must be allowed on its own.
-        for action in (Access.READ, Access.WRITE, Access.SUBSCRIBE):
-            if wanted & action:
-                decision = self._check_one(username, clientid, topic, action)
+        for action in _ACTIONS:
+            if acc & action.value:
+                decision = self._check_one(who, topic, action)
                 if not decision.allowed:
                     return decision
         return decision
 
-    def _check_one(self, username: str, clientid: str, topic: str, action: Access) -> Decision:
-        verb = action.name.lower() if action.name else str(int(action))
+    def _check_one(self, who: Requester, topic: str, action: Access) -> Decision:
+        verb = _VERBS[action]
         if action is Access.SUBSCRIBE:
             try:
                 topic = strip_share(topic)
@@ -230,20 +256,22 @@ class AclEngine:
             return Decision(False, problem)
         allowed_by: Rule | None = None
         for rule in self.rules:
-            if not rule.applies_to(username, self.service_identities):
-                continue
-            if not rule.matches(username, clientid, topic, action):
+            if not rule.applies_to(who) or not rule.matches(who, topic, action):
                 continue
             if rule.effect is Effect.DENY:
                 return Decision(
                     False,
-                    f"{verb} on {topic!r} denied to {username!r} by {_label(rule)}",
+                    f"{verb} on {topic!r} denied to {who.username!r} by {_label(rule)}",
                     rule.name,
                 )
             allowed_by = allowed_by or rule
         if allowed_by is None:
-            return Decision(False, f"no rule allows {username!r} to {verb} {topic!r}")
+            return Decision(False, f"no rule allows {who.username!r} to {verb} {topic!r}")
         return Decision(True, "", allowed_by.name)
+
+
+_ACTIONS = (Access.READ, Access.WRITE, Access.SUBSCRIBE)
+_VERBS = {Access.READ: "read", Access.WRITE: "write", Access.SUBSCRIBE: "subscribe"}
 
 
 def _label(rule: Rule) -> str:
