@@ -37,7 +37,7 @@ test-integration: setup
 
 # The same integration tests against PostgreSQL instead of SQLite.
 test-postgres: setup
-	AURORA_TEST_DB=postgres $(PY) -m pytest -q tests/integration
+	AURORA_TEST_DB=postgres $(PY) -m pytest -q tests/integration scenarios
 
 bench: setup
 	$(PY) -m bench.perf

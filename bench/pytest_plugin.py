@@ -141,11 +141,15 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         """Start or reuse a bench, play the scenario, fail with its story."""
+        from bench.fixtures import database_for_tests
         from bench.scenario.runner import BenchPool, run_scenario
 
         pool = self.config.stash.get(_POOL, None)
         if pool is None:
-            pool = BenchPool(Path(tempfile.mkdtemp(prefix="aurora-scenarios-")))
+            # Same database switch as the fixtures, so `make test-postgres` covers the suite.
+            pool = BenchPool(
+                Path(tempfile.mkdtemp(prefix="aurora-scenarios-")), db=database_for_tests()
+            )
             self.config.stash[_POOL] = pool
         bench: RunningBench = pool.acquire(self.loaded.scenario)
         result = _in_own_loop(lambda: run_scenario(self.loaded, bench))
