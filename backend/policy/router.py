@@ -78,6 +78,8 @@ async def read_fields(request: Request) -> tuple[dict[str, Any], bool]:
             fields = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as error:
             raise BadAuthRequest(f"body is not valid JSON ({error}); {_SEND_INSTEAD}") from None
+        except RecursionError:
+            raise BadAuthRequest("JSON body is nested too deeply; send a flat object") from None
         if not isinstance(fields, dict):
             raise BadAuthRequest(
                 'JSON body must be an object such as {"username": "...", ...}, '
@@ -122,7 +124,12 @@ def _acc(fields: dict[str, Any], as_json: bool) -> int:
             raise BadAuthRequest(f"field 'acc' must be a JSON number: {wanted}, got {value!r}")
         acc = value
     else:
-        if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        # Length first: int() refuses strings of more than 4,300 digits with an error.
+        if (
+            not isinstance(value, str)
+            or not 0 < len(value) <= 3
+            or not (value.isascii() and value.isdigit())
+        ):
             raise BadAuthRequest(f"form field 'acc' must be a decimal {wanted}, got {value!r}")
         acc = int(value)
     if acc not in VALID_ACC:

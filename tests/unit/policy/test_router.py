@@ -6,6 +6,7 @@ these requests prove it answers even while those are down.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,9 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.app import create_app
@@ -23,18 +27,39 @@ DOOR = "stm32f401-door-03"
 ENV = "esp32s3-env-01"
 
 
+def site_app(tmp_path: Path) -> FastAPI:
+    return create_app(
+        Settings(
+            site_id="a",
+            mqtt_enabled=False,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
+            redis_url="redis://127.0.0.1:1/0",  # never contacted by these endpoints
+        )
+    )
+
+
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        site_id="a",
-        mqtt_enabled=False,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
-        redis_url="redis://127.0.0.1:1/0",  # never contacted by these endpoints
-    )
-    app = create_app(settings)
+    app = site_app(tmp_path)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://site-a") as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    return site_app(tmp_path_factory.mktemp("site"))
+
+
+def post_now(app: FastAPI, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """One request on a fresh event loop: hypothesis drives sync tests only."""
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://site-a") as http:
+            return await http.post(path, content=body, headers=headers)
+
+    return asyncio.run(post())
 
 
 async def acl_json(http: httpx.AsyncClient, username: str, topic: str, acc: int) -> httpx.Response:
@@ -121,6 +146,7 @@ BAD_JSON_BODIES = [
     (b'{"username": "u", "clientid": "c", "topic": "t", "acc": 2.5}', "must be a JSON number"),
     (b'{"username": "u", "clientid": "c", "topic": "t", "acc": 8}', "'acc' is 8"),
     (b"\xff\xfe", "not valid JSON"),
+    (b"[" * 100_000, "nested too deeply"),
 ]
 
 
@@ -139,6 +165,9 @@ async def test_malformed_json_is_400_with_a_reason(
 BAD_FORMS = [
     ("username=u&clientid=c&topic=t&acc=two", "must be a decimal"),
     ("username=u&clientid=c&topic=t&acc=-1", "must be a decimal"),
+    ("username=u&clientid=c&topic=t&acc=" + "1" * 5000, "must be a decimal"),
+    ("username=u&clientid=c&topic=t&acc=%D9%A1", "must be a decimal"),  # Arabic-Indic 1
+    ("username=u&clientid=c&topic=t&acc=", "must be a decimal"),
     ("username=u&clientid=c&topic=t&acc=0", "'acc' is 0"),
     ("username=u&username=v&clientid=c&topic=t&acc=1", "given twice"),
     ("clientid=c&topic=t&acc=1", "'username' is missing"),
@@ -220,3 +249,33 @@ async def test_other_http_methods_go_auth_can_use(client: httpx.AsyncClient, met
     body["topic"] = f"aurora/sensors/{ENV}/status"
     response = await client.request(method, "/mqtt/acl", json=body)
     assert response.status_code == 403
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+_FIELDS = st.dictionaries(
+    st.sampled_from(["username", "clientid", "topic", "acc", "password", "other"]),
+    _JSON_VALUES,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=st.sampled_from(["/mqtt/user", "/mqtt/superuser", "/mqtt/acl"]),
+    content_type=st.sampled_from(
+        ["application/json", "application/x-www-form-urlencoded", "", "text/plain"]
+    ),
+    body=st.one_of(
+        st.binary(max_size=64),
+        _FIELDS.map(lambda fields: json.dumps(fields).encode()),
+        _FIELDS.map(lambda fields: urlencode({k: str(v) for k, v in fields.items()}).encode()),
+    ),
+)
+def test_no_body_gets_a_500(app: FastAPI, path: str, content_type: str, body: bytes) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = post_now(app, path, body, headers)
+    assert response.status_code in (200, 400, 403), response.text
+    assert isinstance(response.json()["ok"], bool)
