@@ -212,6 +212,8 @@ class AclEngine:
 
         With ``use_identity_as_username`` Mosquitto never asks this; the answer exists for
         brokers configured otherwise and refuses names no certificate of ours could carry.
+        No password is checked: a listener without client certificates must not use this
+        service for authentication.
         """
         if username in self.service_identities:
             return Decision(True, "", "service identity")
@@ -222,7 +224,11 @@ class AclEngine:
         )
 
     def superuser(self, username: str) -> Decision:
-        """Only the listed superusers (the site's backend identity) skip ACL checks."""
+        """Only the listed superusers (the site's backend identity) skip ACL checks.
+
+        go-auth asks no ACL question of a superuser, so the backend may then publish
+        anywhere; ``auth_opt_disable_superuser true`` keeps it to the ACL-file rules.
+        """
         if username in self.superusers:
             return Decision(True, "", "superuser")
         return Decision(False, f"{username!r} is not a superuser")
