@@ -42,7 +42,7 @@ from bench.perf.runner import (
     type=click.FloatRange(min=1.0),
     default=None,
     help="Seconds the devices ramp may take; what is connected by then is the figure "
-    "[default: 60, or 1 s per 40 devices when more].",
+    "[default: 60, or 1 s per 50 devices when more].",
 )
 @click.option(
     "--state-dir",
