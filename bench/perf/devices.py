@@ -46,6 +46,8 @@ QUICK_DEVICES = 100
 #: every thread busy while CONNACKs and SUBACKs are awaited; more only lengthens each
 #: connect and the tail once the budget is spent.
 IN_FLIGHT = 64
+#: Seconds an abandoned ramp waits for the connects in flight before closing everything.
+DRAIN_S = 15.0
 #: Connections closed at once when done (each sends DISCONNECT and waits for the close).
 CLOSE_BATCH = 500
 #: Share of the connections over which the start and end ramp rates are taken; they are
@@ -115,6 +117,8 @@ class Ramp:
     done_at: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     attempted: int = 0
+    #: Set when the measurement is abandoned: no further connect is started.
+    stopping: bool = False
 
     @property
     def seconds(self) -> float:
@@ -122,20 +126,23 @@ class Ramp:
         return (self.done_at[-1] - self.started) if self.done_at else 0.0
 
 
-async def ramp(links: Sequence[MqttLink], budget_s: float, progress: Progress) -> Ramp:
-    """Connect ``links``, :data:`IN_FLIGHT` at a time, starting none after ``budget_s``.
+async def ramp(
+    links: Sequence[MqttLink], budget_s: float, progress: Progress, result: Ramp | None = None
+) -> Ramp:
+    """Connect ``links``, :data:`IN_FLIGHT` at a time, starting none after ``budget_s``
+    (nor once ``result.stopping`` is set).
 
     Nothing is cancelled at the budget: connects in flight complete (or fail by their own
     timeout), which keeps aiomqtt's bookkeeping whole and every connection closable.
     """
-    result = Ramp(started=time.perf_counter())
+    result = result or Ramp(started=time.perf_counter())
     deadline = result.started + budget_s
     pending = iter(links)
     step = max(1000, len(links) // 10)
 
     async def worker() -> None:
         for link in pending:
-            if time.perf_counter() >= deadline:
+            if result.stopping or time.perf_counter() >= deadline:
                 return
             result.attempted += 1
             try:
@@ -232,9 +239,18 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
         f"devices: connecting {count} mTLS devices, {IN_FLIGHT} at a time, "
         f"budget {budget_s:.0f} s (fd limit {limit})"
     )
-    reached: Ramp | None = None
+    reached = Ramp(started=time.perf_counter())
+    ramping = asyncio.create_task(ramp(links, budget_s, progress, reached))
     try:
-        reached = await ramp(links, budget_s, progress)
+        try:
+            await asyncio.shield(ramping)
+        except asyncio.CancelledError:
+            # Abandoned (the runner's cap): a connect cancelled half-way leaves its socket
+            # open and its SUBACK unmatched, so let those in flight finish, then close all.
+            reached.stopping = True
+            await asyncio.wait([ramping], timeout=DRAIN_S)
+            ramping.cancel()
+            raise
         client_cpu = time.process_time() - cpu_before
         broker_after = _cpu_s(broker_pid)
         # The cores are shared (broker, backend, other work): the 1-minute load average
@@ -267,7 +283,7 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
         closing = time.perf_counter()
         # Every link, not only the connected ones: after a cancellation some are half-way.
         await close_all(links)
-        if reached is not None and reached.connected:
+        if reached.connected:
             progress(
                 f"devices: closed {len(reached.connected)} connections in "
                 f"{time.perf_counter() - closing:.1f} s"
