@@ -150,6 +150,11 @@ async def ramp(
             except LinkError as error:
                 result.errors.append(str(error))
                 continue
+            except Exception as error:
+                # Counted too: one odd failure must not end this worker while the others
+                # go on connecting (and the final close would race them).
+                result.errors.append(f"{link.device_id}: {type(error).__name__}: {error}")
+                continue
             result.connected.append(link)
             result.done_at.append(time.perf_counter())
             if len(result.connected) % step == 0:
