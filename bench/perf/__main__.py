@@ -49,6 +49,7 @@ from bench.perf.runner import (
     type=click.Path(path_type=Path, file_okay=False),
     default=DEFAULT_STATE_DIR,
     show_default=True,
+    help="The bench's directory: its site state is started afresh each run, its PKI kept.",
 )
 @click.option(
     "--results",

@@ -258,7 +258,9 @@ def fresh_site_state(state_dir: Path, sites: Sequence[str]) -> None:
     ):
         return
     for site in sites:
-        shutil.rmtree(state_dir / site, ignore_errors=True)
+        if (state_dir / site).exists():
+            print(f"fresh state: removing {state_dir / site} of an earlier run", file=sys.stderr)
+            shutil.rmtree(state_dir / site, ignore_errors=True)
 
 
 def run(

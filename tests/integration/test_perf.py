@@ -121,3 +121,16 @@ def test_ramp_window_rates() -> None:
     assert round(start) == 100
     assert round(end) == 50
     assert window_rates(0.0, [], 0.1) == (0.0, 0.0)
+
+
+def test_fresh_site_state_keeps_the_pki(tmp_path: Path) -> None:
+    from bench.perf.runner import fresh_site_state
+
+    for folder in ("a/mosquitto", "b", "pki/devices"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "a" / "mosquitto" / "mosquitto.db").write_bytes(b"queued for the backend")
+    (tmp_path / "pki" / "devices" / "perf-dev-00000.crt").write_text("cert")
+    fresh_site_state(tmp_path, ["a", "b"])
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b").exists()
+    assert (tmp_path / "pki" / "devices" / "perf-dev-00000.crt").exists()
