@@ -504,6 +504,20 @@ async def measure(ctx: PerfContext) -> list[Figure]:
         ingest_latency, ctx, rate, config.latency_duration_s
     )
     note = f"achieved {achieved:,.0f} msg/s"
+    goal: list[Figure] = []
+    goal_rate = config.latency_rate_cap
+    if not config.quick and rate < goal_rate:
+        # Issue 2 states its latency goal at 5,000 msg/s: measure there too, whatever
+        # this machine's burst ingest, and say what was achieved.
+        ctx.progress(f"ingest latency at the goal rate {goal_rate:g} msg/s")
+        g50, g99, g_achieved = await asyncio.to_thread(
+            ingest_latency, ctx, goal_rate, config.latency_duration_s
+        )
+        g_note = f"goal p99 <= 20 ms; achieved {g_achieved:,.0f} msg/s"
+        goal = [
+            Figure(f"ingest.latency@{goal_rate:g}msg/s.p50", round(g50, 2), "ms", note=g_note),
+            Figure(f"ingest.latency@{goal_rate:g}msg/s.p99", round(g99, 2), "ms", note=g_note),
+        ]
     return [
         Figure("broker.throughput", round(baseline), "msg/s", note=f"plain subscriber: {how}"),
         Figure(
@@ -515,4 +529,5 @@ async def measure(ctx: PerfContext) -> list[Figure]:
         ),
         Figure(f"ingest.latency@{rate:g}msg/s.p50", round(p50, 2), "ms", note=note),
         Figure(f"ingest.latency@{rate:g}msg/s.p99", round(p99, 2), "ms", note=note),
+        *goal,
     ]

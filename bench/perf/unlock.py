@@ -209,8 +209,10 @@ def _revoke(api: str, grant_id: str) -> None:
     httpx.delete(f"{api}/api/v1/cps/access/grants/{grant_id}", timeout=10.0)
 
 
-def measure_sync(ctx: PerfContext, samples: int, load_rate: float) -> list[Figure]:
-    """Idle samples, then samples under ``load_rate`` telemetry."""
+def measure_sync(
+    ctx: PerfContext, samples: int, load_rate: float, goal_rate: float | None = None
+) -> list[Figure]:
+    """Idle samples, then samples under ``load_rate`` (and ``goal_rate``) telemetry."""
     api = ctx.info.site(ctx.site_id).api
     grant = _grant(api)
     try:
@@ -224,6 +226,16 @@ def measure_sync(ctx: PerfContext, samples: int, load_rate: float) -> list[Figur
                 loaded = door.samples(samples)
             if load.error is not None:
                 raise MeasurementError(f"telemetry load failed: {load.error}")
+            goal: list[float] = []
+            if goal_rate is not None and goal_rate > load_rate:
+                # The issue's goal names 5,000 msg/s; on a machine where that is more than a
+                # quarter of the burst ingest, queueing shows in this figure (said in its note).
+                ctx.progress(f"unlock under {goal_rate:g} msg/s (goal rate): {samples} round trips")
+                with TelemetryLoad(ctx, goal_rate) as load:
+                    time.sleep(1.0)
+                    goal = door.samples(samples)
+                if load.error is not None:
+                    raise MeasurementError(f"telemetry load failed: {load.error}")
     finally:
         _revoke(api, grant)
     idle_p50, idle_p99 = percentile_of(idle, 0.5), percentile_of(idle, 0.99)
@@ -239,6 +251,24 @@ def measure_sync(ctx: PerfContext, samples: int, load_rate: float) -> list[Figur
             baseline=round(idle_p99, 2),
             note=f"{samples} samples under telemetry load; baseline: idle p99",
         ),
+        *_goal_figure(goal, goal_rate, idle_p99, samples),
+    ]
+
+
+def _goal_figure(
+    goal: list[float], goal_rate: float | None, idle_p99: float, samples: int
+) -> list[Figure]:
+    goal_p99 = percentile_of(goal, 0.99) if goal else None
+    if goal_p99 is None or goal_rate is None:
+        return []
+    return [
+        Figure(
+            f"unlock.round_trip@{goal_rate:g}msg/s.p99",
+            round(goal_p99, 2),
+            "ms",
+            baseline=round(idle_p99, 2),
+            note=f"{samples} samples at the goal rate (goal <= 50 ms); baseline: idle p99",
+        )
     ]
 
 
@@ -249,4 +279,5 @@ async def measure(ctx: PerfContext) -> list[Figure]:
         rate = min(1000.0, ctx.config.latency_rate_cap)
     else:
         rate = moderate_rate(float(ingest_rate), ctx.config.latency_rate_cap)
-    return await asyncio.to_thread(measure_sync, ctx, ctx.config.unlock_samples, rate)
+    goal_rate = None if ctx.config.quick else ctx.config.latency_rate_cap
+    return await asyncio.to_thread(measure_sync, ctx, ctx.config.unlock_samples, rate, goal_rate)

@@ -134,3 +134,13 @@ def test_fresh_site_state_keeps_the_pki(tmp_path: Path) -> None:
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "b").exists()
     assert (tmp_path / "pki" / "devices" / "perf-dev-00000.crt").exists()
+
+
+def test_goal_rate_figure_names_the_goal_rate_and_compares_with_idle() -> None:
+    from bench.perf.unlock import _goal_figure
+
+    assert _goal_figure([], 5000.0, 3.0, 0) == []
+    (figure,) = _goal_figure([1.0, 2.0, 40.0], 5000.0, 3.0, 3)
+    assert figure.name == "unlock.round_trip@5000msg/s.p99"
+    assert figure.baseline == 3.0
+    assert figure.value >= 2.0
