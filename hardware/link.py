@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import serial
 
@@ -25,8 +25,6 @@ from hardware.profiles import BoardProfile
 READ_TIMEOUT_S = 0.05
 #: A write that cannot drain in this time means the board stopped reading (or vanished).
 WRITE_TIMEOUT_S = 2.0
-
-T = TypeVar("T")
 
 
 class ByteLink(Protocol):
