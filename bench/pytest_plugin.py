@@ -32,9 +32,9 @@ from bench.fixtures import *  # noqa: F403  (fixtures are found by name)
 from bench.scenario.loader import (
     SUFFIXES,
     LoadedScenario,
-    Problem,
     ScenarioLoadError,
     load_scenario,
+    scenario_data_error,
 )
 from bench.scenario.results import ScenarioResult, failure_text
 from bench.site import RunningBench
@@ -102,13 +102,9 @@ class ScenarioFile(pytest.File):
         registered = _registered_markers(self.config)
         for marker in loaded.scenario.markers:
             if marker not in registered and self.config.option.strict_markers:
-                raise ScenarioLoadError(
+                raise scenario_data_error(
                     str(self.path),
-                    [
-                        _problem(
-                            f"marker {marker!r} is not registered with pytest (--strict-markers)"
-                        )
-                    ],
+                    f"marker {marker!r} is not registered with pytest (--strict-markers)",
                 )
             item.add_marker(marker)
         yield item
@@ -186,10 +182,6 @@ def _item_name(name: str) -> str:
 def _registered_markers(config: pytest.Config) -> set[str]:
     lines = config.getini("markers")
     return {str(line).split(":", 1)[0].split("(", 1)[0].strip() for line in lines}
-
-
-def _problem(message: str) -> Problem:
-    return Problem(None, message)
 
 
 def _in_own_loop(make: Any) -> ScenarioResult:
