@@ -94,7 +94,7 @@ def evaluate(
         case CommandExpect():
             return _command(body, timeline, start, now, context)
         case NoCommandExpect():
-            return _no_command(body, timeline, start, now, context)
+            return _no_command(body, timeline, start, now)
         case LockExpect():
             return _lock(body, timeline, start, now)
         case AuditExpect():
@@ -354,8 +354,6 @@ def _state_in_window(
         event for event in timeline.between(start, min(now, end)) if is_subject(event)
     ]
     for event in candidates:
-        if event.t < start and not satisfied(event):
-            continue
         if satisfied(event):
             at = max(event.t, start)
             return Outcome(
@@ -434,9 +432,7 @@ def _command(
     )
 
 
-def _no_command(
-    body: NoCommandExpect, timeline: Timeline, start: float, now: float, context: Context
-) -> Outcome:
+def _no_command(body: NoCommandExpect, timeline: Timeline, start: float, now: float) -> Outcome:
     def matches(event: Event) -> bool:
         return (
             event.kind is EventKind.COMMAND
