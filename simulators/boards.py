@@ -232,7 +232,6 @@ class SentinelNode(Node):
     def init_board(self) -> None:
         super().init_board()
         self.battery = Battery(self.config.cell)
-        self.bytes_on_air = 0
         self.charge_by_item: dict[str, float] = {"sleep": 0.0, "wake": 0.0, "radio": 0.0}
         self.brownout_at_s: float | None = None
         self._accounted_at = float(self.env.now)
@@ -274,7 +273,6 @@ class SentinelNode(Node):
     def transmit(self, message: Outgoing) -> None:
         cfg = self.config
         exchange = exchange_for(cfg.transport, message.topic, len(message.payload), message.qos)
-        self.bytes_on_air += exchange.on_air_bytes(cfg.radio)
         super().transmit(message)
         self._draw("radio", exchange.charge_c(cfg.radio))
 

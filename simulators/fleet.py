@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -211,8 +210,3 @@ class Fleet:
     def sim_time_s(self) -> float:
         """Simulated seconds since start."""
         return float(self.env.now)
-
-    @property
-    def unpaced(self) -> bool:
-        """True when running as fast as possible."""
-        return not math.isfinite(self.bridge.speed)

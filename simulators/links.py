@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Protocol
 
-from backend.contract import ContractViolation, MessageKind, parse_topic, topic_for
+from backend.contract import MessageKind, topic_for
 from simulators.errors import LinkError
 
 #: Called by a link, on its event loop, for each downward message.
@@ -223,11 +223,3 @@ class MemoryLink:
             del self.broker._clients[self.device_id]
         if send_will:
             self.broker._fire_will(self.device_id, self._will)
-
-
-def contract_kind(topic: str) -> MessageKind | None:
-    """The contract kind of ``topic``, or None for a topic outside the contract."""
-    try:
-        return parse_topic(topic).kind
-    except ContractViolation:
-        return None

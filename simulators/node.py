@@ -100,7 +100,6 @@ class ReceivedCommand:
     request_id: str
     at_s: float
     applied: bool
-    wall_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,9 +292,7 @@ class Node:
     def record_command(self, command: CommandMessage, applied: bool) -> None:
         """Remember a command (the scenario runner reads ``commands_received``)."""
         self.commands_received.append(
-            ReceivedCommand(
-                command.verb, command.request_id, float(self.env.now), applied, self.wall_clock()
-            )
+            ReceivedCommand(command.verb, command.request_id, float(self.env.now), applied)
         )
 
     def on_attestation_request(self, request: AttestationRequest) -> None:
