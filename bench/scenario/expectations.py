@@ -8,13 +8,13 @@ what was observed instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from backend.contract import Severity
+from bench.load.summary import percentile_of
 from bench.scenario.schema import (
     AlertExpect,
     AuditExpect,
@@ -667,13 +667,6 @@ def _same_pair(body: LatencyExpect, origin: Event, target: Event) -> bool:
     return origin.device is not None and origin.device == target.device
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def _latency(body: LatencyExpect, timeline: Timeline, since: float, now: float) -> Outcome:
     expected = describe(Expectation(latency=body))
     pairs, unpaired = pair_events(body, timeline.between(since, now))
@@ -687,10 +680,11 @@ def _latency(body: LatencyExpect, timeline: Timeline, since: float, now: float) 
             at=now,
             evidence=tuple(unpaired[:10]),
         )
+    # durations is not empty here (min_pairs >= 1), so the percentiles are numbers.
     figures = {
         "pairs": float(len(durations)),
-        "p50": percentile(durations, 50),
-        "p99": percentile(durations, 99),
+        "p50": percentile_of(durations, 0.50) or 0.0,
+        "p99": percentile_of(durations, 0.99) or 0.0,
         "max": max(durations),
     }
     broken = [

@@ -28,6 +28,10 @@ def test_percentile_nearest_rank() -> None:
     assert percentile({}, 0.5) is None
     assert percentile_of([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile_of([1.0, 2.0], 0.5) == 1.0
+    # The scenario latency checks (p50/p99 of pairs) use the same function.
+    assert percentile_of([5, 1, 3, 2, 4], 0.50) == 3
+    assert percentile_of(list(range(1, 101)), 0.99) == 99
+    assert percentile_of([7.0], 0.99) == 7.0
     assert percentile_of([], 0.99) is None
     with pytest.raises(ValueError, match="fraction"):
         percentile(histogram, 0)

@@ -11,7 +11,6 @@ from bench.scenario.expectations import (
     describe,
     evaluate,
     pair_events,
-    percentile,
 )
 from bench.scenario.schema import Expectation, LatencyExpect
 from bench.scenario.timeline import Clock, Event, EventKind, Timeline
@@ -288,12 +287,6 @@ def test_pairing_by_device_and_unanswered_events() -> None:
     pairs, unpaired = pair_events(body, events)
     assert [(a.device, b.t) for a, b in pairs] == [("door-02", 0.3)]
     assert [e.device for e in unpaired] == ["door-01"]
-
-
-def test_percentile_nearest_rank() -> None:
-    assert percentile([5, 1, 3, 2, 4], 50) == 3
-    assert percentile(list(range(1, 101)), 99) == 99
-    assert percentile([7.0], 99) == 7.0
 
 
 def test_descriptions_and_deadlines() -> None:
