@@ -12,19 +12,35 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+# The identities are the policy engine's: its default rules and this ACL file name the
+# same users (the backend cannot import the bench, so they are defined there).
+from backend.policy.engine import PROBE_IDENTITY, backend_identity
 from bench.pki import CertPair
 
-PROBE_IDENTITY = "bench-probe"
+__all__ = [
+    "MAX_INFLIGHT_MESSAGES",
+    "MAX_QUEUED_MESSAGES",
+    "MOSQUITTO_NOFILE",
+    "PROBE_IDENTITY",
+    "LeafListener",
+    "LeafRemote",
+    "MosquittoConfig",
+    "NatsConfig",
+    "backend_identity",
+    "mosquitto_acl",
+    "mosquitto_conf",
+    "nats_conf",
+    "postgres_args",
+    "postgres_url",
+    "redis_args",
+    "sqlite_url",
+]
+
 #: Generous queues: a backend restarted under a 10,000-device fleet must find its session's
 #: QoS 1 backlog intact (DESIGN: Delivery); Mosquitto drops the newest beyond this.
 MAX_QUEUED_MESSAGES = 1_000_000
 MAX_INFLIGHT_MESSAGES = 1000
 MOSQUITTO_NOFILE = 65_536
-
-
-def backend_identity(site_id: str) -> str:
-    """The certificate CN (= MQTT username) of a site's backend."""
-    return f"aurora-backend-{site_id}"
 
 
 def mosquitto_acl(backend_identities: list[str]) -> str:
