@@ -39,6 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from backend.bus import AUDIT_STREAM, TELEMETRY_STREAM
 from backend.contract import CommandMessage, CommandVerb, MessageKind, decode_payload, topic_for
 from bench.benchfile import read_bench_file
 from bench.load.clients import no_delay
@@ -52,9 +53,9 @@ from bench.pki import Pki
 #: One message may land in several streams (a reading goes to telemetry *and* audit); only
 #: the listed (stream, type) counts, so a second copy is never mistaken for a duplicate.
 INGEST_STREAMS: dict[str, tuple[str, frozenset[str]]] = {
-    MessageKind.TELEMETRY.value: ("aurora:cps:telemetry", frozenset({"telemetry"})),
-    MessageKind.STATUS.value: ("aurora:audit", frozenset({"status", "device_status"})),
-    MessageKind.BADGE_EVENT.value: ("aurora:audit", frozenset({"badge_read", "badge_event"})),
+    MessageKind.TELEMETRY.value: (TELEMETRY_STREAM, frozenset({"telemetry"})),
+    MessageKind.STATUS.value: (AUDIT_STREAM, frozenset({"status", "device_status"})),
+    MessageKind.BADGE_EVENT.value: (AUDIT_STREAM, frozenset({"badge_read", "badge_event"})),
 }
 CONNECT_TIMEOUT_S = 15.0
 PROGRESS_INTERVAL_S = 2.0

@@ -31,14 +31,13 @@ import httpx
 import nats
 import redis.asyncio as aioredis
 
+from backend.bus import ALERTS_STREAM, AUDIT_STREAM
 from backend.contract import ContractViolation, MessageKind, parse_topic
 from bench.benchfile import SiteInfo
 from bench.scenario.timeline import EventKind, Timeline
 
 log = logging.getLogger(__name__)
 
-ALERTS_STREAM = "aurora:cps:alerts"
-AUDIT_STREAM = "aurora:audit"
 #: Which stream entries become which events; telemetry readings are left out of the
 #: timeline (the audit copy of each reading is enough and keeps reports readable).
 _STREAM_KINDS = {ALERTS_STREAM: EventKind.ALERT, AUDIT_STREAM: EventKind.AUDIT}
