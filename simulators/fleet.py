@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self, TypeVar
@@ -63,9 +62,9 @@ class Fleet:
         identity_for: Callable[[str], DeviceIdentity | None] = lambda _id: None,
         speed: float = 1.0,
         backoff: Backoff | None = None,
-        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.spec = spec
+        self.backoff = backoff or Backoff()
         self.env = simpy.Environment()
         self.bridge = ClockBridge(self.env, speed)
         nodes = build_nodes(spec, self.env, lambda _id: QueueOutbox(), identity_for)
@@ -75,8 +74,7 @@ class Fleet:
                 node,
                 lambda device_id=node.device_id: link_for(device_id),  # type: ignore[misc]
                 self.bridge,
-                backoff=backoff,
-                wall_clock=wall_clock,
+                backoff=self.backoff,
             )
             for node in nodes
         }
@@ -91,12 +89,13 @@ class Fleet:
         backoff: Backoff | None = None,
     ) -> NodeRunner:
         """Add a node built on ``self.env`` with a :class:`QueueOutbox` (e.g. one a scenario
-        names by hand). Nodes added after :meth:`start` start at once."""
+        names by hand), with the fleet's backoff unless ``backoff`` is given. Nodes added
+        after :meth:`start` start at once."""
         if node.env is not self.env:
             raise SimulatorError(f"{node.device_id}: build the node on this fleet's env")
         if node.device_id in self.nodes:
             raise SimulatorError(f"{node.device_id} is already in this fleet")
-        runner = NodeRunner(node, link_factory, self.bridge, backoff=backoff)
+        runner = NodeRunner(node, link_factory, self.bridge, backoff=backoff or self.backoff)
         self.nodes[node.device_id] = node
         self.runners[node.device_id] = runner
         if self._clock_task is not None:

@@ -254,7 +254,7 @@ async def test_nodes_added_by_hand_run_before_and_after_start() -> None:
     broker = MemoryBroker()
     fleet = Fleet(parse_fleet_spec({"boards": []}), link_for=broker.link, speed=20, backoff=FAST)
     early = DoorNode(fleet.env, "door-early", QueueOutbox())
-    fleet.add(early, lambda: broker.link("door-early"))
+    assert fleet.add(early, lambda: broker.link("door-early")).backoff is FAST  # the fleet's
     async with fleet:
         late = DoorNode(fleet.env, "door-late", QueueOutbox())
         fleet.add(late, lambda: broker.link("door-late"))
