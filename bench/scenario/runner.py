@@ -131,16 +131,15 @@ class BenchPool:
     """
 
     def __init__(self, state_dir: Path, db: str = "sqlite") -> None:
-        self._state_dir = Path(state_dir)
-        self.root = self._state_dir
+        self.root = Path(state_dir)
         self._db = db
         self._key: str | None = None
         self._bench: RunningBench | None = None
         self._count = 0
         self.started = 0
         # Benches of an earlier run are gone; their directories (logs) are kept until now.
-        if self._state_dir.is_dir():
-            for old in self._state_dir.glob("bench-*"):
+        if self.root.is_dir():
+            for old in self.root.glob("bench-*"):
                 shutil.rmtree(old, ignore_errors=True)
 
     def acquire(self, scenario: Scenario) -> RunningBench:
@@ -150,7 +149,7 @@ class BenchPool:
             return self._bench
         self.close()
         self._count += 1
-        state_dir = self._state_dir / f"bench-{self._count}"
+        state_dir = self.root / f"bench-{self._count}"
         state_dir.mkdir(parents=True, exist_ok=True)
         site_env = {site: spec.env() for site, spec in scenario.sites.items()}
         self._bench = start_bench(
@@ -161,10 +160,6 @@ class BenchPool:
         self._key = key
         self.started += 1
         return self._bench
-
-    def discard(self) -> None:
-        """Forget the current bench (e.g. a scenario left it broken)."""
-        self.close()
 
     def close(self) -> None:
         """Stop the current bench, if any."""
@@ -579,7 +574,7 @@ class _Run:
             await self.sample_metrics(step.expect)
         try:
             result.detail = await self.perform(step)
-        except (StepError, BenchError) as error:
+        except BenchError as error:  # StepError included
             result.error = str(error)
         except Exception as error:
             result.error = f"{type(error).__name__}: {error}"
@@ -662,7 +657,7 @@ class _Run:
             result.error = (
                 f"the scenario did not finish within its timeout of {self.scenario.timeout:g}s"
             )
-        except (StepError, BenchError) as error:
+        except BenchError as error:  # StepError included
             result.error = str(error)
         if result.error is not None:
             result.error_context = list(self.timeline)[-25:]
