@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -33,7 +34,7 @@ from bench.benchfile import (
 from bench.errors import BenchError, BenchFileError, ServiceStartError
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
-from bench.services.docker import DockerServices
+from bench.services.docker import DockerEndpoints, DockerServices
 from bench.services.local import (
     LOOPBACK,
     PostgresCluster,
@@ -349,24 +350,14 @@ class RunningBench:
             database_url = sqlite_url(directory / "aurora.db")
             if self._postgres is not None:
                 database_url = self._postgres.create_database(f"aurora_{site_id}")
-            if options.provider == "external":
-                ext = options.external[site_id]
-                site = _Site(
-                    site_id=site_id,
-                    directory=directory,
-                    api_port=free_port(),
-                    mqtt_host=ext.mqtt_host,
-                    mqtt_port=ext.mqtt_port,
-                    redis_url=ext.redis_url,
-                    nats_url=ext.nats_url,
-                    nats_http_port=None,
-                    leaf_port=None,
-                    database_url=ext.database_url or database_url,
-                )
-                self._sites[site_id] = site
-                continue
-            if self._docker is not None:
-                endpoints = self._docker.start_site(site_id)
+            if options.provider != "local":
+                # Containers or the user's own servers: endpoints only, no local processes.
+                endpoints: ExternalEndpoints | DockerEndpoints
+                if self._docker is not None:
+                    endpoints = self._docker.start_site(site_id)
+                else:
+                    endpoints = options.external[site_id]
+                    database_url = endpoints.database_url or database_url
                 self._sites[site_id] = _Site(
                     site_id=site_id,
                     directory=directory,
@@ -519,8 +510,7 @@ def _healthz(host: str, port: int) -> bool:
         connection.close()
 
 
-def _collect(errors: list[BaseException], action: object) -> None:
-    assert callable(action)
+def _collect(errors: list[BaseException], action: Callable[[], object]) -> None:
     try:
         action()
     except Exception as error:
