@@ -19,7 +19,14 @@ from rich.table import Table
 from bench.benchfile import BENCH_FILE, DEFAULT_STATE_DIR
 from bench.errors import BenchError
 from bench.services.process import log_tail
-from bench.site import BenchOptions, ExternalEndpoints, RunningBench, start_bench
+from bench.site import (
+    DATABASES,
+    PROVIDERS,
+    BenchOptions,
+    ExternalEndpoints,
+    RunningBench,
+    start_bench,
+)
 
 WATCH_INTERVAL_S = 1.0
 
@@ -90,12 +97,10 @@ def status_table(bench: RunningBench) -> Table:
     show_default=True,
     help="Configs, logs, PKI and bench.json go here.",
 )
-@click.option(
-    "--db", type=click.Choice(["sqlite", "postgres"]), default="sqlite", show_default=True
-)
+@click.option("--db", type=click.Choice(DATABASES), default="sqlite", show_default=True)
 @click.option(
     "--provider",
-    type=click.Choice(["local", "docker", "external"]),
+    type=click.Choice(PROVIDERS),
     default="local",
     show_default=True,
     help="local: system binaries; docker: testcontainers; external: your servers.",

@@ -33,7 +33,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.pki import CertPair, Pki
-from bench.site import BenchOptions, RunningBench, start_bench
+from bench.site import DATABASES, BenchOptions, RunningBench, start_bench
 
 TEST_DB_ENV = "AURORA_TEST_DB"
 
@@ -52,7 +52,7 @@ __all__ = [
 def database_for_tests() -> str:
     """``sqlite`` or ``postgres``, from ``AURORA_TEST_DB``."""
     value = os.environ.get(TEST_DB_ENV, "sqlite").strip().lower() or "sqlite"
-    if value not in ("sqlite", "postgres"):
+    if value not in DATABASES:
         raise BenchError(f"{TEST_DB_ENV}={value!r}: use sqlite or postgres")
     return value
 
