@@ -26,11 +26,11 @@ from hardware.discovery import BoardPort, list_boards, select_board
 from hardware.errors import BoardNotFoundError, HardwareError, PortError
 from hardware.framing import Violation
 from hardware.link import ByteLink, SerialLink
-from hardware.profiles import GENERIC, BoardProfile, profile_for_kind
+from hardware.profiles import BOARD_KINDS, GENERIC, BoardProfile, profile_for_kind
 
 T = TypeVar("T")
 
-BOARD_CHOICES = click.Choice(["esp32s3", "stm32f401", "nrf52840"])
+BOARD_CHOICES = click.Choice(list(BOARD_KINDS))
 
 
 def _echo(text: str) -> None:
