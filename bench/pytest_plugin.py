@@ -79,12 +79,12 @@ def pytest_collection_modifyitems(
 ) -> None:
     """Run scenarios that can share a bench back to back (other tests keep their places)."""
     slots = [index for index, item in enumerate(items) if isinstance(item, ScenarioItem)]
-    scenarios = [items[index] for index in slots]
-    order: dict[str, int] = {}
-    for item in scenarios:
-        assert isinstance(item, ScenarioItem)
-        order.setdefault(item.loaded.scenario.bench_key(), len(order))
-    ordered = sorted(scenarios, key=lambda i: order[i.loaded.scenario.bench_key()])  # type: ignore[attr-defined]
+    if not slots:
+        return
+    from bench.scenario.runner import group_by_bench  # heavy: only when scenarios are run
+
+    scenarios = [item for item in items if isinstance(item, ScenarioItem)]
+    ordered = group_by_bench(scenarios, lambda item: item.loaded.scenario)
     for index, item in zip(slots, ordered, strict=True):
         items[index] = item
 

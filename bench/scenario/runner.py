@@ -23,10 +23,10 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiomqtt
 import httpx
@@ -711,12 +711,18 @@ def select_scenarios(
     return loaded, broken
 
 
-def group_by_bench(scenarios: Sequence[LoadedScenario]) -> list[LoadedScenario]:
-    """Scenarios ordered so that those sharing a bench run one after another (stable)."""
+_T = TypeVar("_T")
+
+
+def group_by_bench(items: Sequence[_T], scenario_of: Callable[[_T], Scenario]) -> list[_T]:
+    """``items`` ordered so that those whose scenarios share a bench run one after another.
+
+    Stable; used for ``aurora-bench run`` (loaded files) and the pytest plugin (items).
+    """
     order: dict[str, int] = {}
-    for item in scenarios:
-        order.setdefault(item.scenario.bench_key(), len(order))
-    return sorted(scenarios, key=lambda item: order[item.scenario.bench_key()])
+    for item in items:
+        order.setdefault(scenario_of(item).bench_key(), len(order))
+    return sorted(items, key=lambda item: order[scenario_of(item).bench_key()])
 
 
 def run_files(
@@ -734,7 +740,7 @@ def run_files(
         observer.scenario_finished(broken)
     pool = BenchPool(state_dir, db)
     try:
-        for item in group_by_bench(loaded):
+        for item in group_by_bench(loaded, lambda loaded_item: loaded_item.scenario):
             try:
                 bench = pool.acquire(item.scenario)
             except BenchError as error:

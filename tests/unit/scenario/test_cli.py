@@ -136,4 +136,5 @@ def test_select_scenarios_by_keyword_and_marker(tmp_path: Path) -> None:
     assert [r.name for r in broken] == ["broken"]
     assert "broken.yaml:4: unknown key 'colour'" in (broken[0].error or "")
     # scenarios sharing sites run back to back
-    assert [item.name for item in group_by_bench(loaded)] == ["alpha one", "gamma", "beta"]
+    grouped = group_by_bench(loaded, lambda item: item.scenario)
+    assert [item.name for item in grouped] == ["alpha one", "gamma", "beta"]
