@@ -24,7 +24,7 @@ import os
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +237,3 @@ def publish_reason_code(
     finally:
         client.disconnect()
         client.loop_stop()
-
-
-#: For type checkers of test modules: the factory fixture's call signature.
-BenchFactoryCallable = Callable[..., RunningBench]
