@@ -22,8 +22,6 @@ import contextlib
 import logging
 import socket
 import ssl
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -124,9 +122,7 @@ class MqttIngest:
         self._pending: list[paho.MQTTMessage] = []
         self._wakeup = asyncio.Event()
         self._connected = False
-        self.connected_event = asyncio.Event()
         self.last_error: str | None = "not connected yet"
-        self.on_connect: Callable[[], Awaitable[None]] | None = None
 
     def attach(self, processor: BatchProcessor) -> None:
         """Set the pipeline that handles batches (before :meth:`run`)."""
@@ -180,7 +176,6 @@ class MqttIngest:
                     self._client = client
                     self._connected = True
                     self.last_error = None
-                    self.connected_event.set()
                     self._metrics.mqtt_connected.set(1)
                     self._metrics.mqtt_reconnects.inc()
                     log.info(
@@ -190,8 +185,6 @@ class MqttIngest:
                         self._settings.client_id,
                     )
                     backoff_s = 0.2
-                    if self.on_connect is not None:
-                        await self.on_connect()
                     await self._drain(client)
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as error:
                 self.last_error = f"{type(error).__name__}: {error}"
@@ -213,7 +206,6 @@ class MqttIngest:
             finally:
                 self._connected = False
                 self._client = None
-                self.connected_event.clear()
                 self._metrics.mqtt_connected.set(0)
                 # Unacknowledged messages of the old connection come again on the new one.
                 self._pending.clear()
@@ -317,15 +309,3 @@ class MqttIngest:
             await client.publish(topic, payload, qos=qos, timeout=5)
         except aiomqtt.MqttError as error:
             raise Unavailable(f"publishing to {topic} failed: {error}") from error
-
-    async def wait_connected(self, timeout_s: float) -> bool:
-        """Wait until connected (True) or ``timeout_s`` passed (False)."""
-        deadline = time.monotonic() + timeout_s
-        while not self._connected:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await self.connected_event.wait()
-        return True
