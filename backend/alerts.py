@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,6 @@ class AlertRecord:
     details: dict[str, Any]
     created_at: datetime
     dedup_key: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Alert) -> AlertRecord:
