@@ -251,7 +251,7 @@ class AttestationService:
             if device is not None:
                 device.attestation_status = verdict.status
                 if not verdict.ok:
-                    device.risk_score = min(100.0, (device.risk_score or 0.0) + self._risk_bump)
+                    bump_risk(device, self._risk_bump)
         if not verdict.ok:
             await self._alerts.raise_alert(
                 "attestation_failed",
@@ -291,11 +291,9 @@ class AttestationService:
             ]
 
 
-async def bump_risk(session: AsyncSession, device_id: str, amount: float) -> None:
-    """Raise a device's risk score by ``amount`` (capped at 100) in ``session``."""
-    device = await session.get(Device, device_id)
-    if device is not None:
-        device.risk_score = min(100.0, (device.risk_score or 0.0) + amount)
+def bump_risk(device: Device, amount: float) -> None:
+    """Raise a device's risk score by ``amount`` (capped at 100)."""
+    device.risk_score = min(100.0, (device.risk_score or 0.0) + amount)
 
 
 __all__ = [

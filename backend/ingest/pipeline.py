@@ -307,7 +307,7 @@ class IngestPipeline:
             device.trust_status = decision.trust_status
             device.last_seen = now
             if decision.drift_alert:
-                await bump_risk(session, status.device_id, self._settings.drift_risk_bump)
+                bump_risk(device, self._settings.drift_risk_bump)
         self._registry.mark_known(status.device_id)
         entries.append(
             self.audit_entry(
