@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from backend.api.deps import BackendDep
+from backend.contract import DEVICE_ID_PATTERN
 from backend.errors import NotFound
 from backend.ingest.decisions import ANY_DOOR, normalise_uid
 from backend.store import AccessGrant, iso, utcnow
@@ -28,8 +29,6 @@ class GrantBody(BaseModel):
     @field_validator("device_ids")
     @classmethod
     def _ids(cls, value: list[str]) -> list[str]:
-        from backend.contract import DEVICE_ID_PATTERN
-
         for device_id in value:
             if device_id != ANY_DOOR and not DEVICE_ID_PATTERN.fullmatch(device_id):
                 raise ValueError(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from backend.alerts import AlertRecord
 from backend.api.deps import BackendDep
-from backend.contract import Severity
+from backend.contract import DEVICE_ID_PATTERN, Severity
 from backend.store import Alert
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -26,7 +26,7 @@ class AlertBody(BaseModel):
     severity: Severity
     title: Annotated[str, Field(min_length=1, max_length=256)]
     description: Annotated[str, Field(max_length=4096)] = ""
-    device_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None
+    device_id: Annotated[str | None, Field(pattern=DEVICE_ID_PATTERN.pattern)] = None
     iocs: Annotated[list[dict[str, Any] | str], Field(max_length=100)] = []
     details: dict[str, Any] = {}
 

@@ -217,6 +217,14 @@ async def test_alerts_create_filter_and_order(site: tuple[Backend, httpx.AsyncCl
     bad = await client.post("/api/v1/alerts", json={"type": "x", "severity": "apocalyptic"})
     assert bad.status_code == 422
     assert "severity" in bad.json()["error"]
+    # The device-id rule of the contract (no '/', at most 64 characters).
+    for device_id in ("door/1", "d" * 65):
+        odd = await client.post(
+            "/api/v1/alerts",
+            json={"type": "x", "severity": "low", "title": "t", "device_id": device_id},
+        )
+        assert odd.status_code == 422
+        assert {problem["field"] for problem in odd.json()["detail"]} == {"device_id"}
     stream = await backend.bus.latest("aurora:cps:alerts", 10)
     assert body["id"] in {entry.data["id"] for entry in stream}
 
@@ -226,19 +234,21 @@ async def test_ingest_remote_is_idempotent_and_observers_do_not_block(
 ) -> None:
     backend, client = site
     release = asyncio.Event()
+    observed = asyncio.Event()
     seen: list[AlertRecord] = []
 
     async def slow_observer(record: AlertRecord) -> None:
         await release.wait()
         seen.append(record)
+        observed.set()
 
     backend.alerts.add_observer(slow_observer)
     async with asyncio.timeout(5):
         record = await backend.alerts.raise_alert("c2_beacon", "high", "local")
     assert seen == [], "raise_alert returned before the observer finished"
     release.set()
-    while not seen:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):
+        await observed.wait()
     assert seen[0].id == record.id
 
     key = new_id("b-alert")
