@@ -35,9 +35,9 @@ class DeviceRegistry:
         async with self._sessionmaker() as session:
             self.known.update(await session.scalars(select(Device.device_id)))
 
-    def touch(self, device_id: str, moment: datetime | None = None) -> None:
+    def touch(self, device_id: str) -> None:
         """Remember that ``device_id`` was seen now (written by the next :meth:`flush`)."""
-        self._seen[device_id] = moment or utcnow()
+        self._seen[device_id] = utcnow()
 
     def mark_known(self, device_id: str) -> None:
         """Record that a handler registered ``device_id`` itself."""
