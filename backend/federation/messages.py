@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -66,11 +66,6 @@ def dedup_key(origin_site: str, origin_id: str) -> str:
 def nats_msg_id(origin_site: str, origin_id: str) -> str:
     """``Nats-Msg-Id`` header value: JetStream drops a retried publish within its window."""
     return f"{origin_site}:{origin_id}"
-
-
-def utc_now() -> datetime:
-    """Timezone-aware now; one function so tests and services agree on the clock."""
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- IOCs
@@ -332,6 +327,7 @@ class FederatedAudit(_Wire):
 
 
 MeshMessage = FederatedAlert | IocShare | FederatedAudit
+_W = TypeVar("_W", bound=_Wire)
 
 
 class AlertLike(Protocol):
@@ -376,7 +372,7 @@ def build_federated_alert(
         iocs=normalize_iocs(alert.iocs),
         details=dict(details) if isinstance(details, Mapping) else {},
         created_at=created,
-        federated_at=now or utc_now(),
+        federated_at=now or datetime.now(UTC),
     )
 
 
@@ -396,14 +392,7 @@ def decode_mesh_message(subject: str, data: bytes) -> MeshMessage:
         model = FederatedAudit
     else:
         raise FederationMessageError(subject, "not a federation subject")
-    try:
-        parsed = model.model_validate(json.loads(data))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FederationMessageError(subject, f"not JSON: {error}") from None
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        raise FederationMessageError(subject, f"{where}: {first['msg']}") from None
+    parsed = _parse(model, subject, data)
     if isinstance(parsed, FederatedAlert) and subject != parsed.subject:
         raise FederationMessageError(
             subject, f"severity {parsed.severity.value!r} does not match the subject"
@@ -413,9 +402,13 @@ def decode_mesh_message(subject: str, data: bytes) -> MeshMessage:
 
 def decode_health(data: bytes) -> HealthPayload:
     """Parse a heartbeat; raises FederationMessageError."""
-    subject = HEALTH_SUBJECT_WILDCARD
+    return _parse(HealthPayload, HEALTH_SUBJECT_WILDCARD, data)
+
+
+def _parse(model: type[_W], subject: str, data: bytes) -> _W:
+    """``model`` from JSON ``data``; the first problem as a FederationMessageError."""
     try:
-        return HealthPayload.model_validate(json.loads(data))
+        return model.model_validate(json.loads(data))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise FederationMessageError(subject, f"not JSON: {error}") from None
     except ValidationError as error:

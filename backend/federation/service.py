@@ -82,11 +82,10 @@ from backend.federation.messages import (
     encode_message,
     health_subject,
     should_federate,
-    utc_now,
 )
 from backend.federation.tables import RemoteAuditRow, SharedIocRow, SiteLinkRow, SiteRow
 from backend.settings import Settings
-from backend.store import Alert, as_utc, iso
+from backend.store import Alert, as_utc, iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +388,7 @@ class FederationService:
                 share_id=str(record.id),
                 iocs=record.iocs,
                 context=f"{record.type}: {record.title}"[:512],
-                shared_at=utc_now(),
+                shared_at=utcnow(),
             )
             if share.iocs:
                 self.enqueue(share)
@@ -454,7 +453,7 @@ class FederationService:
 
     async def _republish_recent(self) -> None:
         """Publish recent local federable alerts again (see REPUBLISH_WINDOW_S)."""
-        cutoff = utc_now() - timedelta(seconds=REPUBLISH_WINDOW_S)
+        cutoff = utcnow() - timedelta(seconds=REPUBLISH_WINDOW_S)
         minimum = Severity(self.settings.federate_min_severity)
         wanted = [s for s in Severity if s.rank >= minimum.rank]
         try:
@@ -476,7 +475,7 @@ class FederationService:
             log.warning("federation: cannot read recent alerts to republish: %s", error)
             return
         for row in rows:
-            row.created_at = as_utc(row.created_at)
+            # build_federated_alert takes SQLite's naive created_at as UTC.
             self.enqueue(build_federated_alert(row, self.site_id))
         if rows:
             log.info("federation: re-offered %d recent local alerts to the mesh", len(rows))
@@ -498,7 +497,7 @@ class FederationService:
     async def _gossip_loop(self) -> None:
         interval = self.settings.heartbeat_interval_seconds
         while True:
-            now = utc_now()
+            now = utcnow()
             payload = self._health_payload(now)
             nc = self._nc
             if nc is not None and nc.is_connected:
@@ -587,7 +586,7 @@ class FederationService:
             log.warning("heartbeat of %r arrived on %r: ignored", payload.site_id, msg.subject)
             return
         self.counters.heartbeats_received += 1
-        received = utc_now()
+        received = utcnow()
         try:
             async with self._rows_lock:
                 changed = await self._record_heartbeat(payload, received)
@@ -741,7 +740,7 @@ class FederationService:
             await self._persist_audit(message)
 
     async def _persist_alert(self, alert: FederatedAlert) -> None:
-        received = utc_now()
+        received = utcnow()
         details = dict(alert.details)
         details["federation"] = {
             "origin_site": alert.origin_site,
@@ -770,7 +769,7 @@ class FederationService:
             self.counters.alerts_received += 1
 
     async def _persist_iocs(self, share: IocShare) -> None:
-        now = utc_now()
+        now = utcnow()
         async with self._sessionmaker.begin() as session:
             for ioc in share.iocs:
                 key = dedup_key(share.origin_site, f"{ioc['type']}:{ioc['value']}")
@@ -805,7 +804,7 @@ class FederationService:
                     type=event.type,
                     data=event.data,
                     at=event.at,
-                    received_at=utc_now(),
+                    received_at=utcnow(),
                 )
             )
         self.counters.audit_received += 1
