@@ -41,6 +41,7 @@ from backend.federation.tables import RemoteAuditRow, SharedIocRow
 from backend.metrics import BackendMetrics
 from backend.settings import Settings
 from backend.store import Alert, Store
+from bench.perf.federation import KEEPALIVE_EXPIRY_S
 from bench.site import RunningBench
 
 pytestmark = pytest.mark.integration
@@ -474,6 +475,13 @@ def sites(bench_factory: Callable[..., RunningBench]) -> RunningBench:
     return bench_factory(["a", "b"], site_env={"a": dict(FAST), "b": dict(FAST)})
 
 
+def _http() -> httpx.AsyncClient:
+    """A client that drops idle connections before uvicorn's 5 s keep-alive close: a
+    connection left idle while the other site restarts would otherwise be reused just as
+    the server closes it ("Server disconnected without sending a response")."""
+    return httpx.AsyncClient(timeout=10, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S))
+
+
 async def _api_alerts(client: httpx.AsyncClient, base: str) -> list[dict[str, Any]]:
     response = await client.get(f"{base}/api/v1/alerts", params={"limit": 1000})
     response.raise_for_status()
@@ -484,7 +492,7 @@ async def _api_alerts(client: httpx.AsyncClient, base: str) -> list[dict[str, An
 
 async def test_backends_federate_through_the_rest_api(sites: RunningBench) -> None:
     a_api, b_api = sites.site("a").api, sites.site("b").api
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with _http() as client:
 
         async def link_healthy() -> bool:
             response = await client.get(f"{a_api}/api/v1/system/topology")
@@ -566,7 +574,7 @@ async def _all_arrive_once(
 
 async def test_backends_survive_a_partition(sites: RunningBench) -> None:
     a_api, b_api = sites.site("a").api, sites.site("b").api
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with _http() as client:
 
         async def status(wanted: str) -> bool:
             return await _api_link_status(client, a_api) == wanted
@@ -588,7 +596,7 @@ async def test_backends_survive_a_partition(sites: RunningBench) -> None:
 
 async def test_restarting_either_backend_loses_nothing(sites: RunningBench) -> None:
     a_api, b_api = sites.site("a").api, sites.site("b").api
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with _http() as client:
         # a crashes; b raises alerts meanwhile; a's durable consumer resumes after restart.
         await asyncio.to_thread(sites.stop_backend, "a", kill=True)
         try:
@@ -621,7 +629,7 @@ async def test_sites_find_each_other_without_waiting_a_heartbeat(
     # Default timing (15 s heartbeat): discovery must not wait for the second heartbeat.
     fresh = bench_factory(["a", "b"])
     a_api, b_api = fresh.site("a").api, fresh.site("b").api
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with _http() as client:
         alert_id = await _post_alert(client, b_api, title="right after start")
 
         async def arrived() -> bool:
