@@ -111,6 +111,8 @@ def test_certs_issue_writes_and_prints_both_paths(tmp_path: Path) -> None:
         (["certs", "issue", "door-03", "--variant", "stolen"], "Invalid value for '--variant'"),
         (["up", "--sites", "a,b,c"], "one or two sites"),
         (["up", "--sites", "A!"], "bad site id"),
+        (["up", "--db", "mysql"], "'mysql' is not one of 'sqlite', 'postgres'"),
+        (["up", "--provider", "k8s"], "'k8s' is not one of 'local', 'docker', 'external'"),
         (["up", "--provider", "external"], "needs --mqtt, --redis, --nats"),
         (["up", "--env", "NOT_AURORA=1"], "AURORA_NAME=VALUE"),
     ],
