@@ -150,12 +150,8 @@ class ScenarioItem(pytest.Item):
         bench: RunningBench = pool.acquire(self.loaded.scenario)
         result = _in_own_loop(lambda: run_scenario(self.loaded, bench))
         self.result = result
-        for step in result.steps:
-            for expectation in step.expectations:
-                if expectation.latency_s is not None:
-                    self.user_properties.append(
-                        (f"{step.name}: {expectation.description}", f"{expectation.latency_s:.6f}")
-                    )
+        # The same properties as `aurora-bench run --junit` writes.
+        self.user_properties.extend((name, f"{value:.6f}") for name, value in result.latencies())
         if not result.passed:
             self.config.stash[_FAILED] = True
             raise ScenarioFailed(result, bench.state_dir)

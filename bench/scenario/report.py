@@ -63,15 +63,8 @@ def junit_xml(results: Sequence[ScenarioResult], suite: str = "aurora-bench scen
             node = ET.SubElement(case, "failure", message=f"{step.name}: {message}"[:200])
             node.text = failure_text(result)
         properties = ET.SubElement(case, "properties")
-        for step in result.steps:
-            for expectation in step.expectations:
-                if expectation.latency_s is not None:
-                    ET.SubElement(
-                        properties,
-                        "property",
-                        name=f"{step.name}: {expectation.description}",
-                        value=f"{expectation.latency_s:.6f}",
-                    )
+        for name, latency_s in result.latencies():
+            ET.SubElement(properties, "property", name=name, value=f"{latency_s:.6f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
 
@@ -131,10 +124,7 @@ def _scenario_html(index: int, result: ScenarioResult) -> str:
     ]
     if not result.passed:
         out.append(f"<pre>{e(failure_text(result))}</pre>")
-    latencies = [
-        x.latency_s for s in result.steps for x in s.expectations if x.latency_s is not None
-    ]
-    scale = max([*latencies, 0.001])
+    scale = max([0.001, *(latency_s for _, latency_s in result.latencies())])
     out.append(
         "<table><tr><th>at</th><th>step</th><th>action</th><th>action time</th>"
         "<th>expectation</th><th>result</th><th>latency</th><th></th></tr>"

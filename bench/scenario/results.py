@@ -101,6 +101,15 @@ class ScenarioResult:
             found.extend((step, e) for e in step.expectations if not e.passed)
         return found
 
+    def latencies(self) -> list[tuple[str, float]]:
+        """``("<step>: <expectation>", seconds)`` for every expectation that timed a latency."""
+        return [
+            (f"{step.name}: {e.description}", e.latency_s)
+            for step in self.steps
+            for e in step.expectations
+            if e.latency_s is not None
+        ]
+
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict."""
         return {

@@ -109,6 +109,13 @@ def test_reports(tmp_path: Path) -> None:
     assert root.get("tests") == "2" and root.get("failures") == "1"
     failure = root.findall("testcase")[1].find("failure")
     assert failure is not None and "no command at all" in (failure.text or "")
+    # Each timed expectation is a JUnit property, "<step>: <expectation>" = seconds.
+    [timed] = root.findall("testcase")[0].iter("property")
+    assert (
+        timed.get("name") == "granted swipe <b>: a `unlock` command received by door-02 within 1s"
+    )
+    assert timed.get("value") == "0.050000"
+    assert list(root.findall("testcase")[1].iter("property")) == []
     for name in ("r.json", "r.html", "r.xml"):
         assert write_report(tmp_path / name, results).stat().st_size > 0
     assert json.loads((tmp_path / "r.json").read_text())["passed"] is False
