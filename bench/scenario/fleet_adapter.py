@@ -16,15 +16,14 @@ import asyncio
 import contextlib
 from typing import Any, Protocol
 
-from pydantic import TypeAdapter
-
 from bench.errors import BenchError
+from bench.scenario.loader import node_group
 from bench.scenario.schema import NodeSpec, Scenario
 from bench.scenario.timeline import EventKind, Timeline
 from bench.site import RunningBench
 from simulators.boards import BOARDS, DoorNode
 from simulators.fleet import Fleet
-from simulators.fleetspec import FleetSpec, Group
+from simulators.fleetspec import FleetSpec
 from simulators.identity import DeviceIdentity
 from simulators.mqtt_link import MqttLink
 from simulators.node import Fault, Node
@@ -32,7 +31,6 @@ from simulators.outbox import QueueOutbox
 from simulators.runtime import Backoff, NodeRunner
 
 LOCK_SAMPLE_S = 0.005
-_GROUP = TypeAdapter(Group)
 
 
 class ScenarioFleet(Protocol):
@@ -45,13 +43,6 @@ class ScenarioFleet(Protocol):
     def fault(self, device_id: str, kind: str, params: dict[str, Any]) -> None: ...
     async def prepare_attestation(self, device_id: str, respond: str) -> None: ...
     async def aclose(self) -> None: ...
-
-
-def _group(node: NodeSpec) -> Any:
-    raw: dict[str, Any] = {"board": node.board, "id_pattern": "scenario-{n}", **node.options}
-    if node.firmware_version is not None:
-        raw["firmware_version"] = node.firmware_version
-    return _GROUP.validate_python(raw)
 
 
 class SimulatedFleet:
@@ -79,7 +70,7 @@ class SimulatedFleet:
     def _add(self, spec: NodeSpec, site: str) -> None:
         pair = self._bench.pki.device(spec.id)
         identity = DeviceIdentity.from_files(spec.id, pair.cert, pair.key)
-        config = _group(spec).node_config()
+        config = node_group(spec).node_config()
         node = BOARDS[spec.board](
             self._fleet.env, spec.id, QueueOutbox(), config=config, identity=identity
         )

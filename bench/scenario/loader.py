@@ -8,13 +8,14 @@ the bad key, for an unknown key). Nothing here raises anything but
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from bench.errors import ScenarioError
 from bench.scenario.schema import NodeSpec, Scenario
@@ -306,17 +307,28 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
     return problems
 
 
-def node_options_problem(node: NodeSpec) -> str | None:
-    """Why ``node.options`` do not fit its board's model (the fleet spec's), or None."""
-    from pydantic import TypeAdapter
+@functools.cache
+def _group_adapter() -> TypeAdapter[Any]:
+    from simulators.fleetspec import Group  # only when a scenario has a fleet
 
-    from simulators.fleetspec import Group
+    return TypeAdapter(Group)
 
+
+def node_group(node: NodeSpec) -> Any:
+    """The fleet spec's group for ``node`` (its board's config model checks ``options``).
+
+    Raises pydantic's ``ValidationError`` when the options do not fit the board.
+    """
     raw: dict[str, Any] = {"board": node.board, "id_pattern": "scenario-{n}", **node.options}
     if node.firmware_version is not None:
         raw["firmware_version"] = node.firmware_version
+    return _group_adapter().validate_python(raw)
+
+
+def node_options_problem(node: NodeSpec) -> str | None:
+    """Why ``node.options`` do not fit its board's model (the fleet spec's), or None."""
     try:
-        TypeAdapter(Group).validate_python(raw)
+        node_group(node)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"][1:])
