@@ -209,6 +209,16 @@ def _revoke(api: str, grant_id: str) -> None:
     httpx.delete(f"{api}/api/v1/cps/access/grants/{grant_id}", timeout=10.0)
 
 
+def _samples_under_load(ctx: PerfContext, door: Door, rate: float, samples: int) -> list[float]:
+    """``samples`` round trips while telemetry runs at ``rate`` msg/s."""
+    with TelemetryLoad(ctx, rate) as load:
+        time.sleep(1.0)  # let the load reach its rate before sampling
+        taken = door.samples(samples)
+    if load.error is not None:
+        raise MeasurementError(f"telemetry load failed: {load.error}")
+    return taken
+
+
 def measure_sync(
     ctx: PerfContext, samples: int, load_rate: float, goal_rate: float | None = None
 ) -> list[Figure]:
@@ -221,21 +231,13 @@ def measure_sync(
             ctx.progress(f"unlock idle: {samples} round trips")
             idle = door.samples(samples)
             ctx.progress(f"unlock under {load_rate:g} msg/s telemetry: {samples} round trips")
-            with TelemetryLoad(ctx, load_rate) as load:
-                time.sleep(1.0)  # let the load reach its rate before sampling
-                loaded = door.samples(samples)
-            if load.error is not None:
-                raise MeasurementError(f"telemetry load failed: {load.error}")
+            loaded = _samples_under_load(ctx, door, load_rate, samples)
             goal: list[float] = []
             if goal_rate is not None and goal_rate > load_rate:
                 # The issue's goal names 5,000 msg/s; on a machine where that is more than a
                 # quarter of the burst ingest, queueing shows in this figure (said in its note).
                 ctx.progress(f"unlock under {goal_rate:g} msg/s (goal rate): {samples} round trips")
-                with TelemetryLoad(ctx, goal_rate) as load:
-                    time.sleep(1.0)
-                    goal = door.samples(samples)
-                if load.error is not None:
-                    raise MeasurementError(f"telemetry load failed: {load.error}")
+                goal = _samples_under_load(ctx, door, goal_rate, samples)
     finally:
         _revoke(api, grant)
     idle_p50, idle_p99 = percentile_of(idle, 0.5), percentile_of(idle, 0.99)
