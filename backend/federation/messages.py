@@ -20,9 +20,16 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from backend.contract import Severity
 from backend.federation.errors import FederationMessageError
@@ -217,6 +224,10 @@ def normalize_iocs(raw: object) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- payloads
 
 
+#: Indicators as they travel: whatever a peer sends, in :func:`normalize_iocs`' shape.
+Iocs = Annotated[list[dict[str, str]], BeforeValidator(normalize_iocs)]
+
+
 class _Wire(BaseModel):
     # extra="ignore": a newer peer may add fields; an older one must still be understood.
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -253,15 +264,10 @@ class FederatedAlert(_Wire):
     title: str = Field(max_length=256)
     description: str = Field("", max_length=4096)
     device_id: str | None = Field(None, max_length=64)
-    iocs: list[dict[str, str]] = Field(default_factory=list)
+    iocs: Iocs = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     federated_at: datetime
-
-    @field_validator("iocs", mode="before")
-    @classmethod
-    def _normalize(cls, value: object) -> list[dict[str, str]]:
-        return normalize_iocs(value)
 
     @property
     def dedup_key(self) -> str:
@@ -285,14 +291,9 @@ class IocShare(_Wire):
     kind: Literal["ioc_share"] = "ioc_share"
     origin_site: str = Field(pattern=_SITE_ID)
     share_id: str = Field(min_length=1, max_length=128)
-    iocs: list[dict[str, str]]
+    iocs: Iocs
     context: str = Field("", max_length=512)
     shared_at: datetime
-
-    @field_validator("iocs", mode="before")
-    @classmethod
-    def _normalize(cls, value: object) -> list[dict[str, str]]:
-        return normalize_iocs(value)
 
     @property
     def msg_id(self) -> str:
