@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 
+from backend.bus import TELEMETRY_STREAM
 from backend.contract import MessageKind, TelemetryMessage, encode, topic_for
 from bench.load.clients import MeasurementError, Publisher, Subscriber
 from bench.load.profiles import PROFILES, DeviceTraffic
@@ -39,7 +40,6 @@ from bench.perf.figures import Figure
 from bench.perf.runner import PerfContext
 from bench.pki import CertPair
 
-TELEMETRY_STREAM = "aurora:cps:telemetry"
 BASELINE_TOPIC = "aurora/perf/baseline"
 #: Candidate "moderate" rates, highest first; the figure name states the one used.
 MODERATE_RATES = (5_000.0, 2_000.0, 1_000.0, 500.0, 200.0, 100.0, 50.0)
