@@ -7,7 +7,6 @@ Models are strict: unknown fields, wrong types, NaN/Infinity and payloads over
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -234,8 +233,3 @@ def encode(message: BaseModel) -> bytes:
 def now_rfc3339() -> str:
     """The current UTC time as RFC 3339 with a ``Z`` suffix."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def is_finite(value: float) -> bool:
-    """True for a real number (used by models that take floats from other sources)."""
-    return math.isfinite(value)
