@@ -40,7 +40,8 @@ def no_delay(client: Any, userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _tls(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+    """Client TLS context: trust the bench CA ``ca``, present ``cert``/``key``."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
     context.load_cert_chain(str(cert), str(key))
     return context
@@ -54,7 +55,7 @@ class _Client:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
-        self.client.tls_set_context(_tls(ca, cert, key))
+        self.client.tls_set_context(client_tls_context(ca, cert, key))
         self.client.on_socket_open = no_delay
         self.client.on_connect = self._on_connect
         self._connected = threading.Event()

@@ -42,7 +42,7 @@ from paho.mqtt.properties import Properties
 from backend.bus import AUDIT_STREAM, TELEMETRY_STREAM
 from backend.contract import CommandMessage, CommandVerb, MessageKind, decode_payload, topic_for
 from bench.benchfile import read_bench_file
-from bench.load.clients import no_delay
+from bench.load.clients import client_tls_context, no_delay
 from bench.load.ledger import Ledger
 from bench.load.profiles import PROFILES, BoardProfile, DeviceTraffic, parse_board_mix
 from bench.load.summary import CONNECTION_EVENTS, LoadCounters, summarize
@@ -349,9 +349,7 @@ class DeviceUser(User):
             CallbackAPIVersion.VERSION2, client_id=self.device_id, protocol=mqtt.MQTTv5
         )
         pair = self.load.pki.device(self.device_id)
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.load.ca))
-        context.load_cert_chain(str(pair.cert), str(pair.key))
-        client.tls_set_context(context)
+        client.tls_set_context(client_tls_context(self.load.ca, pair.cert, pair.key))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
