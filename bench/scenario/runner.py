@@ -62,6 +62,7 @@ from bench.scenario.schema import (
 from bench.scenario.select import compile_selection, names_of
 from bench.scenario.timeline import Event, EventKind, Timeline
 from bench.site import BenchOptions, RunningBench, start_bench
+from simulators.mqtt_link import device_tls_context
 
 #: How often pending expectations are re-evaluated while the timeline grows.
 EVALUATE_EVERY_S = 0.02
@@ -363,11 +364,8 @@ class _Run:
     async def _publish_as(
         self, site: str, device: str, topic: str, payload: bytes, qos: int
     ) -> None:
-        import ssl
-
         pair = self.bench.pki.device(device)
-        context = ssl.create_default_context(cafile=str(self.bench.pki.ca_cert))
-        context.load_cert_chain(str(pair.cert), str(pair.key))
+        context = device_tls_context(self.bench.pki.ca_cert, pair.cert, pair.key)
         endpoint = self.bench.info.site(site).mqtt
         async with aiomqtt.Client(
             endpoint.host,
