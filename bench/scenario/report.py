@@ -194,20 +194,18 @@ def write_report(path: Path | str, results: Sequence[ScenarioResult]) -> Path:
             f"cannot tell the report format of {path}: use a name ending in "
             f"{', '.join(REPORT_SUFFIXES)}"
         )
+    return _write(path, text)
+
+
+def write_junit(path: Path | str, results: Sequence[ScenarioResult]) -> Path:
+    """Write JUnit XML to ``path`` whatever its suffix."""
+    return _write(Path(path), junit_xml(results))
+
+
+def _write(path: Path, text: str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as error:
         raise BenchError(f"cannot write the report {path}: {error.strerror}") from None
-    return path
-
-
-def write_junit(path: Path | str, results: Sequence[ScenarioResult]) -> Path:
-    """Write JUnit XML to ``path`` whatever its suffix."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(junit_xml(results), encoding="utf-8")
-    except OSError as error:
-        raise BenchError(f"cannot write {path}: {error.strerror}") from None
     return path

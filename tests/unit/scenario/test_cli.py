@@ -4,11 +4,13 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
+from bench.errors import BenchError
 from bench.scenario.expectations import Verdict
-from bench.scenario.report import html_report, junit_xml, to_json, write_report
+from bench.scenario.report import html_report, junit_xml, to_json, write_junit, write_report
 from bench.scenario.results import ExpectationResult, ScenarioResult, StepResult, failure_text
 from bench.scenario.select import SelectionError, compile_selection
 from bench.scenario.timeline import Event, EventKind
@@ -119,6 +121,14 @@ def test_reports(tmp_path: Path) -> None:
     for name in ("r.json", "r.html", "r.xml"):
         assert write_report(tmp_path / name, results).stat().st_size > 0
     assert json.loads((tmp_path / "r.json").read_text())["passed"] is False
+
+
+def test_an_unwritable_report_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for write in (write_report, write_junit):
+        with pytest.raises(BenchError, match=r"cannot write the report .*a-file/r\.json"):
+            write(blocker / "r.json", [_result(True)])
 
 
 def test_report_with_unknown_suffix_is_a_clear_error(tmp_path: Path) -> None:
