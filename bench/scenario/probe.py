@@ -166,15 +166,15 @@ class Probe:
         site: SiteInfo,
         ready: asyncio.Event,
     ) -> None:
-        down_since: float | None = None
+        down = False  # one NOTE per outage, not one per retry
         while not self._stopping.is_set():
             try:
                 await source(site_id, site, ready)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                if down_since is None:
-                    down_since = self._timeline.clock()
+                if not down:
+                    down = True
                     self._timeline.record(
                         EventKind.NOTE,
                         "probe",
@@ -182,7 +182,7 @@ class Probe:
                         text=f"probe lost {name}: {type(error).__name__}: {error}"[:200],
                     )
             else:
-                down_since = None
+                down = False
             await asyncio.sleep(RETRY_S)
 
     # ------------------------------------------------------------ MQTT
