@@ -102,35 +102,30 @@ class ClockBridge:
                         self._wake.clear()
                         await self._wake.wait()
                         continue
-                    self.env.step()
-                    self.steps += 1
-                    batch += 1
-                    if batch >= _BATCH:
+                else:
+                    now = self.sim_now()
+                    if now >= end and due > end:
+                        self._advance_to(end)
+                        return
+                    if due > now:
                         batch = 0
-                        await asyncio.sleep(0)
-                    continue
-                now = self.sim_now()
-                if now >= end and due > end:
-                    self._advance_to(end)
-                    return
-                if due <= now:
-                    self.env.step()
-                    self.steps += 1
-                    batch += 1
-                    if batch >= _BATCH:
-                        batch = 0
-                        await asyncio.sleep(0)
-                    continue
-                batch = 0
-                wait_s = (min(due, end) - now) / self.speed
-                self._wake.clear()
-                if self._pending:
-                    continue
-                try:
-                    async with asyncio.timeout(wait_s if math.isfinite(wait_s) else None):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
+                        wait_s = (min(due, end) - now) / self.speed
+                        self._wake.clear()
+                        if self._pending:
+                            continue
+                        try:
+                            async with asyncio.timeout(wait_s if math.isfinite(wait_s) else None):
+                                await self._wake.wait()
+                        except TimeoutError:
+                            pass
+                        continue
+                # The next event is due: step, yielding to the loop after every batch.
+                self.env.step()
+                self.steps += 1
+                batch += 1
+                if batch >= _BATCH:
+                    batch = 0
+                    await asyncio.sleep(0)
         finally:
             self._running = False
             self._t0_wall = None
