@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import simpy
 import yaml
@@ -108,9 +108,10 @@ class AccessGroup(_Group):
     board: Literal["stm32f401-access"]
     badge_uids: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{8,20}$")]] = []
     swipes_per_h: Annotated[float, Field(ge=0)] = 0.0
+    config_type: ClassVar[type[AccessConfig]] = AccessConfig
 
     def node_config(self) -> NodeConfig:
-        return AccessConfig(
+        return self.config_type(
             **self.common(), badge_uids=tuple(self.badge_uids), swipes_per_h=self.swipes_per_h
         )
 
@@ -119,11 +120,7 @@ class DoorGroup(AccessGroup):
     """STM32F401 doors."""
 
     board: Literal["stm32f401-door"]  # type: ignore[assignment]
-
-    def node_config(self) -> NodeConfig:
-        return DoorConfig(
-            **self.common(), badge_uids=tuple(self.badge_uids), swipes_per_h=self.swipes_per_h
-        )
+    config_type = DoorConfig
 
 
 class SentinelGroup(_Group):
