@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bench.errors import BenchFileError
@@ -43,6 +45,17 @@ class SiteInfo(BaseModel):
     redis: str
     nats: str
     database: str
+    #: Bearer token for the site's REST API (``None`` while the API runs without auth).
+    api_token: str | None = None
+
+    def api_headers(self) -> dict[str, str]:
+        """Headers every REST call to this site carries (the bearer token when there is one)."""
+        return {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+
+    def api_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An async HTTP client for this site's API, authenticated when the site wants it."""
+        headers = {**self.api_headers(), **kwargs.pop("headers", {})}
+        return httpx.AsyncClient(base_url=self.api, headers=headers, **kwargs)
 
 
 class BenchInfo(BaseModel):
