@@ -7,12 +7,16 @@ brokers, ``/healthz`` for the backend, ``pg_isready`` for PostgreSQL). Every chi
 * gets ``PR_SET_PDEATHSIG`` = SIGKILL, so even a SIGKILLed bench leaves no server behind;
 * writes stdout and stderr to its log file, whose tail a failed start shows.
 
-mirakuru's own ``atexit`` hook kills any child still marked with this process's id, which
-covers an interpreter exit that skipped :meth:`Service.stop`.
+An interpreter exit that skipped :meth:`Service.stop` kills the children still running
+(:func:`_kill_leftovers`). mirakuru's own ``atexit`` hook is unregistered: it kills every
+process whose ``mirakuru_uuid`` *contains* this pid as a substring, so any short-lived
+Python process that imported mirakuru (a CLI call, a test) could SIGKILL another bench's
+servers on exit (seen: a Sentinel node of a neighbouring bench died that way).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -23,11 +27,13 @@ import signal
 import socket
 import subprocess
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import mirakuru.base
 from mirakuru import Executor, SimpleExecutor
 from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
 
@@ -159,6 +165,18 @@ class ServiceSpec:
     drop_env_prefix: str | None = None
 
 
+#: Services whose child may still run (killed at interpreter exit; see the module doc).
+_LIVE: weakref.WeakSet[Service] = weakref.WeakSet()
+atexit.unregister(mirakuru.base.cleanup_subprocesses)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for service in list(_LIVE):
+        with contextlib.suppress(Exception):
+            service.kill()
+
+
 def _child_setup(nofile: int | None) -> Callable[[], None]:
     """The pre-exec hook: own session, die with the parent, optional file limit."""
     # The kernel fires PDEATHSIG when the *thread* that forked exits, so it is only safe
@@ -278,6 +296,7 @@ class Service:
             if executor.pre_start_check():
                 raise AlreadyRunning(executor)
             SimpleExecutor.start(executor)
+        _LIVE.add(self)
 
     def wait_ready(self) -> None:
         """Wait until the launched server is ready (``spec.start_timeout_s`` from launch)."""
