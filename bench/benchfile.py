@@ -6,7 +6,16 @@ Schema (stable; users' scripts read it)::
      "sites": {"a": {"site_id": "a", "api": "http://127.0.0.1:PORT",
                      "mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
                      "redis": "redis://127.0.0.1:PORT/0", "nats": "nats://127.0.0.1:PORT",
-                     "database": "<url>"}}}
+                     "database": "<url>"}},
+     "sentinel": {   (only with `aurora-bench up --sentinel`)
+         "nodes": [{"region": "us-east", "nats": "tls://127.0.0.1:PORT",
+                    "mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
+                    "websocket": "wss://127.0.0.1:PORT/mqtt",
+                    "monitor": "http://127.0.0.1:PORT", "pid": N}, ...],
+         "origin": {"site": "a", "mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
+                    "publisher_cert": ".../pki/services/sentinel-alert-publisher.crt",
+                    "publisher_key": ".../pki/services/sentinel-alert-publisher.key"},
+         "stream": "MQTT_ALERTS"}}
 """
 
 from __future__ import annotations
@@ -58,6 +67,48 @@ class SiteInfo(BaseModel):
         return httpx.AsyncClient(base_url=self.api, headers=headers, **kwargs)
 
 
+class SentinelNodeInfo(BaseModel):
+    """One Sentinel node (one per seed region)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    region: str
+    nats: str
+    mqtt: MqttEndpoint
+    websocket: str
+    monitor: str
+    pid: int | None = None
+
+
+class SentinelOrigin(BaseModel):
+    """The customer origin: the site Mosquitto whose bridge feeds the Sentinel."""
+
+    model_config = ConfigDict(frozen=True)
+
+    site: str
+    mqtt: MqttEndpoint
+    publisher_cert: str
+    publisher_key: str
+
+
+class SentinelInfo(BaseModel):
+    """The ``sentinel`` section of bench.json (present with ``aurora-bench up --sentinel``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nodes: list[SentinelNodeInfo]
+    origin: SentinelOrigin
+    stream: str = "MQTT_ALERTS"
+
+    def node(self, region: str) -> SentinelNodeInfo:
+        """The node of ``region`` (clear error naming the regions)."""
+        for node in self.nodes:
+            if node.region == region:
+                return node
+        known = ", ".join(node.region for node in self.nodes)
+        raise BenchFileError(f"no Sentinel node in region {region!r} (regions: {known})")
+
+
 class BenchInfo(BaseModel):
     """The whole of bench.json."""
 
@@ -66,6 +117,7 @@ class BenchInfo(BaseModel):
     state_dir: str
     ca: str
     sites: dict[str, SiteInfo]
+    sentinel: SentinelInfo | None = None
 
     def site(self, site_id: str) -> SiteInfo:
         """The named site, or a clear error listing the ones that exist."""
@@ -82,7 +134,9 @@ def write_bench_file(info: BenchInfo) -> Path:
     """Write bench.json atomically (a reader never sees half a file)."""
     path = Path(info.state_dir) / BENCH_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(info.model_dump_json(indent=2) + "\n")
+    # No "sentinel" key unless one runs: scripts written before it see the same file.
+    exclude = {"sentinel"} if info.sentinel is None else None
+    tmp.write_text(info.model_dump_json(indent=2, exclude=exclude) + "\n")
     tmp.replace(path)
     return path
 

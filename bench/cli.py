@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "virtual-board": ("bench.cmd_hardware", "virtual_board", "A simulated board on a PTY."),
     "conformance": ("bench.cmd_hardware", "conformance", "Check a board's frames."),
     "load": ("bench.cmd_load", "load", "Load a site with locust."),
+    "sentinel": ("bench.cmd_sentinel", "sentinel", "Sentinel clients, watch, capacity plan."),
 }
 
 

@@ -88,6 +88,23 @@ def status_table(bench: RunningBench) -> Table:
     return table
 
 
+def sentinel_table(bench: RunningBench) -> Table:
+    """The Sentinel's endpoints: one row per region."""
+    info = bench.info.sentinel
+    table = Table(title="Sentinel (seed 003): three-region NATS cluster")
+    for column in ("region", "nats (TLS)", "mqtt (TLS)", "websocket", "monitor"):
+        table.add_column(column, overflow="fold")
+    for node in info.nodes if info else []:
+        table.add_row(
+            node.region,
+            node.nats,
+            f"mqtts://{node.mqtt.host}:{node.mqtt.port}",
+            node.websocket,
+            node.monitor,
+        )
+    return table
+
+
 @click.command(name="up")
 @click.option("--sites", default="a", show_default=True, help="One or two site ids: a or a,b.")
 @click.option(
@@ -116,6 +133,11 @@ def status_table(bench: RunningBench) -> Table:
     help="Extra backend setting, SITE:AURORA_NAME=VALUE or AURORA_NAME=VALUE (repeatable).",
 )
 @click.option("--no-backend", is_flag=True, help="Start the services only.")
+@click.option(
+    "--sentinel",
+    is_flag=True,
+    help="Also start the Sentinel (seed 003): a three-region NATS cluster fed by site 1.",
+)
 def up(
     *,
     sites: str,
@@ -128,6 +150,7 @@ def up(
     database_url: str | None,
     env: tuple[str, ...],
     no_backend: bool,
+    sentinel: bool,
 ) -> None:
     """Start services and backends for one or two sites; Ctrl-C or SIGTERM stops them."""
     site_ids = parse_sites(sites)
@@ -153,6 +176,7 @@ def up(
         site_env=parse_site_env(env, site_ids),
         external=external,
         backend=not no_backend,
+        sentinel=sentinel,
     )
     console = Console()
     closing = False
@@ -173,6 +197,8 @@ def up(
         with console.status("starting services and backends..."):
             bench = start_bench(options)
         console.print(status_table(bench))
+        if bench.sentinel is not None:
+            console.print(sentinel_table(bench))
         console.print(
             f"state dir {bench.state_dir} (bench.json: {bench.state_dir / BENCH_FILE}, "
             f"CA: {bench.pki.ca_cert}); up in {time.monotonic() - began:.1f} s "

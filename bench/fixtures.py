@@ -72,8 +72,10 @@ class BenchFactory:
         site_env: dict[str, dict[str, str]] | None = None,
         backend: bool = True,
         db: str | None = None,
+        sentinel: bool = False,
     ) -> RunningBench:
-        """Start a bench (services + backends unless ``backend=False``) and track it."""
+        """Start a bench (services + backends unless ``backend=False``; the Sentinel
+        cluster with ``sentinel=True``) and track it."""
         state_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=self._base))
         bench = start_bench(
             BenchOptions(
@@ -82,6 +84,7 @@ class BenchFactory:
                 db=db or database_for_tests(),
                 site_env=dict(site_env or {}),
                 backend=backend,
+                sentinel=sentinel,
             )
         )
         with self._lock:

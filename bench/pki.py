@@ -163,10 +163,13 @@ def _issue(
     not_before: dt.datetime,
     not_after: dt.datetime,
     serial: int | None = None,
+    peer: bool = False,
 ) -> tuple[bytes, bytes]:
-    """A leaf certificate and key (PEM) signed by ``authority``."""
+    """A leaf certificate and key (PEM) signed by ``authority``; a ``peer`` server cert may
+    also authenticate as a client (NATS cluster routes verify both ends)."""
     key = ec.generate_private_key(ec.SECP256R1())
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    usages = [usage, ExtendedKeyUsageOID.CLIENT_AUTH] if peer and server else [usage]
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
@@ -190,7 +193,7 @@ def _issue(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()),
             critical=False,
@@ -267,6 +270,11 @@ class Pki:
         """Server cert for a broker (``name`` e.g. ``mosquitto-a``), SAN 127.0.0.1/::1/localhost."""
         return self._pair("servers", _checked_name(name), server=True)
 
+    def peer(self, name: str) -> CertPair:
+        """Server cert that is also a client cert (serverAuth + clientAuth), e.g. a NATS
+        cluster node whose routes verify both ends; SANs as :meth:`server`."""
+        return self._pair("peers", _checked_name(name), server=True, peer=True)
+
     def service(self, name: str) -> CertPair:
         """Client cert with CN = ``name`` (e.g. ``aurora-backend-a``, ``bench-probe``)."""
         return self._pair("services", _checked_name(name), server=False)
@@ -338,6 +346,7 @@ class Pki:
         not_before: dt.datetime | None = None,
         not_after: dt.datetime | None = None,
         revoked: bool = False,
+        peer: bool = False,
     ) -> CertPair:
         directory = self.root / folder
         pair = CertPair(directory / f"{common_name}.crt", directory / f"{common_name}.key")
@@ -367,6 +376,7 @@ class Pki:
                 not_before=not_before or now - CLOCK_SKEW,
                 not_after=not_after or now + LEAF_VALIDITY,
                 serial=serial,
+                peer=peer,
             )
             _atomic_write(pair.key, key_pem, 0o600)
             _atomic_write(pair.cert, cert_pem, 0o644)

@@ -43,6 +43,7 @@ from bench.services.local import (
     redis_service,
 )
 from bench.services.process import Service, ServiceSpec, free_port, tcp_accepts
+from bench.services.sentinel import SentinelCluster, SiteLink
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DATABASES = ("sqlite", "postgres")
@@ -77,6 +78,8 @@ class BenchOptions:
     site_env: dict[str, dict[str, str]] = field(default_factory=dict)
     external: dict[str, ExternalEndpoints] = field(default_factory=dict)
     backend: bool = True
+    #: Also start the Sentinel cluster (seed 003), fed by the first site's Mosquitto.
+    sentinel: bool = False
 
     def validate(self) -> None:
         """Raise BenchError with what to change when the options cannot work."""
@@ -95,6 +98,8 @@ class BenchOptions:
             raise BenchError(
                 f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDERS)}"
             )
+        if self.sentinel and self.provider != "local":
+            raise BenchError("--sentinel runs with the local provider only")
         if self.provider == "external":
             missing = [site for site in self.sites if site not in self.external]
             if missing:
@@ -140,6 +145,8 @@ class RunningBench:
         self._sites: dict[str, _Site] = {}
         self._postgres: PostgresCluster | None = None
         self._docker: DockerServices | None = None
+        #: The Sentinel cluster when started with ``sentinel=True``.
+        self.sentinel: SentinelCluster | None = None
         self._info: BenchInfo | None = None
         self._lock = threading.RLock()
         self._closed = False
@@ -157,6 +164,7 @@ class RunningBench:
                 state_dir=str(self.state_dir),
                 ca=str(self.pki.ca_cert),
                 sites={site_id: self._site_info(site) for site_id, site in self._sites.items()},
+                sentinel=self.sentinel.info() if self.sentinel and self.sentinel.site else None,
             )
         return self._info
 
@@ -273,6 +281,8 @@ class RunningBench:
             for site in reversed(sites):
                 if site.backend is not None:
                     _collect(errors, site.backend.stop)
+            if self.sentinel is not None:
+                _collect(errors, self.sentinel.stop)
             for site in reversed(sites):
                 for service in reversed(list(site.services.values())):
                     _collect(errors, service.stop)
@@ -344,6 +354,8 @@ class RunningBench:
         if options.provider == "docker":
             self._docker = DockerServices(self.state_dir, self.pki)
         hub_leaf_port: int | None = None
+        if options.sentinel:
+            self.sentinel = SentinelCluster(self.state_dir, self.pki)
         for index, site_id in enumerate(options.sites):
             directory = self.state_dir / site_id
             directory.mkdir(parents=True, exist_ok=True)
@@ -399,6 +411,12 @@ class RunningBench:
                 leaf_remote_port=hub_leaf_port if index > 0 else None,
             )
             site.services["mosquitto"] = mosquitto_service(directory, self.pki, site_id, mqtt_port)
+            if self.sentinel is not None and index == 0:
+                # The first site is the seed's customer origin (its Mosquitto bridges out).
+                mosquitto_dir = directory / "mosquitto"
+                self.sentinel.attach_origin(
+                    mosquitto_dir / "mosquitto.conf", mosquitto_dir / "acl", site_id
+                )
         # Launch every server, then wait for each: they come up side by side.
         local = [service for site in self._sites.values() for service in site.services.values()]
         for service in local:
@@ -406,6 +424,17 @@ class RunningBench:
         for service in local:
             service.wait_ready()
         self.pki.service(PROBE_IDENTITY)
+        if self.sentinel is not None:
+            origin = next(iter(self._sites.values()))
+            self.sentinel.start(
+                SiteLink(
+                    site_id=origin.site_id,
+                    database_url=origin.database_url,
+                    redis_url=origin.redis_url,
+                    mqtt_host=origin.mqtt_host,
+                    mqtt_port=origin.mqtt_port,
+                )
+            )
         services_up = time.monotonic()
         self.startup_s["services"] = services_up - began
         if options.backend:

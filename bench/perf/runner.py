@@ -96,6 +96,9 @@ class PerfConfig:
         certificate issuing (up to ~7 ms a device when not issued before on this state
         directory), TLS contexts, a hold and the closing of every connection.
         """
+        if name == "sentinel":
+            # Four parts (auth, idle, fan-out ramp of 150 s, failover with catch-up).
+            return self.measurement_timeout_s + 420.0
         if name != "devices":
             return self.measurement_timeout_s
         per_device_s = 0.007 + 0.003 + 0.005  # issue + context + close, worst seen
@@ -134,6 +137,8 @@ class Measurement:
     name: str
     module: str
     sites: int = 1
+    #: Needs the Sentinel cluster (``up --sentinel``).
+    sentinel: bool = False
 
 
 MEASUREMENTS: tuple[Measurement, ...] = (
@@ -141,6 +146,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("unlock", "bench.perf.unlock"),
     Measurement("devices", "bench.perf.devices"),
     Measurement("federation", "bench.perf.federation", sites=2),
+    Measurement("sentinel", "bench.perf.sentinel", sentinel=True),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]
@@ -281,7 +287,8 @@ def run(
     sites = ["a", "b"] if any(m.sites > 1 for m, _ in measurements) else ["a"]
     print(f"starting a bench with site(s) {', '.join(sites)} in {state_dir}", file=sys.stderr)
     fresh_site_state(state_dir, sites)
-    with start_bench(BenchOptions(sites=sites, state_dir=state_dir)) as bench:
+    sentinel = any(m.sentinel for m, _ in measurements)
+    with start_bench(BenchOptions(sites=sites, state_dir=state_dir, sentinel=sentinel)) as bench:
         figures, failures = asyncio.run(run_measurements(bench, config, measurements))
     write_results(figures, results, replace=not selected)
     return figures, failures

@@ -1,0 +1,161 @@
+"""``python -m backend.sentinel callout|worker``: one Sentinel process (settings from env).
+
+* ``callout`` answers ``$SYS.REQ.USER.AUTH`` from the Auth DB (queue group: run two);
+* ``worker`` moves ingress to ``MQTT_ALERTS`` through the inspection stages (scale out).
+
+SIGTERM and Ctrl-C stop it cleanly; a missing setting or dependency ends it with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+import nats
+import redis.asyncio as aioredis
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from prometheus_client import start_http_server
+
+from backend.sentinel.audit import Auditor, AuthMetrics
+from backend.sentinel.authdb import AuthDb, DecisionCache
+from backend.sentinel.callout import CalloutHandler, serve
+from backend.sentinel.naming import CALLOUT_QUEUE, CALLOUT_SUBJECT
+from backend.sentinel.settings import SentinelSettings
+from backend.sentinel.worker import IngressWorker, WorkerMetrics, ensure_streams
+
+log = logging.getLogger("backend.sentinel")
+
+
+async def connect(settings: SentinelSettings, name: str) -> Client:
+    """A NATS connection to every node (TLS, service user), reconnecting forever."""
+
+    async def on_error(error: Exception) -> None:
+        log.warning("nats: %s", error)
+
+    async def on_disconnect() -> None:
+        log.warning("nats: disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats: reconnected to %s", nc.connected_url)
+
+    nc: Client = await nats.connect(
+        servers=settings.nats_urls,
+        tls=settings.tls_context(),
+        tls_hostname="127.0.0.1",
+        user=settings.user,
+        password=settings.password.get_secret_value(),
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+    return nc
+
+
+async def run_callout(settings: SentinelSettings, stop: asyncio.Event) -> None:
+    """The callout service until ``stop``."""
+    authdb = AuthDb.open(settings.database_url)
+    await authdb.start()
+    redis = aioredis.from_url(settings.redis_url)
+    metrics = AuthMetrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    handler = CalloutHandler(
+        issuer_seed=settings.issuer_seed.get_secret_value(),
+        account=settings.client_account,
+        lookup=authdb.get,
+        cache=DecisionCache(settings.auth_cache_ttl_s),
+        instance=settings.instance,
+    )
+    nc = await connect(settings, settings.instance)
+    try:
+
+        async def subscribe(callback: Any) -> object:
+            subscription = await nc.subscribe(CALLOUT_SUBJECT, queue=CALLOUT_QUEUE, cb=callback)
+            await nc.flush()
+            log.info("callout %s ready on %s", settings.instance, CALLOUT_SUBJECT)
+            settings.mark_ready()
+            return subscription
+
+        await serve(
+            handler,
+            auditor=Auditor(redis, metrics),
+            subscribe=subscribe,
+            publish=nc.publish,
+            concurrency=settings.callout_concurrency,
+            stop=stop,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+        await redis.aclose()
+        await authdb.aclose()
+
+
+async def run_worker(settings: SentinelSettings, stop: asyncio.Event) -> None:
+    """The ingress worker until ``stop``."""
+    metrics = WorkerMetrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    nc = await connect(settings, settings.instance)
+    try:
+        js = nc.jetstream(timeout=5.0)
+        # A fresh cluster elects its JetStream meta leader for a few seconds: keep trying.
+        while True:
+            try:
+                await ensure_streams(js)
+                break
+            except NatsError as error:
+                log.info("streams not ready yet (%s); retrying", error)
+                await asyncio.sleep(0.5)
+        worker = IngressWorker(
+            nc,
+            batch=settings.worker_batch,
+            retry_budget_s=settings.publish_retry_s,
+            metrics=metrics,
+        )
+
+        def ready() -> None:
+            log.info("worker %s ready", settings.instance)
+            settings.mark_ready()
+
+        await worker.run(stop, ready)
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+
+
+async def main(role: str) -> None:
+    """Run ``role`` until SIGTERM/SIGINT."""
+    settings = SentinelSettings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stdout,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = {"callout": run_callout, "worker": run_worker}[role]
+    await runner(settings, stop)
+
+
+if __name__ == "__main__":
+    ROLES = ("callout", "worker")
+    if len(sys.argv) != 2 or sys.argv[1] not in ROLES:
+        sys.exit(f"usage: python -m backend.sentinel {'|'.join(ROLES)}")
+    try:
+        asyncio.run(main(sys.argv[1]))
+    except KeyboardInterrupt:
+        pass
+    except Exception as error:
+        sys.exit(f"sentinel {sys.argv[1]}: {error}")

