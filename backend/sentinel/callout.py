@@ -118,6 +118,9 @@ class CalloutHandler:
         except Exception as error:  # the database is down: deny, say why
             log.warning("Auth DB lookup failed, denying %s: %s", request.username, error)
             return Decision(False, Reason.ERROR)
+        cache = self._cache
+        if record is not None and record.enabled and cache and cache.hit(record, request.password):
+            return Decision(True, Reason.OK, record.region)  # a repeat: no thread hop, no KDF
         # The KDF is CPU-bound and releases the GIL: keep the event loop answering.
         return await asyncio.to_thread(
             decide, request.username, request.password, record, self._cache
