@@ -138,6 +138,13 @@ def sentinel_table(bench: RunningBench) -> Table:
     is_flag=True,
     help="Also start the Sentinel (seed 003): a three-region NATS cluster fed by site 1.",
 )
+@click.option(
+    "--sentinel-bridge",
+    type=click.Choice(["mqtt", "websocket"]),
+    default="mqtt",
+    show_default=True,
+    help="Origin -> Sentinel: Mosquitto's bridge, or WebSocket (/mqtt) through WAF limits.",
+)
 def up(
     *,
     sites: str,
@@ -151,6 +158,7 @@ def up(
     env: tuple[str, ...],
     no_backend: bool,
     sentinel: bool,
+    sentinel_bridge: str,
 ) -> None:
     """Start services and backends for one or two sites; Ctrl-C or SIGTERM stops them."""
     site_ids = parse_sites(sites)
@@ -177,6 +185,7 @@ def up(
         external=external,
         backend=not no_backend,
         sentinel=sentinel,
+        sentinel_bridge=sentinel_bridge,
     )
     console = Console()
     closing = False

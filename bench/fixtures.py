@@ -73,6 +73,7 @@ class BenchFactory:
         backend: bool = True,
         db: str | None = None,
         sentinel: bool = False,
+        sentinel_bridge: str = "mqtt",
     ) -> RunningBench:
         """Start a bench (services + backends unless ``backend=False``; the Sentinel
         cluster with ``sentinel=True``) and track it."""
@@ -85,6 +86,7 @@ class BenchFactory:
                 site_env=dict(site_env or {}),
                 backend=backend,
                 sentinel=sentinel,
+                sentinel_bridge=sentinel_bridge,
             )
         )
         with self._lock:

@@ -80,6 +80,8 @@ class BenchOptions:
     backend: bool = True
     #: Also start the Sentinel cluster (seed 003), fed by the first site's Mosquitto.
     sentinel: bool = False
+    #: How the origin reaches the Sentinel: ``mqtt`` (Mosquitto's bridge) or ``websocket``.
+    sentinel_bridge: str = "mqtt"
 
     def validate(self) -> None:
         """Raise BenchError with what to change when the options cannot work."""
@@ -355,7 +357,9 @@ class RunningBench:
             self._docker = DockerServices(self.state_dir, self.pki)
         hub_leaf_port: int | None = None
         if options.sentinel:
-            self.sentinel = SentinelCluster(self.state_dir, self.pki)
+            self.sentinel = SentinelCluster(
+                self.state_dir, self.pki, bridge=options.sentinel_bridge
+            )
         for index, site_id in enumerate(options.sites):
             directory = self.state_dir / site_id
             directory.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """``python -m backend.sentinel callout|worker``: one Sentinel process (settings from env).
 
 * ``callout`` answers ``$SYS.REQ.USER.AUTH`` from the Auth DB (queue group: run two);
-* ``worker`` moves ingress to ``MQTT_ALERTS`` through the inspection stages (scale out).
+* ``worker`` moves ingress to ``MQTT_ALERTS`` through the inspection stages (scale out);
+* ``wsbridge`` carries origin alerts over WebSocket through the WAF limits (seed's bridge).
 
 SIGTERM and Ctrl-C stop it cleanly; a missing setting or dependency ends it with one line.
 """
@@ -133,6 +134,49 @@ async def run_worker(settings: SentinelSettings, stop: asyncio.Event) -> None:
             await nc.drain()
 
 
+async def run_wsbridge(settings: SentinelSettings, stop: asyncio.Event) -> None:
+    """The WebSocket bridge until ``stop``."""
+    from urllib.parse import urlsplit
+
+    from backend.sentinel.wsbridge import BridgeMetrics, Endpoint, Waf, run_bridge
+
+    metrics = BridgeMetrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    origin_tls = settings.tls_context()
+    if settings.origin_cert and settings.origin_key:
+        origin_tls.load_cert_chain(str(settings.origin_cert), str(settings.origin_key))
+    origin = Endpoint(settings.origin_host, settings.origin_port, origin_tls)
+    targets = []
+    for url in settings.websocket_urls:
+        parts = urlsplit(url)
+        targets.append(
+            Endpoint(
+                parts.hostname or "127.0.0.1",
+                parts.port or 443,
+                settings.tls_context(),
+                username=settings.user,
+                password=settings.password.get_secret_value(),
+                websocket=True,
+            )
+        )
+    waf = Waf(settings.waf_max_message_bytes, settings.waf_rate_per_s, settings.waf_burst)
+    ready = asyncio.Event()
+
+    async def mark_ready() -> None:
+        await ready.wait()
+        settings.mark_ready()
+
+    async with asyncio.TaskGroup() as tasks:
+        bridge = tasks.create_task(
+            run_bridge(origin, targets, waf=waf, metrics=metrics, stop=stop, ready=ready)
+        )
+        marker = tasks.create_task(mark_ready())
+        await stop.wait()
+        bridge.cancel()
+        marker.cancel()
+
+
 async def main(role: str) -> None:
     """Run ``role`` until SIGTERM/SIGINT."""
     settings = SentinelSettings()
@@ -145,12 +189,12 @@ async def main(role: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = {"callout": run_callout, "worker": run_worker}[role]
+    runner = {"callout": run_callout, "worker": run_worker, "wsbridge": run_wsbridge}[role]
     await runner(settings, stop)
 
 
 if __name__ == "__main__":
-    ROLES = ("callout", "worker")
+    ROLES = ("callout", "worker", "wsbridge")
     if len(sys.argv) != 2 or sys.argv[1] not in ROLES:
         sys.exit(f"usage: python -m backend.sentinel {'|'.join(ROLES)}")
     try:

@@ -34,6 +34,15 @@ class SentinelSettings(BaseSettings):
     #: Worker: ingress messages fetched per batch and the publish retry budget.
     worker_batch: int = 100
     publish_retry_s: float = 60.0
+    #: WebSocket bridge: the origin broker, its client cert, the nodes' ``wss://.../mqtt``.
+    origin_host: str = "127.0.0.1"
+    origin_port: int = 8883
+    origin_cert: Path | None = None
+    origin_key: Path | None = None
+    websocket_urls: list[str] = Field(default_factory=list)
+    waf_max_message_bytes: int = 4096
+    waf_rate_per_s: float = 100.0
+    waf_burst: float = 200.0
     instance: str = "sentinel"
     #: Touched once the process serves (the bench waits for it).
     ready_file: Path | None = None

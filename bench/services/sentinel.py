@@ -26,6 +26,7 @@ from bench.errors import ServiceStartError, ToolMissingError
 from bench.pki import Pki
 from bench.services.process import Service, ServiceSpec, find_binary, free_port, tcp_accepts
 from bench.services.sentinel_config import (
+    BRIDGE_USER,
     CALLOUT_USER,
     CLIENT_ACCOUNT,
     NODE_NOFILE,
@@ -43,6 +44,8 @@ from bench.services.sentinel_config import (
 
 LOOPBACK = "127.0.0.1"
 PUBLISHER_IDENTITY = "sentinel-alert-publisher"
+WS_BRIDGE_IDENTITY = "sentinel-ws-bridge"
+BRIDGES = ("mqtt", "websocket")
 MIN_VERSION = (2, 10)
 CALLOUT_INSTANCES = 2
 READY_TIMEOUT_S = 60.0
@@ -122,7 +125,13 @@ class SiteLink:
 class SentinelCluster:
     """Three regional nodes plus callout and worker processes (see the module doc)."""
 
-    def __init__(self, state_dir: Path, pki: Pki) -> None:
+    def __init__(self, state_dir: Path, pki: Pki, bridge: str = "mqtt") -> None:
+        if bridge not in BRIDGES:
+            raise ServiceStartError("sentinel", f"unknown bridge {bridge!r}: mqtt or websocket")
+        #: ``mqtt``: Mosquitto's own bridge; ``websocket``: the WAF-limited Python bridge.
+        self.bridge = bridge
+        self.wsbridge: Service | None = None
+        self.wsbridge_metrics_port = free_port()
         self.directory = state_dir / "sentinel"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.pki = pki
@@ -138,7 +147,14 @@ class SentinelCluster:
     # -- what the site's Mosquitto needs before it starts ---------------------------------
 
     def attach_origin(self, mosquitto_conf: Path, acl_file: Path, site_id: str) -> None:
-        """Append the bridge section and the publisher's ACL lines to the site's Mosquitto."""
+        """Append the bridge section (or the WebSocket bridge's ACL) and the publisher's ACL
+        lines to the site's Mosquitto config."""
+        acl = publisher_acl(PUBLISHER_IDENTITY)
+        if self.bridge == "websocket":
+            acl += [f"user {WS_BRIDGE_IDENTITY}", "topic read clients/+/alerts", ""]
+            with acl_file.open("a") as handle:
+                handle.write("\n" + "\n".join(acl) + "\n")
+            return
         bridge = bridge_conf(
             BridgeConfig(
                 site_id=site_id,
@@ -150,7 +166,7 @@ class SentinelCluster:
         with mosquitto_conf.open("a") as handle:
             handle.write("\n" + bridge)
         with acl_file.open("a") as handle:
-            handle.write("\n" + "\n".join(publisher_acl(PUBLISHER_IDENTITY)) + "\n")
+            handle.write("\n" + "\n".join(acl) + "\n")
 
     # -- processes --------------------------------------------------------------------------
 
@@ -242,11 +258,33 @@ class SentinelCluster:
             self.callouts.append(self._python_service("callout", instance, env))
         env = self.process_env(WORKER_USER, self.secrets.worker_password, "sentinel-worker-1")
         self.worker = self._python_service("worker", "sentinel-worker-1", env)
-        for service in [*self.callouts, self.worker]:
+        processes = [*self.callouts, self.worker]
+        if self.bridge == "websocket":
+            self.wsbridge = self._wsbridge_service()
+            processes.append(self.wsbridge)
+        for service in processes:
             self.start_process(service, wait=False)
-        for service in [*self.callouts, self.worker]:
+        for service in processes:
             service.wait_ready()
         self._check_ready()
+
+    def _wsbridge_service(self) -> Service:
+        site = self.site
+        assert site is not None
+        cert = self.pki.service(WS_BRIDGE_IDENTITY)
+        instance = "sentinel-wsbridge-1"
+        env = self.process_env(BRIDGE_USER, self.secrets.bridge_password, instance)
+        env |= {
+            "AURORA_SENTINEL_ORIGIN_HOST": site.mqtt_host,
+            "AURORA_SENTINEL_ORIGIN_PORT": str(site.mqtt_port),
+            "AURORA_SENTINEL_ORIGIN_CERT": str(cert.cert),
+            "AURORA_SENTINEL_ORIGIN_KEY": str(cert.key),
+            "AURORA_SENTINEL_WEBSOCKET_URLS": json.dumps(
+                [f"wss://{LOOPBACK}:{self.ports[r].websocket}/mqtt" for r in REGIONS]
+            ),
+            "AURORA_SENTINEL_METRICS_PORT": str(self.wsbridge_metrics_port),
+        }
+        return self._python_service("wsbridge", instance, env)
 
     def start_process(self, service: Service, *, wait: bool = True) -> None:
         """(Re)start a callout or worker process (its ready file marks the new start)."""
@@ -291,7 +329,12 @@ class SentinelCluster:
     def stop(self) -> None:
         """Stop workers, callouts, then nodes; idempotent."""
         errors: list[Exception] = []
-        services = [*([self.worker] if self.worker else []), *self.callouts, *self.nodes.values()]
+        services = [
+            *([self.wsbridge] if self.wsbridge else []),
+            *([self.worker] if self.worker else []),
+            *self.callouts,
+            *self.nodes.values(),
+        ]
         for service in services:
             try:
                 service.stop()
