@@ -2,10 +2,11 @@
 
 A client may subscribe to its own ``clients.<id>.alerts`` only and publish nothing. NATS
 reads an *empty* allow list as "everything", so every list here is explicit and publish is
-denied with ``>`` (DESIGN: auth callout). MQTT clients additionally need the subjects the
-server's MQTT layer uses on their behalf: QoS 1 deliveries come from a JetStream consumer
-whose deliver subject is ``$MQTT.sub.<nuid>`` (verified against nats-server 2.15 by
-``tests/integration/test_sentinel.py``).
+denied with ``>`` (DESIGN: auth callout). MQTT clients need nothing more: the server's MQTT
+layer subscribes its QoS 1 deliver subjects (``$MQTT.sub.<nuid>``) internally. Verified on
+nats-server 2.15.1: a user allowed only ``clients.c1.alerts`` gets SUBACK QoS 1 and both a
+NATS-published (QoS 0) and an MQTT QoS 1 alert. Granting ``$MQTT.sub.>`` would be a hole:
+an MQTT client could subscribe to ``$MQTT/sub/#`` and read other clients' deliveries.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 from backend.sentinel.naming import alerts_subject
 
 DENY_ALL = ">"
-MQTT_DELIVERY = "$MQTT.sub.>"
 
 
 class ClientType(StrEnum):
@@ -69,10 +69,8 @@ def client_permissions(client_id: str, client_type: ClientType) -> Permissions:
     Raises BadClientId for an id outside the device-id pattern (a subject token made of
     anything else could widen the grant, e.g. ``*`` or ``>``).
     """
-    own = alerts_subject(client_id)
-    if client_type is ClientType.MQTT:
-        return Permissions(pub_deny=(DENY_ALL,), sub_allow=(own, MQTT_DELIVERY))
-    return Permissions(pub_deny=(DENY_ALL,), sub_allow=(own,))
+    del client_type  # the same for every protocol (see the module doc)
+    return Permissions(pub_deny=(DENY_ALL,), sub_allow=(alerts_subject(client_id),))
 
 
 def subscription_allowed(permissions: Permissions, subject: str) -> bool:

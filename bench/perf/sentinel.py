@@ -157,12 +157,13 @@ async def _connect_many(
     budget_s: float,
     on_message: Any = None,
     stop: asyncio.Event | None = None,
-) -> tuple[int, float, list[asyncio.Task[None]]]:
+) -> tuple[list[str], float, list[asyncio.Task[None]]]:
     """Connect one MQTT client per (host, port, client id), each subscribed to its own
-    topic; returns (connected, seconds, tasks that hold them until ``stop``)."""
+    topic; returns (ids connected, seconds, tasks that hold them until ``stop``)."""
     stop = stop or asyncio.Event()
     ca = ctx.info.ca
     connected = 0
+    live: list[str] = []
     began = time.monotonic()
     slots = asyncio.Semaphore(64)
     ready = asyncio.Event()
@@ -180,6 +181,7 @@ async def _connect_many(
         try:
             await client.subscribe(f"clients/{client_id}/alerts", qos=1)
             connected += 1
+            live.append(client_id)
             if connected == len(targets):
                 ready.set()
             if on_message is None:
@@ -198,9 +200,19 @@ async def _connect_many(
 
     tasks = [asyncio.create_task(hold(*target)) for target in targets]
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(budget_s + 30):
+        async with asyncio.timeout(budget_s):
             await ready.wait()
-    return connected, time.monotonic() - began, tasks
+    return live, time.monotonic() - began, tasks
+
+
+async def _release(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Close every held client (also when the part was cancelled by its cap)."""
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):  # thousands of disconnects on a loaded loop
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _idle(ctx: PerfContext, count: int) -> list[Figure]:
@@ -213,14 +225,17 @@ async def _idle(ctx: PerfContext, count: int) -> list[Figure]:
     await _add_clients(ctx, ids, node.region)
     before = await _varz(node.monitor)
     stop = asyncio.Event()
-    connected, seconds, tasks = await _connect_many(
-        ctx, [(node.mqtt.host, node.mqtt.port, i) for i in ids], budget_s=120, stop=stop
-    )
-    await asyncio.sleep(2)  # let the node settle its per-connection state
-    after = await _varz(node.monitor)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        live, seconds, tasks = await _connect_many(
+            ctx, [(node.mqtt.host, node.mqtt.port, i) for i in ids], budget_s=90, stop=stop
+        )
+        await asyncio.sleep(2)  # let the node settle its per-connection state
+        after = await _varz(node.monitor)
+    finally:
+        await _release(stop, tasks)
     grown_kib = max(0, int(after.get("mem", 0)) - int(before.get("mem", 0))) / 1024
+    connected = len(live)
     per_connection = grown_kib / connected if connected else float("nan")
     return [
         Figure("sentinel.idle_connections_per_node", float(connected), "connections"),
@@ -255,10 +270,46 @@ async def _fanout(
         latencies.append((time.time() - body["sent_at"]) * 1000)
 
     stop = asyncio.Event()
-    connected, _seconds, tasks = await _connect_many(
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        return await _fan_out_measured(
+            ctx,
+            targets=targets,
+            rate=rate,
+            duration_s=duration_s,
+            ramp_budget_s=ramp_budget_s,
+            on_message=on_message,
+            stop=stop,
+            tasks=tasks,
+            latencies=latencies,
+            foreign=foreign,
+        )
+    finally:
+        await _release(stop, tasks)
+
+
+async def _fan_out_measured(
+    ctx: PerfContext,
+    *,
+    targets: list[tuple[str, int, str]],
+    rate: float,
+    duration_s: float,
+    ramp_budget_s: float,
+    on_message: Any,
+    stop: asyncio.Event,
+    tasks: list[asyncio.Task[None]],
+    latencies: list[float],
+    foreign: list[int],
+) -> list[Figure]:
+    info = ctx.info
+    sentinel = info.sentinel
+    assert sentinel is not None
+    live, _seconds, held = await _connect_many(
         ctx, targets, ramp_budget_s, on_message=on_message, stop=stop
     )
-    live = [client_id for _h, _p, client_id in targets][:connected]
+    tasks.extend(held)
+    live = list(live)  # a snapshot: clients still connecting may join the list later
+    connected = len(live)
     ctx.progress(f"sentinel: {connected} subscribed; publishing {rate:.0f} msg/s")
     origin = sentinel.origin
     context = ssl.create_default_context(cafile=info.ca)
@@ -282,12 +333,6 @@ async def _fanout(
         async with asyncio.timeout(15):
             while len(latencies) < sent:  # noqa: ASYNC110 (counting, not signalling)
                 await asyncio.sleep(0.1)
-    stop.set()
-    for task in tasks:
-        task.cancel()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(60):  # thousands of disconnects on a loaded loop
-            await asyncio.gather(*tasks, return_exceptions=True)
     if foreign[0]:
         raise RuntimeError(f"privacy broken: {foreign[0]} alerts reached another client")
     return [
