@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bench.errors import BenchError
+from bench.perf.html import write_html
 from bench.perf.runner import (
     DEFAULT_DEVICES,
     DEFAULT_RESULTS,
@@ -86,7 +87,8 @@ def main(
         sys.exit(2)
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(render_figures(figures, failures))
-    console.print(f"results: {results}")
+    page = write_html(figures, failures, results.with_suffix(".html"))
+    console.print(f"results: {results}  page: {page}")
     for failure in failures:
         click.secho(f"failed: {failure}", fg="red", err=True)
     if failures:
