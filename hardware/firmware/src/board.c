@@ -13,6 +13,10 @@ static const uint32_t usart_base[2] = {0x40011000u, 0x40004400u};
 #define CR1_UE (1u << 13)
 #define CR1_TE (1u << 3)
 #define CR1_RE (1u << 2)
+#define CR1_RXNEIE (1u << 5)
+/* NVIC: USART1 is IRQ 37, USART2 IRQ 38 (RM0090 table 61). */
+#define NVIC_ISER1 REG(0xE000E104u)
+#define RX_RING 1024u /* a power of two */
 
 #define RCC_APB1ENR REG(0x40023840u)
 #define RCC_APB2ENR REG(0x40023844u)
@@ -28,6 +32,38 @@ static const uint32_t usart_base[2] = {0x40011000u, 0x40004400u};
 
 static volatile uint32_t millis;
 
+/* Received bytes land in a ring from the RX interrupt, so the main loop can sleep (WFI)
+ * between ticks and still miss nothing: an idle board then costs QEMU almost no CPU. */
+static struct {
+    volatile uint8_t data[RX_RING];
+    volatile uint32_t head, tail; /* head written by the ISR, tail by the main loop */
+} rx[2];
+
+static void rx_interrupt(int port)
+{
+    uint32_t base = usart_base[port];
+    while (USART_SR(base) & SR_RXNE) {
+        uint8_t byte = (uint8_t)(USART_DR(base) & 0xFFu);
+        uint32_t head = rx[port].head;
+        if (head - rx[port].tail < RX_RING) { /* full: the byte is dropped, never overwritten */
+            rx[port].data[head % RX_RING] = byte;
+            rx[port].head = head + 1u;
+        }
+    }
+}
+
+void USART1_IRQHandler(void);
+void USART1_IRQHandler(void)
+{
+    rx_interrupt(PORT_CONSOLE);
+}
+
+void USART2_IRQHandler(void);
+void USART2_IRQHandler(void)
+{
+    rx_interrupt(PORT_READER);
+}
+
 void SysTick_Handler(void);
 void SysTick_Handler(void)
 {
@@ -40,8 +76,9 @@ void board_init(void)
     RCC_APB1ENR |= 1u << 17; /* USART2EN */
     for (int i = 0; i < 2; i++) {
         USART_BRR(usart_base[i]) = CPU_HZ / 2u / 115200u;
-        USART_CR1(usart_base[i]) = CR1_UE | CR1_TE | CR1_RE;
+        USART_CR1(usart_base[i]) = CR1_UE | CR1_TE | CR1_RE | CR1_RXNEIE;
     }
+    NVIC_ISER1 = (1u << (37 - 32)) | (1u << (38 - 32));
     SYST_RVR = CPU_HZ / (1000u / TICK_MS) - 1u;
     SYST_CVR = 0;
     SYST_CSR = 7u; /* processor clock, interrupt, enable */
@@ -65,9 +102,17 @@ void board_write(board_port port, const void *data, size_t n)
 
 int board_read(board_port port)
 {
-    uint32_t base = usart_base[port];
-    if (!(USART_SR(base) & SR_RXNE)) return -1;
-    return (int)(USART_DR(base) & 0xFFu);
+    uint32_t tail = rx[port].tail;
+    if (tail == rx[port].head) return -1;
+    int byte = rx[port].data[tail % RX_RING];
+    rx[port].tail = tail + 1u;
+    return byte;
+}
+
+void board_sleep(void)
+{
+    /* Until the next interrupt: a received byte or the 10 ms tick. */
+    __asm__ volatile("wfi");
 }
 
 /* ARM semihosting SYS_GET_CMDLINE (0x15): QEMU passes `-semihosting-config arg=...`. */

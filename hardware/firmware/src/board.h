@@ -14,6 +14,8 @@ uint32_t board_millis(void);
 void board_write(board_port port, const void *data, size_t n);
 /* One received byte, or -1 if none is waiting. */
 int board_read(board_port port);
+/* Sleep until the next interrupt (a received byte or the tick). */
+void board_sleep(void);
 /* The semihosting command line's second word (the device id), or 0 if none. */
 int board_cmdline_arg(char *out, size_t cap);
 /* The bytes of this firmware's own image in flash (what measured boot hashes). */

@@ -213,5 +213,6 @@ int main(void)
             next_heartbeat = now + HEARTBEAT_MS;
             send_status();
         }
+        board_sleep();
     }
 }

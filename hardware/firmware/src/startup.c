@@ -6,6 +6,8 @@ int main(void);
 void Reset_Handler(void);
 void Default_Handler(void);
 void SysTick_Handler(void);
+void USART1_IRQHandler(void);
+void USART2_IRQHandler(void);
 
 void Default_Handler(void)
 {
@@ -23,7 +25,8 @@ void Reset_Handler(void)
     }
 }
 
-__attribute__((section(".isr_vector"), used)) static void (*const vectors[16])(void) = {
+/* 16 system exceptions, then IRQ 0..38 (USART1 = 37, USART2 = 38); unused ones are 0. */
+__attribute__((section(".isr_vector"), used)) static void (*const vectors[16 + 39])(void) = {
     (void (*)(void))(uintptr_t)_estack, /* initial stack pointer */
     Reset_Handler,
     Default_Handler, /* NMI */
@@ -37,4 +40,6 @@ __attribute__((section(".isr_vector"), used)) static void (*const vectors[16])(v
     0,
     Default_Handler, /* PendSV */
     SysTick_Handler,
+    [16 + 37] = USART1_IRQHandler,
+    [16 + 38] = USART2_IRQHandler,
 };
