@@ -13,6 +13,7 @@ from bench.perf.runner import (
     DEFAULT_DEVICES,
     DEFAULT_RESULTS,
     DEFAULT_STATE_DIR,
+    MEASUREMENTS,
     PerfConfig,
     render_figures,
     run,
@@ -29,7 +30,7 @@ from bench.perf.runner import (
 @click.option(
     "--only",
     default="",
-    help="Comma-separated measurements (ingest, unlock, devices, federation, inspection).",
+    help="Comma-separated measurements: " + ", ".join(m.name for m in MEASUREMENTS) + ".",
 )
 @click.option(
     "--devices",
