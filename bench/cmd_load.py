@@ -16,7 +16,7 @@ import math
 import resource
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from bench.load.report import write_report
 from bench.load.series import SeriesData
 from bench.load.summary import LoadSummary, render_summary
 from bench.load.verdict import judge
+from bench.services.process import free_port
 
 LOCUSTFILE = Path(__file__).parent / "load" / "locustfile.py"
 #: The run ends when every device is done; ``--run-time`` is a safety net this much
@@ -93,6 +94,8 @@ class RunPlan:
     devices: int
     workers: int = 1
     spawn_rate: float | None = None
+    #: Port of the master's worker channel (a free one, picked at plan time).
+    master_port: int = field(default_factory=free_port)
 
     @property
     def spawn(self) -> float:
@@ -124,6 +127,12 @@ def locust_command(options: LoadOptions, plan: RunPlan) -> list[str]:
         "--only-summary",
         "--loglevel",
         "WARNING",
+        # Master and workers talk over TCP; locust's default port 5557 may belong to
+        # another run on this machine, whose master our workers would then join.
+        "--master-bind-port",
+        str(plan.master_port),
+        "--master-port",
+        str(plan.master_port),
         *options.locust_arguments(),
     ]
 

@@ -28,8 +28,8 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from bench.load.device import USER_CLASSES
-from bench.load.options import LoadOptions
-from bench.load.problems import Problem, Problems, merged
+from bench.load.options import LoadOptions, LoadOptionsError
+from bench.load.problems import Problem, Problems, merged, reason_of
 from bench.load.run import current_run
 from bench.load.series import Series
 from bench.load.summary import CONNECTION_EVENTS, LoadCounters, LoadSummary, summarize
@@ -67,7 +67,11 @@ def _on_init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     if options is None:
         return
-    mix = LoadOptions.from_locust(options).board_mix
+    try:
+        mix = LoadOptions.from_locust(options).board_mix
+    except LoadOptionsError as error:
+        # One clear line instead of a traceback from inside locust's startup.
+        sys.exit(f"aurora-bench load: {error}")
     for board, user_class in USER_CLASSES.items():
         # Locust spreads users over classes by weight; weight 0 means none of that board.
         user_class.weight = mix.get(board, 0)
@@ -118,12 +122,18 @@ def problems(environment: Environment) -> list[Problem]:
     state = _state(environment)
     run = current_run(environment)
     local = run.problems.rows() if run is not None else []
-    exceptions = Problems()
     runner = environment.runner
-    for row in (runner.exceptions if runner is not None else {}).values():
-        for _ in range(int(row["count"])):
-            exceptions.record("worker", str(row["msg"]), f"{row['msg']} at {_last_frame(row)}")
-    return merged(*state.worker_problems.values(), state.own.rows(), exceptions.rows(), local)
+    # Exceptions raised in device code, as locust collected them (workers report theirs).
+    exceptions = [
+        Problem(
+            cause="worker",
+            reason=reason_of(str(row["msg"])),
+            count=int(row["count"]),
+            first=f"{row['msg']} at {_last_frame(row)}",
+        )
+        for row in (runner.exceptions if runner is not None else {}).values()
+    ]
+    return merged(*state.worker_problems.values(), state.own.rows(), exceptions, local)
 
 
 def _last_frame(row: Any) -> str:

@@ -185,12 +185,21 @@ class LoadOptions:
     @classmethod
     def from_locust(cls, parsed: Any) -> LoadOptions:
         """From locust's parsed options (``environment.parsed_options``)."""
-        values = {
-            spec.name: _PARSE[spec.name](getattr(parsed, "aurora_" + spec.name))
-            for spec in fields(cls)
-        }
         try:
-            return cls(**values)
+            return cls(
+                **{
+                    spec.name: _PARSE[spec.name](getattr(parsed, "aurora_" + spec.name))
+                    for spec in fields(cls)
+                }
+            )
+        except LoadOptionsError as error:
+            # The checks name the CLI flags; a locust user typed the --aurora-* ones.
+            message = str(error)
+            for spec in fields(cls):
+                cli = spec.metadata["flag"].cli
+                if cli is not None and message.startswith(cli):
+                    message = cls.locust_flag(spec.name) + message.removeprefix(cli)
+            raise LoadOptionsError(message) from None
         except (TypeError, ValueError) as error:
             raise LoadOptionsError(f"locust options: {error}") from None
 

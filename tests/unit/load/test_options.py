@@ -83,3 +83,12 @@ def test_click_options_build_the_same_options() -> None:
     assert "--duration" in missing.output
     out_of_range = CliRunner().invoke(command, ["--duration", "1", "--qos0-share", "3"])
     assert out_of_range.exit_code == 2
+
+
+def test_locust_errors_name_the_locust_flag() -> None:
+    parsed = _locust_parser().parse_args(["--aurora-boards", "esp8266=1"])
+    with pytest.raises(LoadOptionsError, match=r"^--aurora-boards: unknown board 'esp8266'"):
+        LoadOptions.from_locust(parsed)
+    parsed = _locust_parser().parse_args(["--aurora-messages", "many"])
+    with pytest.raises(LoadOptionsError, match="locust options: invalid literal"):
+        LoadOptions.from_locust(parsed)
