@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 
 from bench.load.assertions import TargetResult
-from bench.load.series import STAGES, SeriesData, bucket_value
+from bench.load.series import BUCKETS_PER_DOUBLING, STAGES, SeriesData, bucket_value
 from bench.load.summary import LoadSummary
 from bench.load.svg import PALETTE, Line, bar_chart, line_chart
 from bench.load.verdict import RunCheck
@@ -164,24 +164,23 @@ def _stage_charts(series: SeriesData, stage: str) -> str:
         y_label="ms",
         x_range=(0, max(len(seconds) - 1, 1)),
     )
-    buckets = series.latency.get(stage, {})
+    # Recorded buckets are ~9 % wide (8 per doubling); a bar groups _BARS_PER_BUCKET of them.
     merged: dict[int, int] = {}
-    for row in buckets.values():
+    for row in series.latency.get(stage, {}).values():
         for bucket, count in row.items():
-            merged[bucket] = merged.get(bucket, 0) + count
-    bars = (
-        [
-            (_ms_label(bucket_value(b)), merged.get(b, 0))
-            for b in range(min(merged), max(merged) + 1)
-        ]
-        if merged
-        else []
-    )
+            bar = bucket // _BARS_PER_BUCKET
+            merged[bar] = merged.get(bar, 0) + count
+    bars = [
+        (_ms_label(bucket_value(bar * _BARS_PER_BUCKET) * _HALF_BAR), merged.get(bar, 0))
+        for bar in range(min(merged, default=0), max(merged, default=-1) + 1)
+    ]
     histogram = bar_chart(f"{stage} latency histogram", bars, x_label="ms", y_label="messages")
     return f'<h3>{escape(stage)}</h3><div class="charts">{over_time}{histogram}</div>'
 
 
-_BARS_PER_BUCKET = 4
+_BARS_PER_BUCKET = 4  # two bars per doubling of latency
+#: From the middle of a bar's first bucket to the middle of the bar.
+_HALF_BAR = 2 ** ((_BARS_PER_BUCKET - 1) / 2 / BUCKETS_PER_DOUBLING)
 
 
 def _ms_label(value: float) -> str:

@@ -2,7 +2,7 @@
 
 Each process counts, per wall-clock second, the messages it sent, found ingested and
 declared lost, the devices that connected, and a latency histogram per stage (``connect``,
-``publish``, ``ingest``, ``unlock``) with logarithmic buckets (8 per doubling, ~4 % wide).
+``publish``, ``ingest``, ``unlock``) with logarithmic buckets (8 per doubling, ~9 % wide).
 Workers send what they counted since their last report to the master, which merges; seconds
 are epoch seconds, so series of processes on one host line up. Counting sent and ingested
 messages ourselves is what makes the msg/s chart honest: locust's own chart adds every

@@ -69,6 +69,18 @@ def test_report_shows_verdict_counters_and_charts(tmp_path: Path) -> None:
     assert "<script" not in page and "http" not in page
 
 
+def test_histogram_bars_span_half_a_doubling() -> None:
+    series = Series()
+    # Recorded buckets 52..75: three doublings (8 buckets each) from the start of bar 13.
+    for bucket in (52, 53, 60, 66, 72, 75):
+        series.latency("publish", 1, bucket_value(bucket))
+    page = render_report(_summary(), series.snapshot(), [], [])
+    histogram = page[page.index("publish latency histogram") :]
+    histogram = histogram[: histogram.index("</svg>")]
+    # Six bars, two per doubling, empty ones included (bars 14 and 17 hold nothing).
+    assert histogram.count("<rect") == 6
+
+
 def test_report_escapes_what_it_shows() -> None:
     checks = [RunCheck("<b>", False, "<script>alert(1)</script>")]
     page = render_report(_summary(), SeriesData(), checks, [])
