@@ -285,12 +285,16 @@ def load(
     results = check_all(parsed, summary)
     for check in checks:
         if not check.passed:
-            console.print(f"[red]FAIL[/] {check.name}: {check.message}", highlight=False)
+            # soft_wrap: one line per failure, whole, for people and for grep in CI logs.
+            console.print(
+                f"[red]FAIL[/] {check.name}: {check.message}", highlight=False, soft_wrap=True
+            )
     for target in results:
         console.print(
             f"[{'green' if target.passed else 'red'}]{'PASS' if target.passed else 'FAIL'}"
             f"[/] {target.message}",
             highlight=False,
+            soft_wrap=True,
         )
     run_failed = any(not check.passed for check in checks)
     failed = run_failed or any(not target.passed for target in results)

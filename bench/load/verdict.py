@@ -2,9 +2,9 @@
 
 A load run must never pass vacuously. Targets (``--assert``) judge what was measured; the
 checks here judge whether the measurement happened: every planned device connected, at
-least one message was sent and found ingested, and no worker process died or hit a fatal
-error. Each failed check names the first errors by cause and reason
-(:mod:`bench.load.problems`). Pure: no locust, no clocks.
+least one message was sent and found ingested, the broker neither dropped a connection nor
+refused a publish, and no worker process died or hit a fatal error. Each failed check names
+the first errors by cause and reason (:mod:`bench.load.problems`). Pure: no locust, no clocks.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def _first(problems: list[Problem], *causes: str) -> str:
 
 
 def judge(planned_devices: int, counters: LoadCounters, problems: list[Problem]) -> list[RunCheck]:
-    """The run checks: devices connected, messages sent and ingested, no worker lost.
+    """The run checks: devices connected, messages sent and ingested, no broker errors, no
+    worker lost.
 
     ``planned_devices`` is what the run asked for (``--devices``, locust's ``--users``).
     """
@@ -57,6 +58,14 @@ def judge(planned_devices: int, counters: LoadCounters, problems: list[Problem])
         why = _first(problems, "redis")
         ingested_message += f": {why}" if why else " (is the backend running?)"
     checks.append(RunCheck("messages ingested", ingested_ok, ingested_message))
+    broker = [row.render() for row in problems if row.cause in ("disconnect", "publish")]
+    checks.append(
+        RunCheck(
+            "no broker errors",
+            not broker,
+            "; ".join(broker[:3]) if broker else "no connection dropped, no publish refused",
+        )
+    )
     fatal = [row for row in problems if row.fatal or row.cause == "worker"]
     checks.append(
         RunCheck(

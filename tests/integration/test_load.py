@@ -65,8 +65,8 @@ def test_short_run_is_ingested_without_loss(bench_one: RunningBench, tmp_path: P
 
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    # Four run checks (all passed) and two targets (one missed).
-    assert (suite.get("tests"), suite.get("failures")) == ("6", "1")
+    # Five run checks (all passed) and two targets (one missed).
+    assert (suite.get("tests"), suite.get("failures")) == ("7", "1")
     assert summary.planned_devices == 12
     assert summary.problems == []
 

@@ -126,6 +126,38 @@ def test_a_killed_worker_fails_the_run_at_once(site: RunningBench, tmp_path: Pat
     assert "stopped answering" in _failed_cases(junit)["workers healthy"]
 
 
+def test_broker_killed_mid_run_fails(site: RunningBench, tmp_path: Path) -> None:
+    junit = tmp_path / "load.xml"
+    process = subprocess.Popen(
+        [*CLI, "load", "--state-dir", str(site.state_dir), "--boards", "esp32s3=1",
+         "--devices", "3", "--rate", "6", "--duration", "20", "--drain", "1",
+         "--junit", str(junit)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line)
+            if "connected 3  sent" in line and " sent 0 " not in line:
+                break
+        else:
+            pytest.fail("the run ended before every device published:\n" + "".join(lines))
+        site.stop_service("a", "mosquitto")
+        rest, err = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    out = "".join(lines) + rest
+    assert process.returncode == 1, out + err
+    # Every device connected and sent: only the dropped connections fail this run.
+    assert "FAIL devices connected" not in out
+    assert "FAIL no broker errors: " in out
+    assert "disconnect broker closed the connection" in out
+    assert "no broker errors" in _failed_cases(junit)
+
+
 def test_plain_locust_run_fails_ci_and_writes_csv(site: RunningBench, tmp_path: Path) -> None:
     site.stop_service("a", "mosquitto")
     prefix = tmp_path / "run"

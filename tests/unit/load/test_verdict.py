@@ -50,6 +50,16 @@ def test_sent_but_never_ingested_fails() -> None:
     assert not checks["messages ingested"].passed
 
 
+def test_a_dropped_connection_or_refused_publish_fails() -> None:
+    problems = Problems()
+    problems.record("disconnect", "Unspecified error", "load-1: broker closed the connection")
+    counters = LoadCounters(devices=2, connected=2, sent=5, ingested=5)
+    checks = _by_name(2, counters, problems)
+    assert not checks["no broker errors"].passed
+    assert "disconnect Unspecified error x1" in checks["no broker errors"].message
+    assert _by_name(2, counters)["no broker errors"].passed
+
+
 def test_a_dead_worker_or_fatal_error_fails() -> None:
     problems = Problems()
     problems.record("worker", "stopped answering", "worker w1 stopped answering", fatal=True)
