@@ -30,11 +30,14 @@ class Problem(BaseModel):
         return f"{self.cause} {self.reason} x{self.count} (first: {self.first})"
 
 
-def reason_of(error: BaseException | str) -> str:
-    """A short, countable reason: the errno name of an OS error, else the error's text."""
+def reason_of(error: object) -> str:
+    """A short, countable reason: the errno name of an OS error, else the error's text.
+
+    Anything else (a paho reason code, say) counts by its text.
+    """
     if isinstance(error, OSError) and error.errno is not None and error.errno in errno.errorcode:
         return errno.errorcode[error.errno]
-    text = str(error) if isinstance(error, BaseException) else error
+    text = str(error)
     if isinstance(error, BaseException) and not text:
         text = type(error).__name__
     return text.splitlines()[0][:80] if text else "unknown"
@@ -46,9 +49,7 @@ class Problems:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], Problem] = {}
 
-    def record(
-        self, cause: str, error: BaseException | str, message: str, *, fatal: bool = False
-    ) -> None:
+    def record(self, cause: str, error: object, message: str, *, fatal: bool = False) -> None:
         """Count one occurrence of ``error`` under ``cause``; ``message`` is kept if first."""
         key = (cause, reason_of(error))
         row = self._rows.get(key)

@@ -81,6 +81,12 @@ def test_problems_merge_across_workers_keeping_the_first_message() -> None:
     assert reason_of(OSError(errno.ETIMEDOUT, "x")) == "ETIMEDOUT"
     assert reason_of(RuntimeError()) == "RuntimeError"
 
+    class ReasonCode:  # paho hands CONNACK / DISCONNECT reasons over as objects
+        def __str__(self) -> str:
+            return "Not authorized"
+
+    assert reason_of(ReasonCode()) == "Not authorized"
+
 
 def test_a_loss_target_needs_a_message_sent() -> None:
     nothing = LoadSummary(duration_s=1.0, counters=LoadCounters(), stages=[])
