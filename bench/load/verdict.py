@@ -66,7 +66,9 @@ def judge(planned_devices: int, counters: LoadCounters, problems: list[Problem])
             "; ".join(broker[:3]) if broker else "no connection dropped, no publish refused",
         )
     )
-    fatal = [row for row in problems if row.fatal or row.cause == "worker"]
+    # A worker that died, or a watcher that could not read the streams for a while: what
+    # was measured is incomplete, whatever the numbers say.
+    fatal = [row for row in problems if row.fatal or row.cause in ("worker", "redis", "setup")]
     checks.append(
         RunCheck(
             "workers healthy",

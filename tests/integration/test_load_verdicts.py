@@ -126,8 +126,8 @@ def test_a_killed_worker_fails_the_run_at_once(site: RunningBench, tmp_path: Pat
     assert "stopped answering" in _failed_cases(junit)["workers healthy"]
 
 
-def test_broker_killed_mid_run_fails(site: RunningBench, tmp_path: Path) -> None:
-    junit = tmp_path / "load.xml"
+def _break_mid_run(site: RunningBench, junit: Path, service: str) -> str:
+    """Run 3 devices for 20 s, stop ``service`` once they all sent; return the output."""
     process = subprocess.Popen(
         [*CLI, "load", "--state-dir", str(site.state_dir), "--boards", "esp32s3=1",
          "--devices", "3", "--rate", "6", "--duration", "20", "--drain", "1",
@@ -143,7 +143,7 @@ def test_broker_killed_mid_run_fails(site: RunningBench, tmp_path: Path) -> None
                 break
         else:
             pytest.fail("the run ended before every device published:\n" + "".join(lines))
-        site.stop_service("a", "mosquitto")
+        site.stop_service("a", service)
         rest, err = process.communicate(timeout=90)
     finally:
         if process.poll() is None:
@@ -151,11 +151,26 @@ def test_broker_killed_mid_run_fails(site: RunningBench, tmp_path: Path) -> None
             process.wait()
     out = "".join(lines) + rest
     assert process.returncode == 1, out + err
-    # Every device connected and sent: only the dropped connections fail this run.
+    # Every device connected and sent: what broke later is what fails the run.
     assert "FAIL devices connected" not in out
+    assert "FAIL messages sent" not in out
+    return out
+
+
+def test_broker_killed_mid_run_fails(site: RunningBench, tmp_path: Path) -> None:
+    junit = tmp_path / "load.xml"
+    out = _break_mid_run(site, junit, "mosquitto")
     assert "FAIL no broker errors: " in out
     assert "disconnect broker closed the connection" in out
     assert "no broker errors" in _failed_cases(junit)
+
+
+def test_redis_killed_mid_run_fails(site: RunningBench, tmp_path: Path) -> None:
+    junit = tmp_path / "load.xml"
+    out = _break_mid_run(site, junit, "redis")
+    assert "FAIL workers healthy: redis" in out
+    assert "reading the streams at redis://" in out
+    assert "workers healthy" in _failed_cases(junit)
 
 
 def test_plain_locust_run_fails_ci_and_writes_csv(site: RunningBench, tmp_path: Path) -> None:

@@ -68,6 +68,15 @@ def test_a_dead_worker_or_fatal_error_fails() -> None:
     assert "worker w1 stopped answering" in checks["workers healthy"].message
 
 
+def test_a_watcher_that_could_not_read_redis_fails_the_run() -> None:
+    problems = Problems()
+    problems.record("redis", ConnectionError("Connection reset"), "reading the streams failed")
+    counters = LoadCounters(devices=2, connected=2, sent=5, ingested=4, lost=1)
+    check = _by_name(2, counters, problems)["workers healthy"]
+    assert not check.passed
+    assert "reading the streams failed" in check.message
+
+
 def test_problems_merge_across_workers_keeping_the_first_message() -> None:
     one, two = Problems(), Problems()
     one.record("connect", "timeout", "dev-1: timeout")
