@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from backend.retry import Backoff
 from bench.benchfile import BenchInfo, read_bench_file
 from bench.errors import BenchError
 from bench.pki import Pki
@@ -25,7 +26,6 @@ from simulators.fleet import Fleet
 from simulators.fleetspec import FleetSpec, load_fleet_spec
 from simulators.identity import DeviceIdentity
 from simulators.mqtt_link import MqttLink
-from simulators.runtime import Backoff
 
 
 def raise_nofile_limit(wanted: int) -> int:

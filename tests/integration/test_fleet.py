@@ -17,12 +17,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from backend.retry import Backoff
 from bench.fleet import mqtt_fleet
 from simulators import Fault, LockState
 from simulators.fleet import Fleet
 from simulators.fleetspec import parse_fleet_spec
 from simulators.links import ReasonCode
-from simulators.runtime import Backoff
 
 pytestmark = pytest.mark.integration
 

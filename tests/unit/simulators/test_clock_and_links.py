@@ -11,6 +11,7 @@ import simpy
 
 from backend.contract import CommandMessage, CommandVerb, MessageKind, encode
 from backend.contract.messages import now_rfc3339
+from backend.retry import Backoff
 from simulators import (
     ClockBridge,
     DoorNode,
@@ -24,7 +25,6 @@ from simulators.errors import FleetSpecError
 from simulators.fleet import Fleet
 from simulators.fleetspec import load_fleet_spec, parse_fleet_spec
 from simulators.links import ReasonCode
-from simulators.runtime import Backoff
 
 FAST = Backoff(initial_s=0.01, max_s=0.05)
 
