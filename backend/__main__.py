@@ -67,7 +67,11 @@ def main() -> int:
         settings = Settings()  # type: ignore[call-arg]
     except ValidationError as error:
         lines = [
+            # A cross-field check (a model validator) has no field location: its message
+            # names the variables itself.
             f"  AURORA_{'_'.join(str(p) for p in item['loc']).upper()}: {item['msg']}"
+            if item["loc"]
+            else f"  {item['msg']}"
             for item in error.errors()
         ]
         print("invalid backend settings:\n" + "\n".join(lines), file=sys.stderr)

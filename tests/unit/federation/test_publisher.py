@@ -1,16 +1,19 @@
-"""What the alert observer queues for the mesh (no servers: nothing is started)."""
+"""What the publisher queues for the mesh and when a publish counts as stored (no servers)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from nats.js.api import PubAck
 
+from backend.contract import Severity
+from backend.federation.counters import FederationCounters
 from backend.federation.messages import FederatedAlert, IocShare
-from backend.federation.service import FederationService
-from backend.settings import Settings
+from backend.federation.publisher import Publisher
 
 
 @dataclass
@@ -26,25 +29,36 @@ class Record:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-class Sink:
-    def add_observer(self, callback: Any) -> None: ...
+class FakeJetStream:
+    """Answers publishes with the acks given, in order (domain of the answering stream)."""
 
-    async def ingest_remote(self, **kwargs: Any) -> None: ...
+    def __init__(self, domains: list[str]) -> None:
+        self.domains = domains
+        self.published: list[tuple[str, dict[str, str]]] = []
 
-
-@pytest.fixture
-def service() -> FederationService:
-    settings = Settings(
-        site_id="a", nats_url="nats://127.0.0.1:1", federation_enabled=True
-    )  # federate_min_severity defaults to high
-    return FederationService(settings, Sink(), None)  # type: ignore[arg-type]
+    async def publish(self, subject: str, data: bytes, **kwargs: Any) -> PubAck:
+        self.published.append((subject, kwargs["headers"]))
+        return PubAck(stream="AURORA", seq=len(self.published), domain=self.domains.pop(0))
 
 
-def _queued(service: FederationService) -> list[Any]:
-    items = []
-    while not service._queue.empty():
-        items.append(service._queue.get_nowait())
-    return items
+class FakeConnection:
+    """The part of MeshConnection the publisher reads: readiness, JetStream, our domain."""
+
+    def __init__(self, js: FakeJetStream | None = None, domain: str | None = "a") -> None:
+        self.ready = asyncio.Event()
+        self.js = js
+        self.domain = domain
+
+
+def _publisher(connection: FakeConnection | None = None, queue_limit: int = 100) -> Publisher:
+    return Publisher(
+        site_id="a",
+        min_severity=Severity.HIGH,  # the settings default
+        connection=connection or FakeConnection(),  # type: ignore[arg-type]
+        store=None,  # type: ignore[arg-type]  # only republish_recent reads it
+        counters=FederationCounters(),
+        queue_limit=queue_limit,
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,11 +74,10 @@ def _queued(service: FederationService) -> list[Any]:
         (Record("critical", iocs=["203.0.113.9"], origin_site="b"), []),
     ],
 )
-async def test_observer_gates_by_severity_and_origin(
-    service: FederationService, record: Record, kinds: list[type]
-) -> None:
-    await service._on_local_alert(record)
-    queued = _queued(service)
+async def test_observer_gates_by_severity_and_origin(record: Record, kinds: list[type]) -> None:
+    publisher = _publisher()
+    await publisher.on_local_alert(record)
+    queued = publisher.drain_nowait()
     assert [type(item) for item in queued] == kinds
     for item in queued:
         assert item.origin_site == "a"
@@ -73,42 +86,24 @@ async def test_observer_gates_by_severity_and_origin(
         assert queued[0].msg_id == f"a:{record.id}"
 
 
-async def test_a_full_queue_refuses_and_counts(
-    service: FederationService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import asyncio
-
-    monkeypatch.setattr(service, "_queue", asyncio.Queue(maxsize=1))
-    await service._on_local_alert(Record("critical"))
-    await service._on_local_alert(Record("critical", id="second"))
-    assert service.health()["queue_depth"] == 1
-    assert service.counters.dropped_queue_full == 1
+async def test_a_full_queue_refuses_and_counts() -> None:
+    publisher = _publisher(queue_limit=1)
+    await publisher.on_local_alert(Record("critical"))
+    await publisher.on_local_alert(Record("critical", id="second"))
+    assert publisher.depth == 1
+    assert publisher._counters.dropped_queue_full == 1
 
 
-class FakeJetStream:
-    """Answers publishes with the acks given, in order (domain of the answering stream)."""
-
-    def __init__(self, domains: list[str]) -> None:
-        self.domains = domains
-        self.published: list[tuple[str, dict[str, str]]] = []
-
-    async def publish(self, subject: str, data: bytes, **kwargs: Any) -> Any:
-        from nats.js.api import PubAck
-
-        self.published.append((subject, kwargs["headers"]))
-        return PubAck(stream="AURORA", seq=len(self.published), domain=self.domains.pop(0))
-
-
-async def test_an_ack_from_the_peers_stream_is_not_enough(service: FederationService) -> None:
+async def test_an_ack_from_the_peers_stream_is_not_enough() -> None:
     # The peer's AURORA captures our subjects across the leafnode and may answer first;
     # the message must land in *our* stream, which is what the peer sources.
     fake = FakeJetStream(["b", "b", "a"])
-    service._js = fake  # type: ignore[assignment]
-    service._domain = "a"
-    service._ready.set()
-    await service._on_local_alert(Record("critical"))
-    (message,) = _queued(service)
-    await service._publish_until_stored(message)
+    connection = FakeConnection(fake, domain="a")
+    connection.ready.set()
+    publisher = _publisher(connection)
+    await publisher.on_local_alert(Record("critical"))
+    (message,) = publisher.drain_nowait()
+    await publisher.publish_until_stored(message)
     assert [headers["Nats-Msg-Id"] for _, headers in fake.published] == [message.msg_id] * 3
-    assert service.counters.published == 1
-    assert service.counters.publish_retries == 2
+    assert publisher._counters.published == 1
+    assert publisher._counters.publish_retries == 2
