@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import http.client
 import re
 import sys
 import threading
@@ -315,17 +314,12 @@ class RunningBench:
 
     def _backend_service(self, site: _Site) -> Service:
         env = self.backend_env(site.site_id)
-        url_port = site.api_port
-
-        def ready() -> bool:
-            return _healthz(LOOPBACK, url_port)
-
         return Service(
             ServiceSpec(
                 name=f"backend-{site.site_id}",
                 command=[sys.executable, "-m", "backend"],
                 log=site.directory / "backend.log",
-                ready=ready,
+                health_url=f"http://{LOOPBACK}:{site.api_port}/healthz",
                 port=site.api_port,
                 env=env,
                 # Only the bench decides a backend's settings, not the caller's environment.
@@ -497,17 +491,6 @@ def _refuse_a_running_bench(state_dir: Path) -> None:
                 f"a bench is already running in {state_dir} (site {site.site_id} answers at "
                 f"{site.mqtt.host}:{site.mqtt.port}); stop it or pick another --state-dir"
             )
-
-
-def _healthz(host: str, port: int) -> bool:
-    connection = http.client.HTTPConnection(host, port, timeout=1.0)
-    try:
-        connection.request("GET", "/healthz")
-        return connection.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
 
 
 def _collect(errors: list[BaseException], action: Callable[[], object]) -> None:

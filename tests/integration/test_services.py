@@ -398,3 +398,62 @@ def test_a_port_taken_meanwhile_is_retried_with_fresh_ports(
             redis_url = started.site("a").redis
             assert f":{taken}/" not in redis_url
             assert started.service("a", "redis").running
+
+
+def test_a_killed_bench_leaves_no_server_behind(tmp_path: Path) -> None:
+    # SIGKILL skips every exit hook: only the parent-death signal (setpriv) stops the child.
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from bench.services.local import redis_service\n"
+        "from bench.services.process import free_port\n"
+        "service = redis_service(Path(sys.argv[1]), 'a', free_port())\n"
+        "service.start()\n"
+        "print(service.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    bench = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert bench.stdout is not None
+        pid = int(bench.stdout.readline())
+        assert _alive(pid)
+        redis = psutil.Process(pid)
+        # the same pid runs redis itself: the wrappers exec'ed it in place
+        assert Path(redis.cmdline()[0].split()[0]).name == "redis-server"
+    finally:
+        bench.send_signal(signal.SIGKILL)
+        bench.wait()
+    # Reparented after the kill, so not ours to wait for: watch it go (or become a zombie
+    # nobody reaps, which is dead too).
+    deadline = time.monotonic() + DEADLINE_S
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_servers_get_the_raised_open_file_limit(tmp_path: Path) -> None:
+    import resource
+
+    from bench.services.local import MOSQUITTO_NOFILE, redis_service
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # A low limit here, so that only the raise (prlimit) can give the child more.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        service = redis_service(tmp_path, "a", free_port())
+        service.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert service.pid is not None
+        child_soft, _child_hard = psutil.Process(service.pid).rlimit(psutil.RLIMIT_NOFILE)
+    finally:
+        service.stop()
+    # the full limit where the hard limit may be raised, else as high as it allows
+    assert child_soft in {MOSQUITTO_NOFILE, min(MOSQUITTO_NOFILE, hard)}
