@@ -8,7 +8,7 @@ Timing settings are settings so scenarios can shrink them (DESIGN.md, Time).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     federate_min_severity: Severity = Severity.HIGH
 
     log_level: str = "INFO"
+    #: ``json`` (one object per line: site, device, trace id) or ``text`` for a terminal.
+    log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="after")
     def _federation_timing_works(self) -> Self:

@@ -40,6 +40,7 @@ from backend.federation.messages import (
     decode_mesh_message,
 )
 from backend.federation.store import FederationStore
+from backend.logs import log_context
 from backend.store import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,11 @@ class Inbox:
             self._counters.echoes_dropped += 1
             await msg.ack()
             return
+        device = message.device_id if isinstance(message, FederatedAlert) else None
+        with log_context(device_id=device, trace_id=message.msg_id):
+            await self._persist_then_ack(msg, message)
+
+    async def _persist_then_ack(self, msg: Msg, message: MeshMessage) -> None:
         try:
             await self.persist(message)
         except SQLAlchemyError as error:
