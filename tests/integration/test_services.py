@@ -239,7 +239,7 @@ def test_failed_start_shows_the_log_tail(tmp_path: Path) -> None:
 def test_failed_bench_start_stops_what_was_started(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bench.site
+    import bench.services.providers
 
     def broken_mosquitto(site_dir: Path, pki: Pki, site_id: str, port: int) -> Service:
         return Service(
@@ -252,7 +252,7 @@ def test_failed_bench_start_stops_what_was_started(
             )
         )
 
-    monkeypatch.setattr(bench.site, "mosquitto_service", broken_mosquitto)
+    monkeypatch.setattr(bench.services.providers, "mosquitto_service", broken_mosquitto)
     before = _children()
     with pytest.raises(ServiceStartError) as raised:
         start_bench(BenchOptions(sites=["a"], state_dir=tmp_path, backend=False))
@@ -384,16 +384,20 @@ def test_a_port_taken_meanwhile_is_retried_with_fresh_ports(
 ) -> None:
     import socket
 
-    import bench.site
+    import bench.services.providers
 
-    real_free_port = bench.site.free_port
+    real_free_port = bench.services.providers.free_port
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", real_free_port()))
         blocker.listen()
         taken = blocker.getsockname()[1]
         handed = iter([taken])
         # The first port handed out (redis of site a) is grabbed by someone else.
-        monkeypatch.setattr(bench.site, "free_port", lambda: next(handed, None) or real_free_port())
+        monkeypatch.setattr(
+            bench.services.providers,
+            "free_port",
+            lambda: next(handed, None) or real_free_port(),
+        )
         with start_bench(BenchOptions(sites=["a"], state_dir=tmp_path, backend=False)) as started:
             redis_url = started.site("a").redis
             assert f":{taken}/" not in redis_url
