@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     mqtt_receive_maximum: int = 1000
     #: Verify that the broker certificate names ``mqtt_host`` (the bench PKI adds IP SANs).
     mqtt_tls_check_hostname: bool = True
-    mqtt_reconnect_max_s: float = 10.0
+    mqtt_reconnect_max_s: float = Field(10.0, gt=0)
 
     #: Most messages handled (and acknowledged) as one batch on the ingest hot path.
     ingest_batch_max: int = 1000
