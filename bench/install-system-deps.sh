@@ -12,6 +12,7 @@ declare -A PACKAGE_OF=(
   # setpriv (parent-death signal) and prlimit (open-file limit) wrap every server
   [setpriv]=util-linux
   [prlimit]=util-linux
+  [chromium]=chromium
 )
 
 have() {

@@ -251,6 +251,10 @@ class FederationService:
         """``GET /api/v1/system/topology``."""
         return await self.queries.topology()
 
+    async def topology_json(self) -> dict[str, Any]:
+        """The topology as the endpoint serves it (the console's live map)."""
+        return (await self.topology()).model_dump(mode="json")
+
     async def shared_iocs(self, limit: int = 500) -> SharedIocList:
         """``GET /api/v1/federation/iocs``."""
         return await self.queries.shared_iocs(limit)

@@ -140,7 +140,8 @@ class Site:
             return list(rows.all())
 
     async def link_status(self) -> str | None:
-        topology = (await self.federation.topology()).model_dump()
+        # the JSON the console's live map gets
+        topology = await self.federation.topology_json()
         links = topology["links"]
         return links[0]["status"] if links else None
 
