@@ -8,6 +8,7 @@ what was observed instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -15,13 +16,13 @@ from typing import Any
 
 from backend.contract import Severity
 from bench.load.summary import percentile_of
-from bench.scenario.schema import (
+from bench.scenario.checks import (
     AlertExpect,
     AuditExpect,
+    Check,
     CommandExpect,
     DeviceExpect,
     EventMatch,
-    Expectation,
     LatencyExpect,
     LinkExpect,
     LockExpect,
@@ -29,6 +30,7 @@ from bench.scenario.schema import (
     NoAlertExpect,
     NoCommandExpect,
 )
+from bench.scenario.schema import ExpectationItem
 from bench.scenario.timeline import Event, EventKind, Timeline
 
 
@@ -74,94 +76,128 @@ class Context:
     node_devices: frozenset[str] = frozenset()
 
 
+@functools.singledispatch
 def evaluate(
-    expectation: Expectation,
+    body: object,
     timeline: Timeline,
     start: float,
     now: float,
     context: Context | None = None,
 ) -> Outcome:
-    """Evaluate ``expectation`` for a step whose action started at ``start``."""
-    context = context or Context()
-    body = expectation.body
-    match body:
-        case AlertExpect():
-            return _alert(body, timeline, start, now)
-        case NoAlertExpect():
-            return _no_alert(body, timeline, start, now)
-        case DeviceExpect():
-            return _device(body, timeline, start, now)
-        case CommandExpect():
-            return _command(body, timeline, start, now, context)
-        case NoCommandExpect():
-            return _no_command(body, timeline, start, now)
-        case LockExpect():
-            return _lock(body, timeline, start, now)
-        case AuditExpect():
-            return _audit(body, timeline, start, now)
-        case LinkExpect():
-            return _link(body, timeline, start, now)
-        case MetricExpect():
-            return _metric(body, timeline, start, now)
-        case LatencyExpect():
-            return _latency(body, timeline, start if body.scope == "step" else 0.0, now)
-    raise AssertionError(f"no evaluator for {expectation.key}")  # pragma: no cover
+    """Evaluate an expectation for a step whose action started at ``start``.
+
+    ``body`` is an expectation model of :mod:`bench.scenario.checks` (or an ``expect``
+    entry holding one); each kind has its own evaluator, registered below.
+    """
+    raise TypeError(f"no evaluator for {type(body).__name__}")
 
 
-def deadline(expectation: Expectation, start: float) -> float:
-    """When ``expectation`` is decided at the latest (``start`` for latency checks)."""
-    body = expectation.body
-    bound: float | None = getattr(body, "within", None)
-    if bound is None:
-        bound = getattr(body, "for_", 0.0)
-    return start + float(bound or 0.0)
+@evaluate.register
+def _(
+    item: ExpectationItem,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
+    return evaluate(item.body, timeline, start, now, context)
 
 
-def describe(expectation: Expectation) -> str:
+def deadline(body: Check | ExpectationItem, start: float) -> float:
+    """When an expectation is decided at the latest (``start`` for latency checks).
+
+    A state that must hold (``for`` on ``lock``, ``device``, ``link``) is decided at the
+    latest when its ``within`` and its ``for`` have both run out.
+    """
+    if isinstance(body, ExpectationItem):
+        body = body.body
+    within: float | None = getattr(body, "within", None)
+    hold: float | None = getattr(body, "for_", None)
+    if within is None:
+        return start + float(hold or 0.0)
+    return start + within + float(hold or 0.0)
+
+
+@functools.singledispatch
+def describe(body: object) -> str:
     """The expectation in words."""
-    body = expectation.body
-    match body:
-        case AlertExpect():
-            scope = " (since the scenario began)" if body.scope == "scenario" else ""
-            n = _count(body.count, "alert")
-            return f"{n} {_alert_filter(body)} within {_s(body.within)}{scope}"
-        case NoAlertExpect():
-            return f"no alert {_alert_filter(body)} for {_s(body.for_)}"
-        case DeviceExpect():
-            return f"device {body.id} {_device_filter(body)} within {_s(body.within)}"
-        case CommandExpect():
-            n = _count(body.count, f"`{body.verb.value}` command")
-            return f"{n} received by {body.device} within {_s(body.within)}"
-        case NoCommandExpect():
-            verb = f"`{body.verb.value}` " if body.verb else ""
-            return f"no {verb}command to {body.device} for {_s(body.for_)}"
-        case LockExpect():
-            return f"door {body.device} {body.state} within {_s(body.within)}"
-        case AuditExpect():
-            extra = _fields(body.data, device=body.device, site=body.site)
-            n = _count(body.count, f"audit entry `{body.type}`")
-            scope = " (since the scenario began)" if body.scope == "scenario" else ""
-            return f"{n}{extra} within {_s(body.within)}{scope}"
-        case LinkExpect():
-            return (
-                f"link {body.site}<->{body.peer} {body.status} as {body.site} sees it "
-                f"within {_s(body.within)}"
-            )
-        case MetricExpect():
-            labels = ",".join(f"{k}={v}" for k, v in body.labels.items())
-            where = f" at site {body.site}" if body.site else ""
-            return (
-                f"{body.name}{{{labels}}}{where} up by >= {body.increase:g} "
-                f"within {_s(body.within)}"
-            )
-        case LatencyExpect():
-            bounds = ", ".join(
-                f"{name} <= {_s(value)}"
-                for name, value in (("p50", body.p50), ("p99", body.p99), ("max", body.max))
-                if value is not None
-            )
-            return f"latency {_match_text(body.from_)} -> {_match_text(body.to)}: {bounds}"
-    raise AssertionError(expectation.key)  # pragma: no cover
+    raise TypeError(f"no description for {type(body).__name__}")
+
+
+@describe.register
+def _(item: ExpectationItem) -> str:
+    return describe(item.body)
+
+
+@describe.register
+def _(body: AlertExpect) -> str:
+    scope = " (since the scenario began)" if body.scope == "scenario" else ""
+    n = _count(body.count, "alert")
+    return f"{n} {_alert_filter(body)} within {_s(body.within)}{scope}"
+
+
+@describe.register
+def _(body: NoAlertExpect) -> str:
+    return f"no alert {_alert_filter(body)} for {_s(body.for_)}"
+
+
+@describe.register
+def _(body: DeviceExpect) -> str:
+    return f"device {body.device} {_device_filter(body)} within {_s(body.within)}{_held(body)}"
+
+
+@describe.register
+def _(body: CommandExpect) -> str:
+    n = _count(body.count, f"`{body.verb.value}` command")
+    return f"{n} received by {body.device} within {_s(body.within)}"
+
+
+@describe.register
+def _(body: NoCommandExpect) -> str:
+    verb = f"`{body.verb.value}` " if body.verb else ""
+    return f"no {verb}command to {body.device} for {_s(body.for_)}"
+
+
+@describe.register
+def _(body: LockExpect) -> str:
+    return f"door {body.device} {body.state} within {_s(body.within)}{_held(body)}"
+
+
+@describe.register
+def _(body: AuditExpect) -> str:
+    extra = _fields(body.data, device=body.device, site=body.site)
+    n = _count(body.count, f"audit entry `{body.type}`")
+    scope = " (since the scenario began)" if body.scope == "scenario" else ""
+    return f"{n}{extra} within {_s(body.within)}{scope}"
+
+
+@describe.register
+def _(body: LinkExpect) -> str:
+    return (
+        f"link {body.site}<->{body.peer} {body.status} as {body.site} sees it "
+        f"within {_s(body.within)}{_held(body)}"
+    )
+
+
+@describe.register
+def _(body: MetricExpect) -> str:
+    labels = ",".join(f"{k}={v}" for k, v in body.labels.items())
+    where = f" at site {body.site}" if body.site else ""
+    return f"{body.name}{{{labels}}}{where} up by >= {body.increase:g} within {_s(body.within)}"
+
+
+@describe.register
+def _(body: LatencyExpect) -> str:
+    bounds = ", ".join(
+        f"{name} <= {_s(value)}"
+        for name, value in (("p50", body.p50), ("p99", body.p99), ("max", body.max))
+        if value is not None
+    )
+    return f"latency {_match_text(body.from_)} -> {_match_text(body.to)}: {bounds}"
+
+
+def _held(body: LockExpect | DeviceExpect | LinkExpect) -> str:
+    return "" if body.for_ is None else f", then held for {_s(body.for_)}"
 
 
 # ---------------------------------------------------------------- helpers
@@ -346,8 +382,14 @@ def _state_in_window(
     is_subject: Callable[[Event], bool],
     satisfied: Callable[[Event], bool],
     expected: str,
+    hold: float | None = None,
 ) -> Outcome:
-    """State snapshots: the one in effect at ``start``, then every change until the bound."""
+    """State snapshots: the one in effect at ``start``, then every change until the bound.
+
+    With ``hold``, the first time the state is reached it must then last ``hold`` seconds
+    without a change away: a state that comes and goes fails at the change, even if it
+    comes back (a flapping door is not "held in lockdown").
+    """
     end = start + bound
     current = [event for event in timeline.before(start) if is_subject(event)]
     candidates = current[-1:] + [
@@ -356,13 +398,17 @@ def _state_in_window(
     for event in candidates:
         if satisfied(event):
             at = max(event.t, start)
-            return Outcome(
-                Verdict.PASSED,
-                expected,
-                event.summary(),
-                at=at,
-                latency_s=at - start,
-                evidence=(event,),
+            if hold is None:
+                return Outcome(
+                    Verdict.PASSED,
+                    expected,
+                    event.summary(),
+                    at=at,
+                    latency_s=at - start,
+                    evidence=(event,),
+                )
+            return _held_from(
+                timeline, event, at, start, now, hold, is_subject, satisfied, expected
             )
     if now < end:
         return Outcome(Verdict.PENDING, expected)
@@ -373,11 +419,50 @@ def _state_in_window(
     return Outcome(Verdict.FAILED, expected, observed, at=end, evidence=tuple(candidates[-5:]))
 
 
+def _held_from(  # noqa: PLR0917 - the state of one evaluation, passed on
+    timeline: Timeline,
+    reached: Event,
+    at: float,
+    start: float,
+    now: float,
+    hold: float,
+    is_subject: Callable[[Event], bool],
+    satisfied: Callable[[Event], bool],
+    expected: str,
+) -> Outcome:
+    """The state was reached by ``reached`` at ``at``: did it last ``hold`` seconds?"""
+    until = at + hold
+    for event in timeline.between(at, min(now, until)):
+        if event is reached or not is_subject(event) or satisfied(event):
+            continue
+        return Outcome(
+            Verdict.FAILED,
+            expected,
+            f"{reached.summary()} at {reached.t:.3f}s, then {event.summary()} at "
+            f"{event.t:.3f}s (held {_s(event.t - at)} of {_s(hold)})",
+            at=event.t,
+            evidence=(reached, event),
+        )
+    if now < until:
+        return Outcome(Verdict.PENDING, expected)
+    return Outcome(
+        Verdict.PASSED,
+        expected,
+        f"{reached.summary()}, held {_s(hold)}",
+        at=until,
+        latency_s=at - start,
+        evidence=(reached,),
+    )
+
+
 # ---------------------------------------------------------------- evaluators
 
 
-def _alert(body: AlertExpect, timeline: Timeline, start: float, now: float) -> Outcome:
-    expected = describe(Expectation(alert=body))
+@evaluate.register
+def _alert(
+    body: AlertExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
+    expected = describe(body)
     return _within(
         timeline,
         start,
@@ -392,14 +477,21 @@ def _alert(body: AlertExpect, timeline: Timeline, start: float, now: float) -> O
     )
 
 
-def _no_alert(body: NoAlertExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _no_alert(
+    body: NoAlertExpect,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
     return _never(
         timeline,
         start,
         now,
         window_s=body.for_,
         matches=_alert_matches(body),
-        expected=describe(Expectation(no_alert=body)),
+        expected=describe(body),
     )
 
 
@@ -408,9 +500,16 @@ def _command_source_ok(event: Event, device: str, context: Context) -> bool:
     return event.source == "node" if device in context.node_devices else True
 
 
+@evaluate.register
 def _command(
-    body: CommandExpect, timeline: Timeline, start: float, now: float, context: Context
+    body: CommandExpect,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
 ) -> Outcome:
+    context = context or Context()
+
     def matches(event: Event) -> bool:
         return (
             event.kind is EventKind.COMMAND
@@ -426,13 +525,20 @@ def _command(
         bound=body.within,
         count=body.count,
         matches=matches,
-        expected=describe(Expectation(command=body)),
+        expected=describe(body),
         related=lambda e: e.kind is EventKind.COMMAND and e.device == body.device,
         noun="command",
     )
 
 
-def _no_command(body: NoCommandExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _no_command(
+    body: NoCommandExpect,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
     def matches(event: Event) -> bool:
         return (
             event.kind is EventKind.COMMAND
@@ -446,17 +552,20 @@ def _no_command(body: NoCommandExpect, timeline: Timeline, start: float, now: fl
         now,
         window_s=body.for_,
         matches=matches,
-        expected=describe(Expectation(no_command=body)),
+        expected=describe(body),
     )
 
 
-def _device(body: DeviceExpect, timeline: Timeline, start: float, now: float) -> Outcome:
-    expected = describe(Expectation(device=body))
+@evaluate.register
+def _device(
+    body: DeviceExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
+    expected = describe(body)
 
     def is_subject(event: Event) -> bool:
         return (
             event.kind is EventKind.DEVICE
-            and event.device == body.id
+            and event.device == body.device
             and (body.site is None or event.site == body.site)
         )
 
@@ -489,10 +598,14 @@ def _device(body: DeviceExpect, timeline: Timeline, start: float, now: float) ->
         is_subject=is_subject,
         satisfied=satisfied,
         expected=expected,
+        hold=body.for_,
     )
 
 
-def _lock(body: LockExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _lock(
+    body: LockExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
     return _state_in_window(
         timeline,
         start,
@@ -500,11 +613,15 @@ def _lock(body: LockExpect, timeline: Timeline, start: float, now: float) -> Out
         bound=body.within,
         is_subject=lambda e: e.kind is EventKind.LOCK and e.device == body.device,
         satisfied=lambda e: e.get("state") == body.state,
-        expected=describe(Expectation(lock=body)),
+        expected=describe(body),
+        hold=body.for_,
     )
 
 
-def _link(body: LinkExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _link(
+    body: LinkExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
     return _state_in_window(
         timeline,
         start,
@@ -514,7 +631,8 @@ def _link(body: LinkExpect, timeline: Timeline, start: float, now: float) -> Out
             e.kind is EventKind.LINK and e.site == body.site and e.get("peer") == body.peer
         ),
         satisfied=lambda e: e.get("status") == body.status,
-        expected=describe(Expectation(link=body)),
+        expected=describe(body),
+        hold=body.for_,
     )
 
 
@@ -522,7 +640,10 @@ def _loosely_equal(actual: Any, wanted: Any) -> bool:
     return actual == wanted or (actual is not None and str(actual) == str(wanted))
 
 
-def _audit(body: AuditExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _audit(
+    body: AuditExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
     def matches(event: Event) -> bool:
         if event.kind is not EventKind.AUDIT or event.get("type") != body.type:
             return False
@@ -546,7 +667,7 @@ def _audit(body: AuditExpect, timeline: Timeline, start: float, now: float) -> O
         bound=body.within,
         count=body.count,
         matches=matches,
-        expected=describe(Expectation(audit=body)),
+        expected=describe(body),
         related=lambda e: e.kind is EventKind.AUDIT,
         noun="audit entry",
         since=0.0 if body.scope == "scenario" else None,
@@ -563,10 +684,13 @@ def metric_matches(body: MetricExpect, event: Event) -> bool:
     )
 
 
-def _metric(body: MetricExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _metric(
+    body: MetricExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
     # The runner samples the counter when the step starts (the baseline) and while the
     # expectation is pending; samples are sums over matching label sets.
-    expected = describe(Expectation(metric=body))
+    expected = describe(body)
     baseline_events = [e for e in timeline.before(start) if metric_matches(body, e)]
     end = start + body.within
     samples = [e for e in timeline.between(start, min(now, end)) if metric_matches(body, e)]
@@ -667,8 +791,16 @@ def _same_pair(body: LatencyExpect, origin: Event, target: Event) -> bool:
     return origin.device is not None and origin.device == target.device
 
 
-def _latency(body: LatencyExpect, timeline: Timeline, since: float, now: float) -> Outcome:
-    expected = describe(Expectation(latency=body))
+@evaluate.register
+def _latency(
+    body: LatencyExpect,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
+    expected = describe(body)
+    since = start if body.scope == "step" else 0.0
     pairs, unpaired = pair_events(body, timeline.between(since, now))
     durations = [target.t - origin.t for origin, target in pairs]
     if len(durations) < body.min_pairs:
