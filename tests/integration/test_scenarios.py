@@ -282,7 +282,7 @@ def test_a_board_by_serial_port_takes_part_next_to_simulated_nodes(pool: BenchPo
     """A virtual board on a PTY stands in for a real one: the scenario bridges its port."""
     bench = pool.acquire(parse_scenario(f"name: x\n{SITE}steps: [{{name: s}}]\n"))
     board = subprocess.Popen(
-        [sys.executable, "-m", "bench", "virtual-board", "--board", "door", "--id",
+        [sys.executable, "-m", "bench", "virtual-board", "--board", "stm32f401-door", "--id",
          "it-board-01", "--state-dir", str(bench.state_dir), "--heartbeat-s", "1"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
