@@ -44,6 +44,11 @@ class AlertExpect(Strict):
     site: SiteId | None = None
     origin: SiteId | None = Field(None, description="origin site of a federated alert")
     contains: str | None = Field(None, description="text in the alert's title or description")
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fields of the alert stream entry, each equal to this value "
+        "(e.g. payload: the device's message, verbatim)",
+    )
     within: Duration = 5.0
     count: Annotated[int, Field(ge=1)] = 1
     scope: Scope = Field(

@@ -222,7 +222,7 @@ def _fields(values: dict[str, Any], **more: Any) -> str:
 
 def _alert_filter(body: AlertExpect | NoAlertExpect) -> str:
     parts = _fields(
-        {},
+        body.data if isinstance(body, AlertExpect) else {},
         type=body.type,
         severity=body.severity.value if body.severity else None,
         min_severity=body.min_severity.value if body.min_severity else None,
@@ -292,6 +292,9 @@ def _alert_matches(body: AlertExpect | NoAlertExpect) -> Callable[[Event], bool]
             body.contains.lower() in str(event.get(key) or "").lower()
             for key in ("title", "description")
         ):
+            return False
+        wanted = body.data if isinstance(body, AlertExpect) else {}
+        if not all(_loosely_equal(event.get(key), value) for key, value in wanted.items()):
             return False
         return _severity_ok(event, body.severity, body.min_severity)
 

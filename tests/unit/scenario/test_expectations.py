@@ -97,6 +97,20 @@ def test_alert_filters_site_origin_and_severity() -> None:
     )
 
 
+def test_alert_fields_must_be_forwarded_verbatim() -> None:
+    sent = '{"device_id":"env-01","type":"sensor_unhealthy","severity":"critical"}'
+    line = timeline(
+        ev(1.1, EventKind.ALERT, "env-01", type="sensor_unhealthy", severity="critical",
+           payload=sent.replace("critical", "high"), description="AHT21B timeout"),
+    )  # fmt: skip
+    verbatim = expect(alert={"device": "env-01", "data": {"payload": sent}, "within": 1})
+    failed = evaluate(verbatim, line, 1.0, 2.0)
+    assert failed.verdict is Verdict.FAILED
+    assert "payload=" in describe(verbatim)
+    same = expect(alert={"data": {"description": "AHT21B timeout"}, "within": 1})
+    assert evaluate(same, line, 1.0, 1.2).verdict is Verdict.PASSED
+
+
 def test_alert_count() -> None:
     line = timeline(*(ev(1 + i / 10, EventKind.ALERT, type="x", severity="low") for i in range(3)))
     assert (
