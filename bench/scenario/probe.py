@@ -259,7 +259,15 @@ class Probe:
         kind = _STREAM_KINDS[stream]
         device = record.get("device_id") if isinstance(record.get("device_id"), str) else None
         if kind is EventKind.ALERT:
-            data = {**record, "type": record.get("type") or fields.get("type"), "entry": entry_id}
+            # Fields beside `data` (the device's payload as sent, for seed 001's "forwarded
+            # verbatim") are kept too; the record's own keys win.
+            extra = {k: v for k, v in fields.items() if k not in {"data", "type", "trace"}}
+            data = {
+                **extra,
+                **record,
+                "type": record.get("type") or fields.get("type"),
+                "entry": entry_id,
+            }
             self._timeline.record_data(kind, "redis", data, site=site_id, device=device)
         else:
             self._timeline.record(
