@@ -179,15 +179,17 @@ class HealAction(PartitionAction):
 class ReplayAction(Strict):
     """Publish again, on ``site``'s NATS, the last message seen on a subject at ``from_site``.
 
-    ``subject`` is a prefix (``aurora.alerts.federation.``). The copy carries no
-    ``Nats-Msg-Id``, so it reaches the application, whose own dedup (or echo drop) must
-    keep it from being stored twice.
+    ``subject`` is a prefix (``aurora.alerts.federation.``). The copy gets a new stream
+    sequence and carries no ``Nats-Msg-Id`` (``new_msg_id: true``: a fresh one each), so
+    JetStream's own dedup lets it through and it reaches the application, whose dedup (or
+    echo drop) must keep it from being stored twice.
     """
 
     subject: str = Field(min_length=1)
     from_site: SiteId
     site: SiteId
     count: Annotated[int, Field(ge=1, le=1000)] = 1
+    new_msg_id: bool = Field(False, description="send each copy with a fresh Nats-Msg-Id")
 
 
 class WaitAction(RootModel[Duration]):

@@ -80,6 +80,10 @@ class DeviceExpect(Strict):
     risk_min: float | None = None
     risk_max: float | None = None
     firmware_version: str | None = None
+    seen_since_step: bool = Field(
+        False,
+        description="its last_seen moved forward after the step began (a status refreshed it)",
+    )
     within: Duration = 5.0
     for_: Hold = None
 

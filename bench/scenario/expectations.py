@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -246,6 +247,7 @@ def _device_filter(body: DeviceExpect) -> str:
             risk_max=body.risk_max,
             firmware_version=body.firmware_version,
             site=body.site,
+            last_seen="refreshed" if body.seen_since_step else None,
         ).strip()
         or "registered"
     )
@@ -577,7 +579,15 @@ def _device(
             timeline, 0.0, now, window_s=start + body.within, matches=is_subject, expected=expected
         )
 
+    # last_seen is the backend's own clock: compared only with itself, never with ours.
+    before = [event for event in timeline.before(start) if is_subject(event)]
+    seen_at_start = _instant(before[-1].get("last_seen")) if before else None
+
     def satisfied(event: Event) -> bool:
+        if body.seen_since_step:
+            seen = _instant(event.get("last_seen"))
+            if seen is None or (seen_at_start is not None and seen <= seen_at_start):
+                return False
         if body.trust is not None and event.get("trust_status") != body.trust:
             return False
         if body.attestation is not None and event.get("attestation_status") != body.attestation:
@@ -603,6 +613,15 @@ def _device(
         expected=expected,
         hold=body.for_,
     )
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 @evaluate.register

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,9 +313,14 @@ async def _replay(action: ReplayAction, stage: Stage) -> str:
         raise StepError(f"cannot reach NATS of site {action.site}: {error}") from None
     try:
         for _ in range(action.count):
-            await client.publish(subject, payload)
+            # Another envelope for the same alert: a new message id defeats JetStream's
+            # duplicate window, so only the application's dedup stands in the way.
+            headers = {"Nats-Msg-Id": uuid.uuid4().hex} if action.new_msg_id else None
+            await client.publish(subject, payload, headers=headers)
         await client.flush()
     finally:
         await client.close()
-    stage.record("replay", action.site, subject=subject, count=action.count)
+    stage.record(
+        "replay", action.site, subject=subject, count=action.count, new_msg_id=action.new_msg_id
+    )
     return f"{action.count} x {subject} from {action.from_site} at {action.site}"

@@ -48,6 +48,9 @@ _DEVICE_FIELDS = (
     "firmware_hash",
     "firmware_version",
     "reported_hash",
+    # Each status refreshes it (seed 001): a DEVICE event per heartbeat, so a scenario can
+    # see it move forward.
+    "last_seen",
 )
 RETRY_S = 0.2
 

@@ -232,6 +232,25 @@ def test_a_device_state_must_hold_too() -> None:
     assert evaluate(hold, line, 1.0, 1.8).verdict is Verdict.PENDING
 
 
+def test_last_seen_must_move_forward_after_the_step_began() -> None:
+    t0, t1 = "2026-12-01T10:00:00+00:00", "2026-12-01T10:00:01.500000+00:00"
+    line = timeline(
+        ev(0.5, EventKind.DEVICE, "env-01", source="api", trust_status="trusted", last_seen=t0),
+        ev(1.6, EventKind.DEVICE, "env-01", source="api", trust_status="trusted", last_seen=t1),
+    )
+    fresh = expect(device={"device": "env-01", "seen_since_step": True, "within": 1})
+    assert evaluate(fresh, line, 1.0, 1.5).verdict is Verdict.PENDING  # t0 is old news
+    passed = evaluate(fresh, line, 1.0, 1.7)
+    assert passed.verdict is Verdict.PASSED and passed.at == 1.6
+    # a backend that stops refreshing it: the same last_seen again is not "seen"
+    stale = timeline(
+        ev(0.5, EventKind.DEVICE, "env-01", source="api", trust_status="trusted", last_seen=t0),
+        ev(1.6, EventKind.DEVICE, "env-01", source="api", trust_status="drift", last_seen=t0),
+    )
+    assert evaluate(fresh, stale, 1.0, 2.0).verdict is Verdict.FAILED
+    assert "last_seen=refreshed" in describe(fresh)
+
+
 def test_device_state_trust_and_risk() -> None:
     line = timeline(
         ev(0.2, EventKind.DEVICE, "env-01", trust_status="trusted", risk_score=0.0),
