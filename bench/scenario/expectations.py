@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -153,7 +153,7 @@ def _alert(
     body: AlertExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
 ) -> Outcome:
     expected = describe(body)
-    return within(
+    outcome = within(
         timeline,
         start,
         now,
@@ -165,6 +165,19 @@ def _alert(
         noun="alert",
         since=0.0 if body.scope == "scenario" else None,
     )
+    if outcome.verdict is not Verdict.FAILED or not body.data:
+        return outcome
+    # The alert came but a field differs: say which, and how (a verbatim check's story).
+    loose = _alert_matches(body.model_copy(update={"data": {}}))
+    near = [event for event in outcome.evidence if loose(event)]
+    if not near:
+        return outcome
+    differ = "; ".join(
+        f"{key}: expected {value!r}, got {near[0].get(key)!r}"
+        for key, value in body.data.items()
+        if not _loosely_equal(near[0].get(key), value)
+    )
+    return replace(outcome, observed=f"{outcome.observed}; fields differ: {differ}")
 
 
 @evaluate.register

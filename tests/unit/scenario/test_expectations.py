@@ -106,6 +106,8 @@ def test_alert_fields_must_be_forwarded_verbatim() -> None:
     verbatim = expect(alert={"device": "env-01", "data": {"payload": sent}, "within": 1})
     failed = evaluate(verbatim, line, 1.0, 2.0)
     assert failed.verdict is Verdict.FAILED
+    assert "fields differ: payload: expected '" in failed.observed
+    assert '"high"}\'' in failed.observed  # what the stream carried instead
     assert "payload=" in describe(verbatim)
     same = expect(alert={"data": {"description": "AHT21B timeout"}, "within": 1})
     assert evaluate(same, line, 1.0, 1.2).verdict is Verdict.PASSED
