@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -41,6 +40,7 @@ from backend.federation.tables import RemoteAuditRow, SharedIocRow
 from backend.metrics import BackendMetrics
 from backend.settings import Settings
 from backend.store import Alert, Store
+from bench.eventually import eventually
 from bench.perf.federation import KEEPALIVE_EXPIRY_S
 from bench.site import RunningBench
 
@@ -54,20 +54,6 @@ FAST = {
     "AURORA_LINK_DEGRADED_AFTER_S": "2",
     "AURORA_LINK_DOWN_AFTER_S": "4",
 }
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = 20.0
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
 # --------------------------------------------------------------------------- tier 1

@@ -208,7 +208,10 @@ async def test_queue_outbox_drops_oldest_when_full() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"boards": [{"board": "toaster", "id_pattern": "t-{n}"}]}, "unknown board; known boards"),
+        (
+            {"boards": [{"board": "toaster", "id_pattern": "t-{n}"}]},
+            "unknown board 'toaster'; choose one of esp32s3-env",
+        ),
         ({"boards": [{"board": "esp32s3-env", "id_pattern": "x"}]}, "has no {n}"),
         (
             {"boards": [{"board": "esp32s3-env", "id_pattern": "x-{n}", "colour": 1}]},
