@@ -61,7 +61,7 @@ def test_no_500_and_responses_match_the_schema(site_url: str, mode: GenerationMo
     checked = []
     for operation in operations(site_url):
 
-        @fuzz(20)
+        @fuzz(12)
         @given(case=operation.as_strategy(generation_mode=mode))
         def call(case: Any) -> None:
             case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
