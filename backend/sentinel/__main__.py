@@ -69,6 +69,7 @@ async def run_callout(settings: SentinelSettings, stop: asyncio.Event) -> None:
     metrics = AuthMetrics()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
     handler = CalloutHandler(
         issuer_seed=settings.issuer_seed.get_secret_value(),
         account=settings.client_account,

@@ -132,6 +132,8 @@ class SentinelCluster:
         self.bridge = bridge
         self.wsbridge: Service | None = None
         self.wsbridge_metrics_port = free_port()
+        #: Prometheus ports of the callout instances (``/metrics`` on 127.0.0.1).
+        self.callout_metrics_ports = [free_port() for _ in range(CALLOUT_INSTANCES)]
         self.directory = state_dir / "sentinel"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.pki = pki
@@ -255,6 +257,7 @@ class SentinelCluster:
             instance = f"sentinel-callout-{index + 1}"
             env = self.process_env(CALLOUT_USER, self.secrets.callout_password, instance)
             env["AURORA_SENTINEL_ISSUER_SEED"] = issuer
+            env["AURORA_SENTINEL_METRICS_PORT"] = str(self.callout_metrics_ports[index])
             self.callouts.append(self._python_service("callout", instance, env))
         env = self.process_env(WORKER_USER, self.secrets.worker_password, "sentinel-worker-1")
         self.worker = self._python_service("worker", "sentinel-worker-1", env)

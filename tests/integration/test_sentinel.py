@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiomqtt
+import httpx
 import nats
 import pytest
 import redis.asyncio as aioredis
@@ -160,6 +161,16 @@ async def test_a_good_client_connects_over_nats_mqtt_and_websocket(
         await client.subscribe(f"clients/{client_id}/alerts", qos=1)
     entries = await _audit(sentinel_bench, client_id, 3)
     assert {entry["result"] for entry in entries} == {"allowed"}
+    cluster = sentinel_bench.sentinel
+    assert cluster is not None
+    allowed = 0.0
+    async with httpx.AsyncClient() as http:
+        for port in cluster.callout_metrics_ports:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            for line in text.splitlines():
+                if line.startswith("sentinel_auth_decisions_total") and 'result="allowed"' in line:
+                    allowed += float(line.rsplit(" ", 1)[1])
+    assert allowed >= 3  # counted in Prometheus as well as audited
     assert {entry["client_type"] for entry in entries} == {"nats", "mqtt"}
     assert all(entry["remote"] == "127.0.0.1" for entry in entries)
     assert all(float(entry["latency_ms"]) >= 0 for entry in entries)
