@@ -25,6 +25,7 @@ from backend.ingest.consumer import MqttIngest
 from backend.ingest.pipeline import IngestPipeline
 from backend.ingest.registry import DeviceRegistry
 from backend.metrics import BackendMetrics
+from backend.policy.service import site_policy
 from backend.settings import Settings
 from backend.store import Store
 
@@ -71,6 +72,9 @@ class Backend:
             self.publish,
         )
         self.federation: FederationLike | None = None
+        #: The policy service; its token verifier also guards the REST API.
+        self.policy = site_policy(settings)
+        self.tokens = self.policy.verifier
         self._tasks: list[asyncio.Task[None]] = []
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
@@ -172,13 +176,15 @@ def create_app(settings: Settings) -> FastAPI:
     from backend.api import install
 
     install(app)
-    from backend.policy.router import site_policy_router
+    from backend.api.deps import api_access
+    from backend.policy.router import policy_router
 
-    app.include_router(site_policy_router(settings.site_id, backend.metrics))
+    app.include_router(policy_router(backend.policy, backend.metrics))
 
     if settings.federation_enabled:
         module = importlib.import_module("backend.federation.service")
         federation = module.FederationService(settings, backend.alerts, backend.store.sessionmaker)
         backend.federation = federation
-        app.include_router(federation.router)
+        # Its routes only read (sites, topology, IOCs): a read token is enough.
+        app.include_router(federation.router, dependencies=[api_access()])
     return app

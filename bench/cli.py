@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "virtual-board": ("bench.cmd_hardware", "virtual_board", "A simulated board on a PTY."),
     "conformance": ("bench.cmd_hardware", "conformance", "Check a board's frames."),
     "load": ("bench.cmd_load", "load", "Load a site with locust."),
+    "token": ("bench.cmd_token", "token", "Print a JWT from the bench's token issuer."),
 }
 
 

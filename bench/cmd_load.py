@@ -50,6 +50,7 @@ def _grant_load_badge(site: SiteInfo) -> str | None:
         response = httpx.post(
             f"{site.api}/api/v1/cps/access/grants",
             json={"uid": LOAD_BADGE_UID, "device_ids": ["*"]},
+            headers=site.api_headers(),
             timeout=10.0,
         )
         response.raise_for_status()
@@ -66,7 +67,11 @@ def _grant_load_badge(site: SiteInfo) -> str | None:
 
 def _revoke(site: SiteInfo, grant_id: str) -> None:
     try:
-        httpx.delete(f"{site.api}/api/v1/cps/access/grants/{grant_id}", timeout=10.0)
+        httpx.delete(
+            f"{site.api}/api/v1/cps/access/grants/{grant_id}",
+            headers=site.api_headers(),
+            timeout=10.0,
+        )
     except httpx.HTTPError as error:
         click.secho(f"warning: could not revoke load grant {grant_id}: {error}", err=True)
 

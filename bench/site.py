@@ -32,6 +32,7 @@ from bench.benchfile import (
     write_bench_file,
 )
 from bench.errors import BenchError, BenchFileError, ServiceStartError
+from bench.issuer import TokenIssuer, start_issuer
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
 from bench.services.docker import DockerEndpoints, DockerServices
@@ -141,6 +142,9 @@ class RunningBench:
         self._postgres: PostgresCluster | None = None
         self._docker: DockerServices | None = None
         self._info: BenchInfo | None = None
+        #: The token issuer (started first: backends fetch its JWKS) and the REST token.
+        self.issuer: TokenIssuer | None = None
+        self._api_token: str | None = None
         self._lock = threading.RLock()
         self._closed = False
         _OPEN_BENCHES.add(self)
@@ -157,6 +161,7 @@ class RunningBench:
                 state_dir=str(self.state_dir),
                 ca=str(self.pki.ca_cert),
                 sites={site_id: self._site_info(site) for site_id, site in self._sites.items()},
+                token_issuer=self.issuer.info() if self.issuer is not None else None,
             )
         return self._info
 
@@ -232,6 +237,8 @@ class RunningBench:
             "AURORA_NATS_URL": site.nats_url,
             "AURORA_FEDERATION_ENABLED": "true" if len(self._sites) > 1 else "false",
         }
+        if self.issuer is not None:
+            env.update(self.issuer.backend_env())
         env.update(self.options.site_env.get(site_id, {}))
         return env
 
@@ -280,6 +287,8 @@ class RunningBench:
                 _collect(errors, self._postgres.stop)
             if self._docker is not None:
                 _collect(errors, self._docker.stop)
+            if self.issuer is not None:
+                _collect(errors, self.issuer.close)
             if errors:
                 raise errors[0]
 
@@ -311,6 +320,7 @@ class RunningBench:
             redis=site.redis_url,
             nats=site.nats_url,
             database=site.database_url,
+            api_token=self._api_token,
         )
 
     def _backend_service(self, site: _Site) -> Service:
@@ -338,6 +348,8 @@ class RunningBench:
     def _start(self) -> None:
         options = self.options
         began = time.monotonic()
+        self.issuer = start_issuer(self.state_dir)
+        self._api_token = self.issuer.operator_token()
         if options.db == "postgres" and options.provider != "external":
             self._postgres = PostgresCluster(self.state_dir, free_port())
             self._postgres.start()

@@ -308,7 +308,7 @@ class Probe:
     async def _run_rest(self, site_id: str, site: SiteInfo, ready: asyncio.Event) -> None:
         devices: dict[str, tuple[Any, ...]] = {}
         links: dict[str, Any] = {}
-        async with httpx.AsyncClient(base_url=site.api, timeout=2.0) as http:
+        async with site.api_client(timeout=2.0) as http:
             first = True
             while True:
                 try:

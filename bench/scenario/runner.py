@@ -221,9 +221,7 @@ class _Run:
 
     async def setup(self) -> None:
         for site_id in self.scenario.sites:
-            self.http[site_id] = httpx.AsyncClient(
-                base_url=self.bench.info.site(site_id).api, timeout=HTTP_TIMEOUT_S
-            )
+            self.http[site_id] = self.bench.info.site(site_id).api_client(timeout=HTTP_TIMEOUT_S)
         probe_cert = self.bench.probe_cert()
         self.probe = Probe(
             {site: self.bench.info.site(site) for site in self.scenario.sites},
