@@ -25,6 +25,8 @@ EXPECTED = {
     "policy.acl_http.p99": "ms",
     "policy.acl_http.p50": "ms",
     "policy.acl_http.offered_rate": "req/s",
+    "policy.acl_http.serial.p99": "ms",
+    "policy.acl_http.serial.rate": "req/s",
 }
 
 
