@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from backend.alerts import AlertService
 from backend.attestation import AttestationService, load_ca
@@ -75,6 +76,8 @@ class Backend:
         #: The policy service; its token verifier also guards the REST API.
         self.policy = site_policy(settings)
         self.tokens = self.policy.verifier
+        #: What the console shows as the site topology (the federation's, when enabled).
+        self.topology_source: Callable[[], Awaitable[dict[str, Any]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
@@ -166,7 +169,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await backend.aclose()
 
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc from assets shipped in its wheel instead of a
+    # CDN: the page must work on a lab network with no internet (issue 16).
+    app = FastAPIOffline(
         title=f"AuroraSOC CPS backend (site {settings.site_id})",
         version="0.1.0",
         lifespan=lifespan,
@@ -186,5 +191,9 @@ def create_app(settings: Settings) -> FastAPI:
         federation = module.FederationService(settings, backend.alerts, backend.store.sessionmaker)
         backend.federation = federation
         # Its routes only read (sites, topology, IOCs): a read token is enough.
+        backend.topology_source = federation.topology
         app.include_router(federation.router, dependencies=[api_access()])
+    from backend.console import console_router
+
+    app.include_router(console_router())
     return app

@@ -199,6 +199,9 @@ def up(
             )
             # Printed plainly, unwrapped, so it can be copied whole.
             click.echo(token)
+            console.print("operator console (the token rides in the link's fragment):")
+            for site_id in bench.site_ids:
+                click.echo(f"  site {site_id}: {bench.site(site_id).api}/#token={token}")
         _watch(bench, console)
     except _StopRequested:
         if bench is None:
