@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps setup-emulated demo test test-unit test-integration test-postgres bench lint format clean
+.PHONY: setup system-deps setup-emulated demo test test-unit test-integration test-fuzz test-postgres bench lint format clean
 
 setup: system-deps $(STAMP)
 
@@ -42,6 +42,11 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
+
+# Hostile input on every parser (hypothesis, schemathesis, an MQTT flood); ~90 s.
+# AURORA_FUZZ=deep make test-fuzz runs 20x the examples with random seeds.
+test-fuzz: setup
+	$(PY) -m pytest -q tests/fuzz
 
 # The same integration tests against PostgreSQL instead of SQLite.
 test-postgres: setup

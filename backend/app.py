@@ -191,7 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
         federation = module.FederationService(settings, backend.alerts, backend.store.sessionmaker)
         backend.federation = federation
         # Its routes only read (sites, topology, IOCs): a read token is enough.
-        backend.topology_source = federation.topology
+        backend.topology_source = federation.topology_json
         app.include_router(federation.router, dependencies=[api_access()])
     from backend.console import console_router
 

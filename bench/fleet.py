@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.retry import Backoff
 from bench.benchfile import BenchInfo, read_bench_file
 from bench.errors import BenchError
 from bench.load.problems import Problems
@@ -28,7 +29,6 @@ from simulators.fleetspec import FleetSpec, load_fleet_spec
 from simulators.identity import DeviceIdentity
 from simulators.links import LinkStatus
 from simulators.mqtt_link import MqttLink
-from simulators.runtime import Backoff
 
 
 def raise_nofile_limit(wanted: int) -> int:

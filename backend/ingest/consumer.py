@@ -37,6 +37,7 @@ from backend.contract.topics import UPSTREAM_FILTERS
 from backend.errors import Unavailable
 from backend.ingest import paho_speedups
 from backend.metrics import BackendMetrics
+from backend.retry import Backoff
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,9 @@ class MqttIngest:
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting with backoff."""
-        backoff_s = 0.2
+        max_s = self._settings.mqtt_reconnect_max_s
+        backoff = Backoff(initial_s=min(0.2, max_s), max_s=max_s, jitter=0.0)
+        delays = backoff.delays()
         while True:
             try:
                 client = self._make_client()
@@ -184,7 +187,7 @@ class MqttIngest:
                         self._settings.mqtt_port,
                         self._settings.client_id,
                     )
-                    backoff_s = 0.2
+                    delays = backoff.delays()
                     await self._drain(client)
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as error:
                 self.last_error = f"{type(error).__name__}: {error}"
@@ -209,8 +212,7 @@ class MqttIngest:
                 self._metrics.mqtt_connected.set(0)
                 # Unacknowledged messages of the old connection come again on the new one.
                 self._pending.clear()
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, self._settings.mqtt_reconnect_max_s)
+            await asyncio.sleep(next(delays))
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         group = self._settings.mqtt_share_group

@@ -47,6 +47,7 @@ from backend.contract import (
 )
 from backend.contract import encode as encode_message
 from backend.contract.messages import now_rfc3339
+from backend.contract.trace import valid_trace
 from backend.ingest.consumer import RawMessage
 from backend.ingest.decisions import (
     DeviceTrust,
@@ -56,6 +57,7 @@ from backend.ingest.decisions import (
     normalise_uid,
 )
 from backend.ingest.registry import DeviceRegistry
+from backend.logs import log_fields
 from backend.metrics import BackendMetrics
 from backend.settings import Settings
 from backend.store import Device, TrustStatus, utcnow
@@ -125,6 +127,10 @@ class IngestPipeline:
         telemetry_n = 0
         telemetry_start = time.perf_counter()
         for message in batch:
+            if message.trace is not None and not valid_trace(message.trace):
+                # Test metadata from an untrusted sender: drop it, keep the reading.
+                self._metrics.trace_rejections.inc()
+                message.trace = None
             marker = message_marker(message) if message.qos > 0 else None
             if marker is not None and marker in already:
                 self._metrics.duplicates.inc()
@@ -187,7 +193,11 @@ class IngestPipeline:
         except INFRA_ERRORS:
             raise
         except Exception as error:
-            log.exception("handler for %s failed", message.topic)
+            log.exception(
+                "handler for %s failed",
+                message.topic,
+                extra=log_fields(device_id=topic.device_id, trace_id=message.trace),
+            )
             self._metrics.handler_errors.labels(topic.kind.value).inc()
             entries.append(
                 self.audit_entry(
@@ -238,7 +248,12 @@ class IngestPipeline:
         self._metrics.rejections.labels(violation.reason.value).inc()
         parts = message.topic.split("/")
         label = parts[2] if len(parts) == 4 else None
-        log.info("rejected message on %r: %s", message.topic[:200], violation.one_line())
+        log.info(
+            "rejected message on %r: %s",
+            message.topic[:200],
+            violation.one_line(),
+            extra=log_fields(device_id=label[:80] if label else None, trace_id=message.trace),
+        )
         entries.append(
             self.audit_entry(
                 "rejected_message",

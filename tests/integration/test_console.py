@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
+from backend.retry import Backoff
 from bench.benchfile import SiteInfo
 from bench.fleet import mqtt_fleet
 from bench.site import RunningBench
 from simulators import LockState
 from simulators.fleetspec import parse_fleet_spec
-from simulators.runtime import Backoff
 
 playwright_api = pytest.importorskip("playwright.async_api")
 

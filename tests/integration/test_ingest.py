@@ -4,10 +4,11 @@ the backend, checked through the REST API, the Redis streams and what devices re
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import aiomqtt
@@ -30,11 +31,14 @@ from backend.contract import (
     topic_for,
 )
 from backend.contract.attestation import sign_attestation
+from bench.eventually import eventually as _eventually
 from bench.fixtures import device_client, probe_client
 from bench.site import RunningBench
 
 T = TypeVar("T")
 DEADLINE_S = 15.0
+#: The shared poll helper with this module's deadline.
+eventually = functools.partial(_eventually, timeout_s=DEADLINE_S)
 
 
 # -- helpers shared with the other backend integration tests --------------------------------
@@ -43,20 +47,6 @@ DEADLINE_S = 15.0
 def new_id(prefix: str) -> str:
     """A device id no other test uses (the bench is shared by the session)."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = DEADLINE_S
-) -> T:
-    """Poll ``check`` until it returns a truthy value or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last: {last!r}")
 
 
 def status_payload(device_id: str, firmware_hash: str | None = None) -> bytes:
@@ -203,7 +193,10 @@ async def test_telemetry_reaches_streams_with_trace_and_anomaly_alerts(
     topic = topic_for(MessageKind.TELEMETRY, device_id)
     async with device_client(bench_one, device_id) as client:
         await client.publish(
-            topic, telemetry_payload(device_id, -4.25), qos=1, properties=trace_properties("t-1")
+            topic,
+            telemetry_payload(device_id, -4.25),
+            qos=1,
+            properties=trace_properties("t-1:7:1700000000000000000"),
         )
         await client.publish(topic, telemetry_payload(device_id, 99.5), qos=1)
 
@@ -218,7 +211,7 @@ async def test_telemetry_reaches_streams_with_trace_and_anomaly_alerts(
     entries = await eventually(both, "two telemetry stream entries")
     by_value = {e["data"]["value"]: e for e in entries}
     assert by_value[-4.25]["type"] == "telemetry"
-    assert by_value[-4.25]["trace"] == "t-1"
+    assert by_value[-4.25]["trace"] == "t-1:7:1700000000000000000"
     assert "trace" not in by_value[99.5]
     assert by_value[-4.25]["data"] == {
         "device_id": device_id,

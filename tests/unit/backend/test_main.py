@@ -45,6 +45,8 @@ def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             },
             "never none or HMAC",
         ),
+        # a cross-field settings check: no field location, the message names the variables
+        ({"AURORA_FEDERATION_ENABLED": "true"}, "needs AURORA_NATS_URL"),
     ],
 )
 def test_bad_configuration_exits_2_with_a_clear_message(
