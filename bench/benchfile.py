@@ -6,7 +6,11 @@ Schema (stable; users' scripts read it)::
      "sites": {"a": {"site_id": "a", "api": "http://127.0.0.1:PORT",
                      "mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
                      "redis": "redis://127.0.0.1:PORT/0", "nats": "nats://127.0.0.1:PORT",
-                     "database": "<url>"}},
+                     "database": "<url>", "api_token": "<JWT for the REST API>"}},
+     "token_issuer": {"issuer": "http://127.0.0.1:PORT/realms/aurora",
+                      "jwks": "<issuer>/protocol/openid-connect/certs",
+                      "token_url": "<issuer>/protocol/openid-connect/token",
+                      "audience": "aurora-bench"},
      "sentinel": {   (only with `aurora-bench up --sentinel`)
          "nodes": [{"region": "us-east", "nats": "tls://127.0.0.1:PORT",
                     "mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
@@ -109,6 +113,17 @@ class SentinelInfo(BaseModel):
         raise BenchFileError(f"no Sentinel node in region {region!r} (regions: {known})")
 
 
+class TokenIssuerInfo(BaseModel):
+    """The bench's token issuer: where its keys are and where tokens come from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    issuer: str
+    jwks: str
+    token_url: str
+    audience: str
+
+
 class BenchInfo(BaseModel):
     """The whole of bench.json."""
 
@@ -118,6 +133,7 @@ class BenchInfo(BaseModel):
     ca: str
     sites: dict[str, SiteInfo]
     sentinel: SentinelInfo | None = None
+    token_issuer: TokenIssuerInfo | None = None
 
     def site(self, site_id: str) -> SiteInfo:
         """The named site, or a clear error listing the ones that exist."""

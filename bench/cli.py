@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "emulate": ("bench.cmd_emulate", "emulate", "Run a board's firmware under QEMU, bridged."),
     "load": ("bench.cmd_load", "load", "Load a site with locust."),
     "sentinel": ("bench.cmd_sentinel", "sentinel", "Sentinel clients, watch, capacity plan."),
+    "token": ("bench.cmd_token", "token", "Print a JWT from the bench's token issuer."),
 }
 
 

@@ -31,6 +31,7 @@ from bench.benchfile import (
     write_bench_file,
 )
 from bench.errors import BenchError, BenchFileError, ServiceStartError
+from bench.issuer import TokenIssuer, start_issuer
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
 from bench.services.local import LOOPBACK, PostgresCluster
@@ -130,6 +131,9 @@ class RunningBench:
         #: The Sentinel cluster when started with ``sentinel=True``.
         self.sentinel: SentinelCluster | None = None
         self._info: BenchInfo | None = None
+        #: The token issuer (started first: backends fetch its JWKS) and the REST token.
+        self.issuer: TokenIssuer | None = None
+        self._api_token: str | None = None
         self._lock = threading.RLock()
         self._closed = False
         _OPEN_BENCHES.add(self)
@@ -147,6 +151,7 @@ class RunningBench:
                 ca=str(self.pki.ca_cert),
                 sites={site_id: self._site_info(site) for site_id, site in self._sites.items()},
                 sentinel=self.sentinel.info() if self.sentinel and self.sentinel.site else None,
+                token_issuer=self.issuer.info() if self.issuer is not None else None,
             )
         return self._info
 
@@ -222,6 +227,8 @@ class RunningBench:
             "AURORA_NATS_URL": site.nats_url,
             "AURORA_FEDERATION_ENABLED": "true" if len(self._sites) > 1 else "false",
         }
+        if self.issuer is not None:
+            env.update(self.issuer.backend_env())
         env.update(self.options.site_env.get(site_id, {}))
         return env
 
@@ -272,6 +279,8 @@ class RunningBench:
                 _collect(errors, self._postgres.stop)
             if self._provider is not None:
                 _collect(errors, self._provider.stop)
+            if self.issuer is not None:
+                _collect(errors, self.issuer.close)
             if errors:
                 raise errors[0]
 
@@ -303,6 +312,7 @@ class RunningBench:
             redis=site.redis_url,
             nats=site.nats_url,
             database=site.database_url,
+            api_token=self._api_token,
         )
 
     def _backend_service(self, site: _Site) -> Service:
@@ -325,6 +335,8 @@ class RunningBench:
     def _start(self) -> None:
         options = self.options
         began = time.monotonic()
+        self.issuer = start_issuer(self.state_dir)
+        self._api_token = self.issuer.operator_token()
         provider = PROVIDER_FACTORIES[options.provider](self.state_dir, self.pki, options.external)
         self._provider = provider
         if options.db == "postgres" and provider.runs_postgres:

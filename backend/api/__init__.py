@@ -65,7 +65,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(BackendError)
     async def backend_error(_request: Request, error: BackendError) -> JSONResponse:
         return JSONResponse(
-            {"error": error.message, "detail": error.detail}, status_code=error.status_code
+            {"error": error.message, "detail": error.detail},
+            status_code=error.status_code,
+            headers=error.headers,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -9,13 +9,15 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
-from backend.api.deps import BackendDep
+from backend.api.deps import ApiScope, BackendDep, api_access
 from backend.contract import BADGE_UID_PATTERN, DEVICE_ID_PATTERN
 from backend.errors import NotFound
 from backend.ingest.decisions import ANY_DOOR, normalise_uid
 from backend.store import AccessGrant, iso, utcnow
 
-router = APIRouter(prefix="/api/v1/cps/access", tags=["access"])
+router = APIRouter(
+    prefix="/api/v1/cps/access", tags=["access"], dependencies=[api_access(ApiScope.ADMIN)]
+)
 
 
 class GrantBody(BaseModel):

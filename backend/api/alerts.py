@@ -9,12 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from backend.alerts import AlertRecord
-from backend.api.deps import BackendDep
+from backend.api.deps import ApiScope, BackendDep, api_access
 from backend.api.validation import FreeJson, FreeJsonList, Text, UtcDatetime
 from backend.contract import DEVICE_ID_PATTERN, Severity
 from backend.store import Alert
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(
+    prefix="/api/v1/alerts", tags=["alerts"], dependencies=[api_access(ApiScope.OPERATE)]
+)
 
 
 class AlertBody(BaseModel):

@@ -149,6 +149,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("inspection", "bench.perf.inspection"),
     Measurement("emulated", "bench.perf.emulated"),
     Measurement("sentinel", "bench.perf.sentinel", sentinel=True),
+    Measurement("policy", "bench.perf.policy"),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]

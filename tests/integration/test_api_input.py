@@ -25,7 +25,7 @@ async def api(bench_one: RunningBench, tmp_path: Path) -> AsyncIterator[httpx.As
     app = create_app(_settings(bench_one, tmp_path))
     backend: Backend = app.state.backend
     await backend.start()
-    client = await _client(app)
+    client = await _client(app, bench_one)
     try:
         yield client
     finally:

@@ -88,7 +88,7 @@ def trace_properties(trace: str) -> Properties:
 
 @pytest.fixture(scope="session")
 async def api(bench_one: RunningBench) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=bench_one.site("a").api, timeout=10) as client:
+    async with bench_one.site("a").api_client(timeout=10) as client:
         yield client
 
 

@@ -24,6 +24,11 @@ EXPECTED = {
     "devices.cert_issue_time": "s",
     "federation.propagation.p99": "ms",
     "federation.propagation.lost": "alerts",
+    "policy.acl_http.p99": "ms",
+    "policy.acl_http.p50": "ms",
+    "policy.acl_http.offered_rate": "req/s",
+    "policy.acl_http.serial.p99": "ms",
+    "policy.acl_http.serial.rate": "req/s",
 }
 
 
@@ -69,6 +74,7 @@ def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     # Delivery to MQTT subscribers is QoS 0 (see README, Sentinel figures): a loaded run
     # may miss a few within the window, so only "alerts arrive" is asserted here.
     assert data["sentinel.fanout_delivered"]["value"] > 0
+    assert data["policy.acl_http.offered_rate"]["value"] > 0
     # The table printed is the file's content, and no measurement failed.
     assert "ingest.throughput" in done.stdout
     assert "devices.ramp_rate" in done.stdout
