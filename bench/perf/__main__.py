@@ -28,7 +28,7 @@ from bench.perf.runner import (
 @click.option(
     "--only",
     default="",
-    help="Comma-separated measurements (ingest, unlock, devices, federation).",
+    help="Comma-separated measurements (ingest, unlock, devices, federation, policy_mqtt).",
 )
 @click.option(
     "--devices",

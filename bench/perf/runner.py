@@ -141,6 +141,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("unlock", "bench.perf.unlock"),
     Measurement("devices", "bench.perf.devices"),
     Measurement("federation", "bench.perf.federation", sites=2),
+    Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]

@@ -22,6 +22,10 @@ EXPECTED = {
     "devices.cert_issue_time": "s",
     "federation.propagation.p99": "ms",
     "federation.propagation.lost": "alerts",
+    "policy_mqtt.publish.cached": "msg/s",
+    "policy_mqtt.publish.uncached": "msg/s",
+    "device.delivery.subscribe_checked": "msg/s",
+    "device.subscribe.checked": "subscribes/s",
 }
 
 
