@@ -123,6 +123,8 @@ class _Site:
     nats_http_port: int | None
     leaf_port: int | None
     database_url: str
+    #: The token-client listener (local provider only).
+    policy_port: int | None = None
     services: dict[str, Service] = field(default_factory=dict)
     backend: Service | None = None
 
@@ -308,6 +310,11 @@ class RunningBench:
             site_id=site.site_id,
             api=f"http://{LOOPBACK}:{site.api_port}",
             mqtt=MqttEndpoint(host=site.mqtt_host, port=site.mqtt_port, tls=True),
+            policy_mqtt=(
+                MqttEndpoint(host=site.mqtt_host, port=site.policy_port, tls=True)
+                if site.policy_port is not None
+                else None
+            ),
             redis=site.redis_url,
             nats=site.nats_url,
             database=site.database_url,
@@ -372,15 +379,17 @@ class RunningBench:
                 )
                 continue
             redis_port, nats_port, http_port, mqtt_port = (free_port() for _ in range(4))
+            api_port, policy_port = free_port(), free_port()
             # The first site is the leafnode hub; the second attaches to it (DESIGN: NATS).
             leaf_listen = free_port() if index == 0 and len(options.sites) > 1 else None
             hub_leaf_port = hub_leaf_port or leaf_listen
             site = _Site(
                 site_id=site_id,
                 directory=directory,
-                api_port=free_port(),
+                api_port=api_port,
                 mqtt_host=LOOPBACK,
                 mqtt_port=mqtt_port,
+                policy_port=policy_port,
                 redis_url=f"redis://{LOOPBACK}:{redis_port}/0",
                 nats_url=f"nats://{LOOPBACK}:{nats_port}",
                 nats_http_port=http_port,
@@ -398,7 +407,15 @@ class RunningBench:
                 leaf_listen_port=leaf_listen,
                 leaf_remote_port=hub_leaf_port if index > 0 else None,
             )
-            site.services["mosquitto"] = mosquitto_service(directory, self.pki, site_id, mqtt_port)
+            # The token listener's plugin asks this site's backend (its /mqtt/* router).
+            site.services["mosquitto"] = mosquitto_service(
+                directory,
+                self.pki,
+                site_id,
+                mqtt_port,
+                policy_port=policy_port,
+                policy_http_port=api_port,
+            )
         # Launch every server, then wait for each: they come up side by side.
         local = [service for site in self._sites.values() for service in site.services.values()]
         for service in local:
