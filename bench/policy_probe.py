@@ -17,7 +17,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +57,8 @@ class PolicyBehaviour:
     delay_s: float = 0.0
     #: Body for 2xx answers; None: go-auth's JSON ``{"ok": true, "error": ""}``.
     body: bytes | None = None
+    #: Refuse (403) the requests this predicate picks: ``refuse(path, fields)``.
+    refuse: Callable[[str, dict[str, Any]], bool] | None = None
 
 
 class FakePolicyService:
@@ -129,6 +131,8 @@ class FakePolicyService:
                 if behaviour.delay_s:
                     time.sleep(behaviour.delay_s)
                 status = behaviour.status.get(self.path, 200)
+                if behaviour.refuse is not None and behaviour.refuse(self.path, fields):
+                    status = 403
                 ok = 200 <= status < 300
                 body = behaviour.body if ok and behaviour.body is not None else None
                 if body is None:
@@ -189,14 +193,18 @@ def token_client(
     password: str | None,
     client_id: str,
     client_cert: tuple[Path, Path] | None = None,
+    session_expiry_s: int | None = None,
     timeout_s: float = 10.0,
 ) -> Iterator[TokenClient]:
     """Connect (MQTT v5, TLS trusting ``ca``) and yield the client, CONNACK or not.
 
-    Check ``connack`` (0 accepted, 134/135 refused) before using it.
+    Check ``connack`` (0 accepted, 134/135 refused) before using it. ``session_expiry_s``
+    resumes (or starts) a persistent session instead of a clean one.
     """
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
@@ -224,7 +232,12 @@ def token_client(
     client.on_publish = on_publish
     client.on_subscribe = on_subscribe
     client.on_message = on_message
-    client.connect(host, port)
+    if session_expiry_s is None:
+        client.connect(host, port)
+    else:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = session_expiry_s
+        client.connect(host, port, clean_start=False, properties=properties)
     client.loop_start()
     try:
         if not wrapper.connected.wait(timeout_s):

@@ -141,6 +141,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("unlock", "bench.perf.unlock"),
     Measurement("devices", "bench.perf.devices"),
     Measurement("federation", "bench.perf.federation", sites=2),
+    Measurement("inspection", "bench.perf.inspection"),
+    Measurement("emulated", "bench.perf.emulated"),
     Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
 )
 

@@ -8,6 +8,7 @@ at SUBSCRIBE, the site's own router) are in ``test_policy_site.py``.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -38,7 +39,12 @@ class Broker(PolicyBroker):
     """The broker under test, with a token-client shortcut."""
 
     def token(
-        self, username: str | None, password: str | None
+        self,
+        username: str | None,
+        password: str | None,
+        *,
+        client_id: str | None = None,
+        session_expiry_s: int | None = None,
     ) -> AbstractContextManager[TokenClient]:
         assert self.token_port is not None
         return token_client(
@@ -47,7 +53,8 @@ class Broker(PolicyBroker):
             self.pki.ca_cert,
             username=username,
             password=password,
-            client_id=f"tc-{uuid.uuid4().hex[:8]}",
+            client_id=client_id or f"tc-{uuid.uuid4().hex[:8]}",
+            session_expiry_s=session_expiry_s,
         )
 
 
@@ -240,3 +247,38 @@ def test_slow_service_costs_one_timeout_then_refuses_without_asking(
     # The second connect was refused without a request: one timeout, not one per check.
     assert paths(policy.taken()) == ["/mqtt/user"]
     assert "Timeout was reached" in broker.log_text() or "timed out" in broker.log_text()
+
+
+@pytest.mark.parametrize("read_allowed", [True, False])
+def test_offline_token_session_is_still_asked_about(
+    broker_factory: BrokerFactory, policy: FakePolicyService, read_allowed: bool
+) -> None:
+    """Messages queued for an offline token client are checked at the policy service.
+
+    An offline session shows no certificate; the plugin must still know it as a token
+    client (and not judge it by the certificate rules, which know no "svc-away").
+    """
+    broker: Broker = broker_factory(policy.port)
+    policy.behaviour.status = {"/mqtt/superuser": 403}
+    with broker.token("svc-away", "t", client_id="away-1", session_expiry_s=300) as away:
+        assert away.subscribe("celine/queued") < 128
+    policy.taken()
+    if not read_allowed:
+        policy.behaviour.refuse = lambda path, fields: fields.get("acc") == 1
+    with broker.token("svc-sender", "t") as sender:
+        assert sender.publish("celine/queued", b"while you were away") in {0, 16}
+    asked = [r.fields for r in policy.taken() if r.path == "/mqtt/acl"]
+    read = {"username": "svc-away", "clientid": "away-1", "topic": "celine/queued", "acc": 1}
+    assert read in asked
+    with broker.token("svc-away", "t", client_id="away-1", session_expiry_s=300) as away:
+        marker = "celine/marker"
+        assert away.subscribe(marker) < 128
+        policy.behaviour.refuse = None
+        with broker.token("svc-sender", "t") as sender:
+            assert sender.publish(marker, b"end") in {0, 16}
+        deadline = time.monotonic() + 10
+        while (marker, b"end") not in away.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The marker arrived after anything queued: delivery is in order.
+        expected = [("celine/queued", b"while you were away")] if read_allowed else []
+        assert away.messages == [*expected, (marker, b"end")]
