@@ -110,8 +110,9 @@ async def test_console_loads_with_its_panels_and_docs_work_offline(
     page: Any, sites: RunningBench
 ) -> None:
     assert await page.title() == "AuroraSOC · site a"
-    for panel in ("#topology-panel", "#alerts-panel", "#devices-panel"):
+    for panel in ("#topology-panel", "#summary-panel", "#alerts-panel", "#devices-panel"):
         assert await page.is_visible(panel)
+    assert await page.locator("#summary [data-tile='devices'] b").inner_text() != ""
     docs = await page.context.new_page()
     offline: list[str] = []
     docs.on("requestfailed", lambda r: offline.append(r.url))
