@@ -144,6 +144,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("inspection", "bench.perf.inspection"),
     Measurement("emulated", "bench.perf.emulated"),
     Measurement("policy", "bench.perf.policy"),
+    Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]
