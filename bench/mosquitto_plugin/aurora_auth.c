@@ -48,6 +48,16 @@
 
 #define LOG_PREFIX "aurora_auth: "
 #define MAX_BODY_BYTES (1u << 20)
+#define TOKEN_BUCKETS 4096u
+
+/* client id -> the token it logged in with. Mosquitto's ACL event carries no password,
+ * but the policy service decides a token client's checks by its token (go-auth's JWT
+ * mode sends it on every check too), so the plugin keeps it from MOSQ_EVT_BASIC_AUTH. */
+struct token_entry {
+	struct token_entry *next;
+	char *clientid;
+	char *token;
+};
 
 struct plugin {
 	mosquitto_plugin_id_t *id;
@@ -71,6 +81,9 @@ struct plugin {
 	struct cache *cache;
 	/* client id -> 1 token client, 0 certificate client (see client_is_token) */
 	struct cache *kinds;
+	struct token_entry *tokens[TOKEN_BUCKETS];
+	size_t token_count;
+	size_t max_tokens;
 	bool have_cert_rules;
 	struct acl_rules cert_rules;
 	double down_until;
@@ -187,6 +200,76 @@ static bool has_certificate(struct mosquitto *client)
 	return true;
 }
 
+static unsigned token_bucket(const char *clientid)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+	for(const unsigned char *c = (const unsigned char *)clientid; *c; c++){
+		h = (h ^ *c) * 16777619u;
+	}
+	return h % TOKEN_BUCKETS;
+}
+
+static const char *token_of(struct plugin *p, const char *clientid)
+{
+	for(struct token_entry *e = p->tokens[token_bucket(clientid)]; e; e = e->next){
+		if(strcmp(e->clientid, clientid) == 0) return e->token;
+	}
+	return NULL;
+}
+
+static void tokens_free(struct plugin *p)
+{
+	for(unsigned b = 0; b < TOKEN_BUCKETS; b++){
+		struct token_entry *e = p->tokens[b];
+		while(e){
+			struct token_entry *next = e->next;
+			free(e->clientid);
+			free(e->token);
+			free(e);
+			e = next;
+		}
+		p->tokens[b] = NULL;
+	}
+	p->token_count = 0;
+}
+
+/* Keep (or replace) a client's token. Bounded: past max_tokens the table is emptied and
+ * refilled as clients log in again (an unknown token client's checks are then denied,
+ * failing closed, until it reconnects). */
+static bool remember_token(struct plugin *p, const char *clientid, const char *token)
+{
+	unsigned b = token_bucket(clientid);
+	for(struct token_entry *e = p->tokens[b]; e; e = e->next){
+		if(strcmp(e->clientid, clientid) == 0){
+			char *copy = strdup(token);
+			if(!copy) return false;
+			free(e->token);
+			e->token = copy;
+			return true;
+		}
+	}
+	if(p->token_count >= p->max_tokens){
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+				LOG_PREFIX "%zu token clients remembered; forgetting them all (raise "
+				"plugin_opt_cache_max_entries)", p->token_count);
+		tokens_free(p);
+	}
+	struct token_entry *e = calloc(1, sizeof(*e));
+	if(!e) return false;
+	e->clientid = strdup(clientid);
+	e->token = strdup(token);
+	if(!e->clientid || !e->token){
+		free(e->clientid);
+		free(e->token);
+		free(e);
+		return false;
+	}
+	e->next = p->tokens[b];
+	p->tokens[b] = e;
+	p->token_count++;
+	return true;
+}
+
 static void remember_kind(struct plugin *p, const char *clientid, bool token)
 {
 	size_t n = strlen(clientid);
@@ -261,6 +344,11 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 				v == ERROR ? " (no answer)" : "");
 		return MOSQ_ERR_AUTH;
 	}
+	if(!remember_token(p, clientid, ed->password)){
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "out of memory keeping the token of '%s'",
+				clientid);
+		return MOSQ_ERR_AUTH;
+	}
 	remember_kind(p, clientid, true);
 	return MOSQ_ERR_SUCCESS;
 }
@@ -299,24 +387,29 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		}
 		return MOSQ_ERR_ACL_DENIED;
 	}
+	/* The token goes with every check of a token client (and into the cache key, so a
+	 * client that logs in again with other claims is not judged by the old ones). */
+	const char *token = token_of(p, clientid);
+	if(!token) token = "";
 	if(p->superuser_url){
-		const char *sparts[] = {username};
-		struct field sfields[] = {{"username", username, false}};
-		if(decide(p, 's', sparts, 1, p->acl_ttl_s, p->superuser_url, sfields, 1, "superuser")
+		const char *sparts[] = {username, token};
+		struct field sfields[] = {{"username", username, false}, {"password", token, false}};
+		if(decide(p, 's', sparts, 2, p->acl_ttl_s, p->superuser_url, sfields, 2, "superuser")
 				== ALLOW){
 			return MOSQ_ERR_SUCCESS;
 		}
 	}
 	char acc[4];
 	snprintf(acc, sizeof(acc), "%d", ed->access);
-	const char *parts[] = {username, clientid, ed->topic, acc};
+	const char *parts[] = {username, clientid, ed->topic, acc, token};
 	struct field fields[] = {
 		{"username", username, false},
 		{"clientid", clientid, false},
 		{"topic", ed->topic, false},
 		{"acc", acc, true},
+		{"password", token, false},
 	};
-	enum verdict v = decide(p, 'a', parts, 4, p->acl_ttl_s, p->acl_url, fields, 4, "acl");
+	enum verdict v = decide(p, 'a', parts, 5, p->acl_ttl_s, p->acl_url, fields, 5, "acl");
 	if(v != ALLOW && ed->access == MOSQ_ACL_SUBSCRIBE){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
 				LOG_PREFIX "'%s' refused SUBSCRIBE to '%s' by the policy service%s", username,
@@ -377,6 +470,7 @@ static void plugin_free(struct plugin *p)
 	free(p->acl_url);
 	cache_free(p->cache);
 	cache_free(p->kinds);
+	tokens_free(p);
 	acl_free(&p->cert_rules);
 	abuf_free(&p->body);
 	abuf_free(&p->answer);
@@ -461,6 +555,7 @@ static bool configure(struct plugin *p, struct mosquitto_opt *opts, int count)
 	}
 	if(!p->user_url || !p->acl_url) return false;
 	p->cache = cache_new((size_t)max_entries);
+	p->max_tokens = (size_t)max_entries;
 	p->kinds = cache_new(1000000);
 	if(!p->cache || !p->kinds) return false;
 	if(cert_acl_file){

@@ -18,6 +18,7 @@ from bench.policy_probe import token_client
 from bench.site import RunningBench
 
 REFUSED = {134, 135}  # bad user name or password / not authorized
+ACCEPTED = {0, 16}  # success / success with no matching subscribers
 
 
 async def test_device_cannot_steal_the_backends_shared_subscription(
@@ -92,3 +93,34 @@ def test_site_token_listener_asks_the_site_router(bench_one: RunningBench) -> No
         assert client.connack in REFUSED
     log = (bench_one.state_dir / "a" / "mosquitto.log").read_text(errors="replace")
     assert "user check denied by http://127.0.0.1:" in log
+
+
+async def test_token_clients_through_the_real_broker(bench_one: RunningBench) -> None:
+    """Seed 004 end to end: Mosquitto's plugin asks the site's policy service, which
+    judges the JWT the client logged in with, on every publish and subscribe."""
+    assert bench_one.issuer is not None
+    site = bench_one.site("a")
+    assert site.policy_mqtt is not None
+    twin = bench_one.issuer.mint(sub="svc-digital-twin", scopes=["mqtt.write"])
+    viewer = bench_one.issuer.mint(sub="victor", type_="user", groups=["viewers"])
+    endpoint = (site.policy_mqtt.host, site.policy_mqtt.port, bench_one.pki.ca_cert)
+
+    def run() -> None:
+        with token_client(
+            *endpoint, username="svc-digital-twin", password=twin, client_id="twin-1"
+        ) as client:
+            assert client.connack == 0
+            assert client.publish("celine/digital-twin/events/pump/pump-001", b"{}") in ACCEPTED
+            assert client.publish("celine/pipelines/status/etl-daily", b"{}") == 135
+        with token_client(*endpoint, username="victor", password=viewer, client_id="v-1") as client:
+            assert client.connack == 0
+            assert client.publish("celine/digital-twin/events/pump/pump-001", b"{}") == 135
+            assert client.subscribe("celine/system/alerts/critical") >= 128
+        with token_client(
+            *endpoint, username="svc-digital-twin", password=viewer, client_id="liar"
+        ) as client:
+            assert client.connack in REFUSED  # a token for someone else
+        with token_client(*endpoint, username="x", password="not-a-jwt", client_id="x") as client:
+            assert client.connack in REFUSED
+
+    await asyncio.to_thread(run)
