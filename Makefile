@@ -8,9 +8,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps setup-emulated demo test test-unit test-integration test-fuzz test-postgres bench lint format clean
+.PHONY: setup system-deps setup-emulated plugin test-plugin demo test test-unit test-integration test-fuzz test-postgres bench lint format clean
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) plugin
+
+# The Mosquitto plugin behind each site's token listener (C, -Wall -Wextra -Werror).
+plugin: system-deps
+	@$(MAKE) --no-print-directory -C bench/mosquitto_plugin
+
+test-plugin: plugin
+	@$(MAKE) --no-print-directory -C bench/mosquitto_plugin test
 
 system-deps:
 	@bash bench/install-system-deps.sh

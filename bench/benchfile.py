@@ -5,6 +5,7 @@ Schema (stable; users' scripts read it)::
     {"state_dir": "...", "ca": ".../pki/ca.crt",
      "sites": {"a": {"site_id": "a", "api": "http://127.0.0.1:PORT",
                      "mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
+                     "policy_mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
                      "redis": "redis://127.0.0.1:PORT/0", "nats": "nats://127.0.0.1:PORT",
                      "database": "<url>", "api_token": "<JWT for the REST API>"}},
      "token_issuer": {"issuer": "http://127.0.0.1:PORT/realms/aurora",
@@ -55,6 +56,10 @@ class SiteInfo(BaseModel):
     site_id: str
     api: str
     mqtt: MqttEndpoint
+    #: The token-client listener: TLS with server authentication only, the JWT as MQTT
+    #: password, authorized by the policy service through the broker's aurora_auth plugin
+    #: (``None`` when the bench did not start the broker itself).
+    policy_mqtt: MqttEndpoint | None = None
     redis: str
     nats: str
     database: str

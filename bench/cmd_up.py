@@ -77,6 +77,10 @@ def status_table(bench: RunningBench) -> Table:
     rows = {
         "api": [site.api for site in sites],
         "mqtt (mTLS)": [f"mqtts://{site.mqtt.host}:{site.mqtt.port}" for site in sites],
+        "mqtt (token)": [
+            f"mqtts://{site.policy_mqtt.host}:{site.policy_mqtt.port}" if site.policy_mqtt else "-"
+            for site in sites
+        ],
         "redis": [site.redis for site in sites],
         "nats": [site.nats for site in sites],
         "leafnode (TLS)": [f"tls://127.0.0.1:{port}" if port else "-" for port in leaves],

@@ -111,6 +111,8 @@ class _Site:
     nats_http_port: int | None
     leaf_port: int | None
     database_url: str
+    #: The token-client listener (local provider only).
+    policy_port: int | None = None
     services: dict[str, Service] = field(default_factory=dict)
     backend: Service | None = None
 
@@ -309,6 +311,11 @@ class RunningBench:
             site_id=site.site_id,
             api=f"http://{LOOPBACK}:{site.api_port}",
             mqtt=MqttEndpoint(host=site.mqtt_host, port=site.mqtt_port, tls=True),
+            policy_mqtt=(
+                MqttEndpoint(host=site.mqtt_host, port=site.policy_port, tls=True)
+                if site.policy_port is not None
+                else None
+            ),
             redis=site.redis_url,
             nats=site.nats_url,
             database=site.database_url,
@@ -363,9 +370,10 @@ class RunningBench:
             self._sites[site_id] = _Site(
                 site_id=site_id,
                 directory=directory,
-                api_port=free_port(),
+                api_port=servers.api_port or free_port(),
                 mqtt_host=servers.mqtt_host,
                 mqtt_port=servers.mqtt_port,
+                policy_port=servers.policy_port,
                 redis_url=servers.redis_url,
                 nats_url=servers.nats_url,
                 nats_http_port=servers.nats_http_port,

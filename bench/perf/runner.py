@@ -150,6 +150,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("emulated", "bench.perf.emulated"),
     Measurement("sentinel", "bench.perf.sentinel", sentinel=True),
     Measurement("policy", "bench.perf.policy"),
+    Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]

@@ -29,6 +29,10 @@ EXPECTED = {
     "policy.acl_http.offered_rate": "req/s",
     "policy.acl_http.serial.p99": "ms",
     "policy.acl_http.serial.rate": "req/s",
+    "policy_mqtt.publish.cached": "msg/s",
+    "policy_mqtt.publish.uncached": "msg/s",
+    "device.delivery.subscribe_checked": "msg/s",
+    "device.subscribe.checked": "subscribes/s",
 }
 
 
