@@ -30,6 +30,7 @@ from typing import TextIO
 
 import aiomqtt
 
+from backend.mqtt import client_tls_context
 from hardware.errors import HardwareError, PortError
 from hardware.framing import Violation
 from hardware.link import ByteLink
@@ -271,10 +272,7 @@ class Bridge:
     # -- broker side -----------------------------------------------------------------------
 
     def _tls_context(self, credentials: DeviceCredentials) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self._broker.ca_cert))
-        context.load_cert_chain(str(credentials.cert), str(credentials.key))
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        return context
+        return client_tls_context(self._broker.ca_cert, credentials.cert, credentials.key)
 
     async def _broker_loop(self) -> None:
         await self._pinned.wait()
