@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     #: Fault injection for crash tests: wait this long between a batch landing and its
     #: PUBACKs, widening the "processed but not acknowledged" window. Keep 0 in production.
     ingest_ack_delay_s: float = 0.0
+    #: A message whose processing failed this many deliveries in a row is acknowledged
+    #: into the dead-letter stream instead of blocking the queue (issue 11.1).
+    ingest_max_deliveries: int = Field(default=3, ge=1)
+    #: Fault injection for dead-letter tests: processing a payload that contains this
+    #: text raises (a stand-in for any bug a message can trigger). Keep unset in production.
+    ingest_fault_marker: str | None = None
     #: How often cached ``last_seen`` refreshes are written to the database.
     last_seen_flush_interval_s: float = 1.0
     #: Bytes of a rejected payload kept in its ``rejected_message`` audit entry.
