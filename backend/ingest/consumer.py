@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 #: A dependency of the batch write is down (Redis, the database): retry, do not alarm.
 DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (RedisError, DBAPIError, OSError)
 
+#: The filter extra ingest workers share with the main one (the telemetry hot path).
+TELEMETRY_FILTER = "aurora/sensors/+/telemetry"
+assert TELEMETRY_FILTER in UPSTREAM_FILTERS
+
 #: MQTT v5 user property the load tool sets; copied verbatim into stream entries.
 TRACE_PROPERTY = "aurora-trace"
 
@@ -176,7 +180,11 @@ class MqttIngest:
 
     async def _subscribe(self, client: MqttClient) -> None:
         group = self._settings.mqtt_share_group
-        topics = [(f"$share/{group}/{f}", 1) for f in UPSTREAM_FILTERS]
+        filters = UPSTREAM_FILTERS
+        if self._settings.ingest_worker_index:
+            # Extra workers share the hot path only (backend/ingest/workers.py).
+            filters = (TELEMETRY_FILTER,)
+        topics = [(f"$share/{group}/{f}", 1) for f in filters]
         codes = await client.subscribe(topics)
         refused = [(t, c) for (t, _), c in zip(topics, codes, strict=False) if c >= FAILURE]
         if refused:
