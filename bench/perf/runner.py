@@ -55,8 +55,9 @@ class PerfConfig:
     #: Upper bound of the fixed "moderate" rate for the latency figures (issue: 5,000 msg/s).
     latency_rate_cap: float = 5_000.0
     #: QoS 1 telemetry queued at the broker while the backend is away, then drained
-    #: (issue 17: the worker's own capacity, >= 100,000 messages).
-    drain_messages: int = 100_000
+    #: (issue 17 asks for >= 100,000; Mosquitto 2.0.11 here disconnects the publisher
+    #: "due to out of memory" at ~35,000 queued for one offline session, so less for now).
+    drain_messages: int = 30_000
     latency_duration_s: float = 8.0
     #: Badge -> unlock samples, idle and under load.
     unlock_samples: int = 300
