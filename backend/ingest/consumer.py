@@ -109,6 +109,9 @@ def connect_options(settings: Settings) -> ConnectOptions:
         receive_maximum=settings.mqtt_receive_maximum,
         manual_ack=True,
         timeout_s=10.0,
+        # One connection carrying the whole site: the event loop's (uvloop's compiled) SSL
+        # transport; its 256 KiB buffer per connection matters only for fleets.
+        tls_over_bio=False,
     )
 
 

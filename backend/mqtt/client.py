@@ -1,4 +1,5 @@
-"""``MqttClient``: one MQTT v5 connection on an asyncio TCP transport, TLS over memory BIOs.
+"""``MqttClient``: one MQTT v5 connection on an asyncio TCP transport (TLS over memory BIOs
+or the event loop's SSL transport, see ``ConnectOptions.tls_over_bio``).
 
 The transport owns the socket from connect to close, so a broker that goes away ends in
 ``connection_lost`` and nothing else: no file descriptor is left registered with the event
@@ -78,6 +79,10 @@ class ConnectOptions:
     #: PUBACK received QoS 1 messages only through :meth:`MqttClient.ack`.
     manual_ack: bool = False
     timeout_s: float = 10.0
+    #: TLS in this object over memory BIOs (a few KiB per connection) rather than the event
+    #: loop's SSL transport (a 256 KiB read buffer per connection, but uvloop's is compiled):
+    #: True for the many small links of a device fleet, False for one busy consumer.
+    tls_over_bio: bool = True
 
 
 class MqttClient(asyncio.Protocol):
@@ -123,7 +128,14 @@ class MqttClient(asyncio.Protocol):
         client = cls(options)
         try:
             async with asyncio.timeout(options.timeout_s):
-                await loop.create_connection(lambda: client, options.host, options.port)
+                native = options.tls if not options.tls_over_bio else None
+                await loop.create_connection(
+                    lambda: client,
+                    options.host,
+                    options.port,
+                    ssl=native,
+                    server_hostname=options.host if native is not None else None,
+                )
                 await asyncio.shield(client._handshake)
                 client._write(
                     encode(
@@ -359,8 +371,8 @@ class MqttClient(asyncio.Protocol):
         # uvloop's transports are not subclasses of asyncio.Transport, but behave as one.
         self._transport = cast(asyncio.Transport, transport)
         tls = self.options.tls
-        if tls is None:
-            self._handshake.set_result(None)
+        if tls is None or not self.options.tls_over_bio:
+            self._handshake.set_result(None)  # none, or done by the loop's SSL transport
             return
         self._tls = tls.wrap_bio(self._tls_in, self._tls_out, server_hostname=self.options.host)
         self._continue_handshake()
