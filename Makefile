@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps demo test test-unit test-integration test-postgres bench lint format clean
+.PHONY: setup system-deps setup-emulated demo test test-unit test-integration test-postgres bench lint format clean
 
 setup: system-deps $(STAMP)
 
@@ -23,10 +23,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The emulated firmware tier (QEMU + the ARM toolchain + newlib), from Debian's packages,
+# installed only when missing; `make test` runs that tier, so it installs them too.
+setup-emulated:
+	@command -v qemu-system-arm >/dev/null && command -v arm-none-eabi-gcc >/dev/null \
+	  && test -d /usr/lib/arm-none-eabi/newlib \
+	  || bash bench/install-system-deps.sh qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
+	$(MAKE) -s -C hardware/firmware all
+
 demo: setup
 	$(VENV)/bin/aurora-bench demo
 
-test: setup
+test: setup setup-emulated
 	$(PY) -m pytest -q tests scenarios
 
 test-unit: setup

@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from backend.alerts import AlertService
 from backend.attestation import AttestationService, load_ca
@@ -73,6 +74,8 @@ class Backend:
             self.publish,
         )
         self.federation: FederationLike | None = None
+        #: What the console shows as the site topology (the federation's, when enabled).
+        self.topology_source: Callable[[], Awaitable[dict[str, Any]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
@@ -167,7 +170,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await backend.aclose()
 
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc from assets shipped in its wheel instead of a
+    # CDN: the page must work on a lab network with no internet (issue 16).
+    app = FastAPIOffline(
         title=f"AuroraSOC CPS backend (site {settings.site_id})",
         version="0.1.0",
         lifespan=lifespan,
@@ -185,5 +190,9 @@ def create_app(settings: Settings) -> FastAPI:
         module = importlib.import_module("backend.federation.service")
         federation = module.FederationService(settings, backend.alerts, backend.store.sessionmaker)
         backend.federation = federation
+        backend.topology_source = federation.topology
         app.include_router(federation.router)
+    from backend.console import console_router
+
+    app.include_router(console_router())
     return app

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bridge": ("bench.cmd_hardware", "bridge", "Bridge a real board to a site."),
     "virtual-board": ("bench.cmd_hardware", "virtual_board", "A simulated board on a PTY."),
     "conformance": ("bench.cmd_hardware", "conformance", "Check a board's frames."),
+    "emulate": ("bench.cmd_emulate", "emulate", "Run a board's firmware under QEMU, bridged."),
     "load": ("bench.cmd_load", "load", "Load a site with locust."),
 }
 

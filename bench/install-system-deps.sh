@@ -9,6 +9,7 @@ declare -A PACKAGE_OF=(
   [nats-server]=nats-server
   [redis-server]=redis-server
   [initdb]=postgresql
+  [chromium]=chromium
 )
 
 have() {

@@ -45,3 +45,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 docker_ok = docker_engine_available()
             if not docker_ok:
                 item.add_marker(pytest.mark.skip(reason="no Docker engine answers here"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Keep each phase's report on the item (``item.rep_call``), so a fixture's teardown
+    can tell a failed test and keep evidence (the console tests' screenshots)."""
+    report: pytest.TestReport = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

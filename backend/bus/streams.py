@@ -275,6 +275,27 @@ class StreamBus:
         reply = await self.redis.xrange(stream, min=start, count=count)
         return [_decode(stream, entry_id, raw) for entry_id, raw in reply]
 
+    async def tail_ids(self, streams: Sequence[str]) -> dict[str, str]:
+        """The id of each stream's newest entry (``0-0`` for an empty stream): where a
+        follower starts so it sees only what comes next."""
+        out: dict[str, str] = {}
+        for stream in streams:
+            reply = await self.redis.xrevrange(stream, count=1)
+            out[stream] = reply[0][0] if reply else "0-0"
+        return out
+
+    async def read_after(
+        self, after: Mapping[str, str], *, block_ms: int, count: int = 100
+    ) -> list[ReadEntry]:
+        """Entries newer than ``after[stream]`` in each stream, waiting up to ``block_ms``
+        for the first (XREAD BLOCK); the caller advances ``after`` to what it got."""
+        reply = await self.redis.xread(dict(after), count=count, block=block_ms)
+        return [
+            _decode(stream, entry_id, raw)
+            for stream, entries in (reply or [])
+            for entry_id, raw in entries
+        ]
+
     async def aclose(self) -> None:
         """Close the connection pool; safe to call twice."""
         if self._closed:

@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from bench.errors import BenchError
+from bench.perf.html import write_html
 from bench.perf.runner import (
     DEFAULT_DEVICES,
     DEFAULT_RESULTS,
     DEFAULT_STATE_DIR,
+    MEASUREMENTS,
     PerfConfig,
     render_figures,
     run,
@@ -28,7 +30,7 @@ from bench.perf.runner import (
 @click.option(
     "--only",
     default="",
-    help="Comma-separated measurements (ingest, unlock, devices, federation).",
+    help="Comma-separated measurements: " + ", ".join(m.name for m in MEASUREMENTS) + ".",
 )
 @click.option(
     "--devices",
@@ -86,7 +88,8 @@ def main(
         sys.exit(2)
     console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(render_figures(figures, failures))
-    console.print(f"results: {results}")
+    page = write_html(figures, failures, results.with_suffix(".html"))
+    console.print(f"results: {results}  page: {page}")
     for failure in failures:
         click.secho(f"failed: {failure}", fg="red", err=True)
     if failures:

@@ -149,6 +149,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("unlock", "bench.perf.unlock"),
     Measurement("devices", "bench.perf.devices"),
     Measurement("federation", "bench.perf.federation", sites=2),
+    Measurement("inspection", "bench.perf.inspection"),
+    Measurement("emulated", "bench.perf.emulated"),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]

@@ -1,0 +1,162 @@
+"""``aurora-bench emulate``: a board's real firmware under QEMU, bridged like a USB board.
+
+The console UART is a PTY that the unchanged bridge (or the conformance check) opens
+exactly as it opens a real port; the bench plays the PN532 reader on the second UART, so
+``swipe UID`` on stdin puts a card where the firmware's own reader driver finds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from bench.benchfile import DEFAULT_STATE_DIR, read_bench_file
+from bench.cmd_hardware import _run, make_bridge
+from hardware.conformance import ConformanceCheck
+from hardware.emulated import EmulatedDoor
+from hardware.emulator import DEFAULT_FIRMWARE, EmulatorSpec, ensure_firmware
+from hardware.errors import HardwareError
+from hardware.framing import Violation
+from hardware.link import SerialLink
+from hardware.profiles import GENERIC
+
+#: Emulated boards: name -> QEMU machine. The reference firmware is a door reader.
+EMULATED_BOARDS = {"stm32f405-door": "netduinoplus2"}
+SCRIPT_HELP = "swipe UID (hex, 4/7/10 bytes) | quit"
+
+
+@click.command()
+@click.option(
+    "--board",
+    type=click.Choice(sorted(EMULATED_BOARDS)),
+    default="stm32f405-door",
+    show_default=True,
+    help="Emulated board (QEMU machine netduinoplus2, an STM32F405).",
+)
+@click.option("--id", "device_id", required=True, help="Device id the firmware is told at boot.")
+@click.option(
+    "--firmware",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_FIRMWARE,
+    show_default=True,
+    help="ELF to run (your own, speaking the framing; the reference one is built on demand).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="State directory of `aurora-bench up`.",
+)
+@click.option("--site", "site_id", default="a", show_default=True, help="Site to join.")
+@click.option(
+    "--conformance",
+    "conformance_s",
+    type=click.FloatRange(min=1.0),
+    help="Instead of bridging: check the firmware's frames for this many seconds, exit 1 "
+    "on violations (needs no running site).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --conformance: also write the report as JSON.",
+)
+def emulate(  # noqa: PLR0917 - click passes options positionally
+    board: str,
+    device_id: str,
+    firmware: Path,
+    state_dir: Path,
+    site_id: str,
+    conformance_s: float | None,
+    json_path: Path | None,
+) -> None:
+    """Run a board's firmware under QEMU and bridge it to a site (stdin: swipe UID)."""
+    try:
+        elf = ensure_firmware(firmware)
+    except HardwareError as error:
+        raise click.ClickException(str(error)) from None
+    spec = EmulatorSpec(elf, device_id, machine=EMULATED_BOARDS[board])
+    if conformance_s is not None:
+        check = _run(lambda: _conformance(spec, conformance_s))
+        click.echo(check.report.render())
+        if json_path is not None:
+            json_path.write_text(json.dumps(check.report.as_dict(), indent=2) + "\n")
+        sys.exit(0 if check.report.passed else 1)
+    info = read_bench_file(state_dir)
+    logs = Path(info.state_dir) / "boards"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> None:
+        async with EmulatedDoor(spec, logs / f"qemu-{device_id}.log") as door:
+            bridge = make_bridge(info, site_id, door.console_port)
+            click.echo(
+                f"emulating {board} ({elf.name}) as {device_id}: console {door.console_port}, "
+                f"bridged to site {site_id}; board logs in {logs}/"
+            )
+            click.echo(f"commands: {SCRIPT_HELP}")
+            async with asyncio.TaskGroup() as group:
+                runner = group.create_task(bridge.run(), name="bridge")
+                await bridge.wait_until(lambda stats: stats.port_opens >= 1)
+                await door.boot()
+                group.create_task(_script(door, runner), name="script")
+
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            _run(main)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.set_blocking(sys.stdin.fileno(), True)
+
+
+async def _conformance(spec: EmulatorSpec, duration_s: float) -> ConformanceCheck:
+    check = ConformanceCheck()
+    loop = asyncio.get_running_loop()
+    async with EmulatedDoor(spec) as door:
+        link = await SerialLink.open(door.console_port, GENERIC)
+        try:
+            await door.boot()
+            click.echo(f"listening to {spec.device_id} on {door.console_port} for {duration_s:g} s")
+            deadline = loop.time() + duration_s
+            while loop.time() < deadline:
+                data = await link.read()
+                for item in check.feed(data, at_s=loop.time()) if data else ():
+                    if isinstance(item, Violation):
+                        click.echo(f"!! {item.one_line()}")
+        finally:
+            await link.aclose()
+    check.finish()
+    return check
+
+
+async def _script(door: EmulatedDoor, runner: asyncio.Task[None]) -> None:
+    """``swipe UID`` lines from stdin; EOF leaves the board running until a signal."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except (ValueError, OSError):
+        return
+    while not runner.done():
+        line = await reader.readline()
+        if not line:
+            return
+        words = line.decode(errors="replace").split()
+        if words[:1] == ["quit"]:
+            runner.cancel()
+            return
+        if len(words) == 2 and words[0] == "swipe":
+            try:
+                door.swipe(words[1])
+            except ValueError as error:
+                click.echo(f"error: {error}")
+                continue
+            click.echo(f"ok swipe {words[1].upper()} (on the reader until the next poll)")
+        elif words:
+            click.echo(f"error: unknown command; {SCRIPT_HELP}")
