@@ -7,7 +7,6 @@ shut down cleanly through the app's lifespan.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import sys
 
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 from backend.app import create_app
 from backend.attestation import load_ca
 from backend.errors import StartupError
+from backend.logs import configure_logging
 from backend.settings import Settings
 from backend.store import Store
 
@@ -67,15 +67,16 @@ def main() -> int:
         settings = Settings()  # type: ignore[call-arg]
     except ValidationError as error:
         lines = [
+            # A cross-field check (a model validator) has no field location: its message
+            # names the variables itself.
             f"  AURORA_{'_'.join(str(p) for p in item['loc']).upper()}: {item['msg']}"
+            if item["loc"]
+            else f"  {item['msg']}"
             for item in error.errors()
         ]
         print("invalid backend settings:\n" + "\n".join(lines), file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.site_id, settings.log_level, settings.log_format)
     try:
         listener = bind_api_socket(settings.api_host, settings.api_port)
         asyncio.run(preflight(settings))
@@ -88,6 +89,8 @@ def main() -> int:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        # uvicorn's loggers propagate to the root handler configure_logging installed.
+        log_config=None,
         lifespan="on",
         access_log=False,
     )

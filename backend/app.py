@@ -190,7 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
         module = importlib.import_module("backend.federation.service")
         federation = module.FederationService(settings, backend.alerts, backend.store.sessionmaker)
         backend.federation = federation
-        backend.topology_source = federation.topology
+        backend.topology_source = federation.topology_json
         app.include_router(federation.router)
     from backend.console import console_router
 

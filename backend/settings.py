@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.contract import Severity
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
     mqtt_receive_maximum: int = 1000
     #: Verify that the broker certificate names ``mqtt_host`` (the bench PKI adds IP SANs).
     mqtt_tls_check_hostname: bool = True
-    mqtt_reconnect_max_s: float = 10.0
+    mqtt_reconnect_max_s: float = Field(10.0, gt=0)
 
     #: Most messages handled (and acknowledged) as one batch on the ingest hot path.
     ingest_batch_max: int = 1000
@@ -95,6 +96,39 @@ class Settings(BaseSettings):
     federate_min_severity: Severity = Severity.HIGH
 
     log_level: str = "INFO"
+    #: ``json`` (one object per line: site, device, trace id) or ``text`` for a terminal.
+    log_format: Literal["json", "text"] = "json"
+
+    @model_validator(mode="after")
+    def _federation_timing_works(self) -> Self:
+        """With federation on, refuse settings its loops cannot work with, saying what to
+        change (a healthy link must not flap to degraded between two heartbeats)."""
+        if not self.federation_enabled:
+            return self
+        problems: list[str] = []
+        if not self.nats_url:
+            problems.append(
+                "AURORA_FEDERATION_ENABLED=true needs AURORA_NATS_URL (nats://host:port)"
+            )
+        if self.heartbeat_interval_seconds <= 0:
+            problems.append(
+                "AURORA_HEARTBEAT_INTERVAL_SECONDS must be > 0, "
+                f"got {self.heartbeat_interval_seconds}"
+            )
+        if not 0 < self.link_degraded_after_s <= self.link_down_after_s:
+            problems.append(
+                "need 0 < AURORA_LINK_DEGRADED_AFTER_S <= AURORA_LINK_DOWN_AFTER_S, got "
+                f"{self.link_degraded_after_s} and {self.link_down_after_s}"
+            )
+        elif self.link_degraded_after_s <= self.heartbeat_interval_seconds:
+            problems.append(
+                f"AURORA_LINK_DEGRADED_AFTER_S ({self.link_degraded_after_s}) must exceed "
+                f"AURORA_HEARTBEAT_INTERVAL_SECONDS ({self.heartbeat_interval_seconds}), "
+                "or a healthy link flaps to degraded between two heartbeats"
+            )
+        if problems:
+            raise ValueError("federation settings: " + "; ".join(problems))
+        return self
 
     @property
     def client_id(self) -> str:

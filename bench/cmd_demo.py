@@ -33,7 +33,11 @@ def demo_file() -> Path:
 )
 @click.option("--pace", type=float, default=1.0, show_default=True, help="seconds between steps")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".bench/demo"))
-@click.option("--report", type=click.Path(path_type=Path), help="write FILE.html or FILE.json")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    help="write FILE.html or FILE.json (default: <state-dir>/report.html)",
+)
 @click.option("--hold", is_flag=True, help="keep the sites running after the story (Ctrl-C ends)")
 def demo(
     scenario_path: Path | None, pace: float, state_dir: Path, report: Path | None, hold: bool
@@ -64,9 +68,10 @@ def demo(
             )
         narrator = Narrator(console)
         result = asyncio.run(run_scenario(loaded, bench, narrator, pace_s=pace))
-        if report is not None:
-            console.print(f"report: {write_report(report, [result])}")
+        # The story is over and the sites go away with Ctrl-C: the report is what stays.
+        written = write_report(report or state_dir / "report.html", [result])
         narrator.summary([result])
+        console.print(f"report: {written}")
         if hold:
             console.print("sites keep running; press Ctrl-C to stop them")
             try:

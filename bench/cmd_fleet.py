@@ -37,17 +37,29 @@ from bench.errors import BenchError
 def fleet(
     spec_path: Path, state_dir: Path, site: str, speed: float, duration: float | None
 ) -> None:
-    """Run a simulated fleet against a running site, one live line per board type."""
-    from bench.fleet import run_fleet
+    """Run a simulated fleet against a running site, one live line per board type.
 
+    Exits 1 when a device never connected, nothing was sent or a device runner died.
+    """
+    from bench.fleet import FleetVerdict, run_fleet
+
+    verdicts: list[FleetVerdict] = []
     try:
         asyncio.run(
             run_fleet(
-                spec_path, state_dir, site=site, speed=speed, duration_s=duration, echo=click.echo
+                spec_path,
+                state_dir,
+                site=site,
+                speed=speed,
+                duration_s=duration,
+                echo=click.echo,
+                verdicts=verdicts,
             )
         )
     except KeyboardInterrupt:
         click.echo("stopped")
+    if any(not verdict.passed for verdict in verdicts):
+        raise SystemExit(1)
 
 
 @click.command()

@@ -26,11 +26,30 @@ from hardware.discovery import BoardPort, list_boards, select_board
 from hardware.errors import BoardNotFoundError, HardwareError, PortError
 from hardware.framing import Violation
 from hardware.link import ByteLink, SerialLink
-from hardware.profiles import BOARD_KINDS, GENERIC, BoardProfile, profile_for_kind
+from hardware.profiles import GENERIC, BoardProfile, profile_for_kind
+from simulators.board_names import BoardKind, board_name_problem
 
 T = TypeVar("T")
 
-BOARD_CHOICES = click.Choice(list(BOARD_KINDS))
+
+class BoardName(click.ParamType):  # type: ignore[type-arg]
+    """A board of the one set of names (``stm32f401-door``); retired names get a hint."""
+
+    name = "board"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """The board name, or a usage error saying which name to write."""
+        problem = board_name_problem(str(value))
+        if problem is not None:
+            self.fail(problem, param, ctx)
+        return str(value)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        """``[esp32s3-env|...]`` in the help."""
+        return "[" + "|".join(kind.value for kind in BoardKind) + "]"
+
+
+BOARD_CHOICES = BoardName()
 
 
 def _echo(text: str) -> None:
@@ -126,7 +145,8 @@ def resolve_port(selector: str, board: str | None) -> tuple[BoardPort, BoardProf
     number finds it again, so that is what a reopen looks for when there is one.
     """
     port = select_board(selector, list_boards())
-    profile = profile_for_kind(board) if board else port.profile or GENERIC
+    # The USB profile (reset lines, baud) belongs to the board's chip family.
+    profile = profile_for_kind(BoardKind(board).family) if board else port.profile or GENERIC
     again = selector if selector != "auto" else (port.serial_number or port.device)
     return port, profile, again
 
@@ -266,7 +286,7 @@ def bridge(  # noqa: PLR0917 - click passes options positionally
 @click.option(
     "--board",
     "kind",
-    type=click.Choice(["door", "env", "access", "sentinel"]),
+    type=BOARD_CHOICES,
     required=True,
     help="Which simulated board.",
 )

@@ -1,36 +1,46 @@
-"""``aurora-bench load``: locust against a running site, a summary table and pass/fail targets.
+"""``aurora-bench load``: locust against a running site, a summary, a report and a verdict.
 
 Runs the locustfile ``bench/load/locustfile.py`` headless with ``--workers`` local worker
 processes (locust's ``--processes``), prints progress while it runs, then a summary per
-stage (connect, publish -> broker ack, publish -> ingested, badge -> unlock, lost) and the
-``--assert`` targets, whose outcome is the exit code (1 when one fails) and, with
-``--junit``, a JUnit XML file for CI.
+stage (connect, publish -> broker ack, publish -> ingested, badge -> unlock, lost), the run
+checks (every device connected, messages sent and ingested, no worker lost:
+:mod:`bench.load.verdict`) and the ``--assert`` targets. Any failure is the exit code (1),
+a line on the console saying why, a ``failure`` in the ``--junit`` file and a FAIL in the
+``--html`` report.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import resource
 import subprocess
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
 
-from bench.benchfile import DEFAULT_STATE_DIR, SiteInfo, read_bench_file
+from bench.benchfile import SiteInfo, read_bench_file
 from bench.errors import BenchError
-from bench.load.assertions import Target, check_all, parse_target, write_junit
-from bench.load.profiles import LOAD_BADGE_UID, PROFILES, parse_board_mix
+from bench.load.assertions import Target, check_all, parse_target
+from bench.load.junit import write_junit
+from bench.load.options import LoadOptions
+from bench.load.profiles import LOAD_BADGE_UID, PROFILES
+from bench.load.report import write_report
+from bench.load.series import SeriesData
 from bench.load.summary import LoadSummary, render_summary
+from bench.load.verdict import judge
+from bench.services.process import free_port
 
 LOCUSTFILE = Path(__file__).parent / "load" / "locustfile.py"
 #: The run ends when every device is done; ``--run-time`` is a safety net this much
 #: beyond the plan (connections under load take longer than the planned ramp).
 RUN_SAFETY_FACTOR = 3.0
 RUN_SLACK_S = 30.0
+API_TIMEOUT_S = 10.0
 
 
 def _raise_fd_limit() -> None:
@@ -40,6 +50,11 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _api(site: SiteInfo) -> httpx.Client:
+    """A client of the site's REST API, authenticated as bench.json says (the one seam)."""
+    return httpx.Client(base_url=site.api, headers=site.api_headers(), timeout=API_TIMEOUT_S)
+
+
 def _grant_load_badge(site: SiteInfo) -> str | None:
     """Grant the load badge on every door so badge reads are answered by ``unlock``.
 
@@ -47,13 +62,13 @@ def _grant_load_badge(site: SiteInfo) -> str | None:
     refuses: the run still measures everything but the unlock round trip.
     """
     try:
-        response = httpx.post(
-            f"{site.api}/api/v1/cps/access/grants",
-            json={"uid": LOAD_BADGE_UID, "device_ids": ["*"]},
-            timeout=10.0,
-        )
-        response.raise_for_status()
-        return str(response.json()["id"])
+        with _api(site) as api:
+            response = api.post(
+                "/api/v1/cps/access/grants",
+                json={"uid": LOAD_BADGE_UID, "device_ids": ["*"]},
+            )
+            response.raise_for_status()
+            return str(response.json()["id"])
     except (httpx.HTTPError, KeyError, ValueError) as error:
         click.secho(
             f"warning: could not grant the load badge at {site.api} ({error}); "
@@ -66,32 +81,33 @@ def _grant_load_badge(site: SiteInfo) -> str | None:
 
 def _revoke(site: SiteInfo, grant_id: str) -> None:
     try:
-        httpx.delete(f"{site.api}/api/v1/cps/access/grants/{grant_id}", timeout=10.0)
+        with _api(site) as api:
+            api.delete(f"/api/v1/cps/access/grants/{grant_id}")
     except httpx.HTTPError as error:
         click.secho(f"warning: could not revoke load grant {grant_id}: {error}", err=True)
 
 
-def locust_command(
-    *,
-    state_dir: Path,
-    site: str,
-    devices: int,
-    device_rate: float,
-    duration_s: float,
-    drain_s: float,
-    workers: int,
-    spawn_rate: float,
-    messages: int,
-    qos0_share: float,
-    boards: str,
-    summary: Path,
-    html: Path | None,
-    id_prefix: str = "load",
-) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """How many devices, how fast they join, in how many processes (locust's own flags)."""
+
+    devices: int
+    workers: int = 1
+    spawn_rate: float | None = None
+    #: Port of the master's worker channel (a free one, picked at plan time).
+    master_port: int = field(default_factory=free_port)
+
+    @property
+    def spawn(self) -> float:
+        """Devices connected per second (default: all within a second, at most 200/s)."""
+        return self.spawn_rate or float(min(self.devices, 200))
+
+
+def locust_command(options: LoadOptions, plan: RunPlan) -> list[str]:
     """The headless locust command line of a run (also what the README shows)."""
-    planned = devices / spawn_rate + duration_s + drain_s
+    planned = plan.devices / plan.spawn + options.publish_s + options.drain_s
     run_time = math.ceil(planned * RUN_SAFETY_FACTOR + RUN_SLACK_S)
-    command = [
+    return [
         sys.executable,
         "-m",
         "locust",
@@ -99,11 +115,11 @@ def locust_command(
         str(LOCUSTFILE),
         "--headless",
         "--processes",
-        str(workers),
+        str(plan.workers),
         "--users",
-        str(devices),
+        str(plan.devices),
         "--spawn-rate",
-        f"{spawn_rate:g}",
+        f"{plan.spawn:g}",
         "--run-time",
         f"{run_time}s",
         "--stop-timeout",
@@ -111,32 +127,14 @@ def locust_command(
         "--only-summary",
         "--loglevel",
         "WARNING",
-        "--exit-code-on-error",
-        "0",
-        "--aurora-state-dir",
-        str(state_dir),
-        "--aurora-site",
-        site,
-        "--aurora-device-rate",
-        f"{device_rate:g}",
-        "--aurora-publish-s",
-        f"{duration_s:g}",
-        "--aurora-drain-s",
-        f"{drain_s:g}",
-        "--aurora-messages",
-        str(messages),
-        "--aurora-qos0-share",
-        f"{qos0_share:g}",
-        "--aurora-boards",
-        boards,
-        "--aurora-id-prefix",
-        id_prefix,
-        "--aurora-summary",
-        str(summary),
+        # Master and workers talk over TCP; locust's default port 5557 may belong to
+        # another run on this machine, whose master our workers would then join.
+        "--master-bind-port",
+        str(plan.master_port),
+        "--master-port",
+        str(plan.master_port),
+        *options.locust_arguments(),
     ]
-    if html is not None:
-        command += ["--html", str(html)]
-    return command
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -146,58 +144,36 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def run_load(
-    *,
-    state_dir: Path,
-    site_id: str,
-    devices: int,
-    rate: float,
-    duration_s: float,
-    workers: int = 1,
-    spawn_rate: float | None = None,
-    messages: int = 0,
-    qos0_share: float = 0.0,
-    boards: str = "esp32s3=5,nrf52840=3,stm32f401=2",
-    drain_s: float = 5.0,
-    html: Path | None = None,
-    id_prefix: str = "load",
-) -> LoadSummary:
-    """Run locust against ``site_id`` of the bench in ``state_dir``; return the summary.
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What a run left behind: the summary and the per-second series."""
 
-    ``rate`` is the total message rate of the fleet (msg/s); each device sends
-    ``rate / devices``. Raises :class:`BenchError` with what to do when the run cannot start
-    or produced no summary.
+    summary: LoadSummary
+    series: SeriesData
+    log: Path
+
+
+def run_load(options: LoadOptions, plan: RunPlan) -> LoadResult:
+    """Run locust with ``options`` and ``plan``; return the summary and series.
+
+    Raises :class:`BenchError` with what to do when the run cannot start or produced no
+    summary.
     """
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", id_prefix):
-        raise BenchError(f"--id-prefix {id_prefix!r}: use 1-40 of A-Z a-z 0-9 _ - (device ids)")
-    try:
-        mix = parse_board_mix(boards)
-    except ValueError as error:
-        raise BenchError(f"--boards: {error}") from None
-    site = read_bench_file(state_dir).site(site_id)
-    out_dir = Path(state_dir) / "load"
+    site = read_bench_file(options.state_dir).site(options.site)
+    out_dir = Path(options.state_dir) / "load"
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary_path = out_dir / "summary.json"
-    summary_path.unlink(missing_ok=True)
+    summary_path, series_path = out_dir / "summary.json", out_dir / "series.json"
+    for stale in (summary_path, series_path):
+        stale.unlink(missing_ok=True)
     log_path = out_dir / "locust.log"
-    spawn = spawn_rate or float(min(devices, 200))
-    command = locust_command(
-        state_dir=Path(state_dir).absolute(),
-        site=site_id,
-        devices=devices,
-        device_rate=rate / devices,
-        duration_s=duration_s,
-        drain_s=drain_s,
-        workers=workers,
-        spawn_rate=spawn,
-        messages=messages,
-        qos0_share=qos0_share,
-        boards=boards,
+    run_options = replace(
+        options,
+        state_dir=Path(options.state_dir).absolute(),
         summary=summary_path,
-        html=html,
-        id_prefix=id_prefix,
+        series=series_path,
     )
-    doors = any(PROFILES[board].badge_weight and weight for board, weight in mix.items())
+    command = locust_command(run_options, plan)
+    doors = any(PROFILES[board].badge_weight and w for board, w in options.board_mix.items())
     grant = _grant_load_badge(site) if doors else None
     _raise_fd_limit()
     try:
@@ -218,30 +194,23 @@ def run_load(
             f"locust ended (exit {returncode}) without a summary; its log {log_path} ends:\n"
             f"{_tail(log_path)}"
         )
-    return LoadSummary.model_validate_json(summary_path.read_text())
+    summary = LoadSummary.model_validate_json(summary_path.read_text())
+    series = (
+        SeriesData.model_validate_json(series_path.read_text())
+        if series_path.exists()
+        else SeriesData()
+    )
+    return LoadResult(summary, series, log_path)
 
 
 @click.command("load")
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="State directory of the running bench (aurora-bench up).",
-)
-@click.option("--site", "site_id", default="a", show_default=True, help="Site to load.")
+@LoadOptions.click_options
 @click.option("--devices", type=click.IntRange(min=1), required=True, help="Simulated devices.")
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
     required=True,
     help="Total messages per second of the whole fleet.",
-)
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=0, min_open=True),
-    required=True,
-    help="Seconds each device publishes (after it connected).",
 )
 @click.option(
     "--workers",
@@ -257,55 +226,22 @@ def run_load(
     help="Devices connected per second [default: min(devices, 200)].",
 )
 @click.option(
-    "--messages",
-    type=click.IntRange(min=0),
-    default=0,
-    help="Stop each device after this many messages (0: no cap).",
-)
-@click.option(
-    "--qos0-share",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of telemetry sent at QoS 0 (status and badges are always QoS 1).",
-)
-@click.option(
-    "--boards",
-    default="esp32s3=5,nrf52840=3,stm32f401=2",
-    show_default=True,
-    help="Board mix as board=weight pairs.",
-)
-@click.option(
-    "--drain",
-    "drain_s",
-    type=click.FloatRange(min=0),
-    default=5.0,
-    show_default=True,
-    help="Seconds to wait for stragglers before counting them lost.",
-)
-@click.option(
-    "--id-prefix",
-    default="load",
-    show_default=True,
-    help="Device ids are PREFIX-<board>-<worker><n>: fixed and reproducible between runs.",
-)
-@click.option(
     "--json",
     "json_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the summary (counters and per-stage latencies) as JSON.",
+    help="Write the summary (counters, per-stage latencies, errors) as JSON.",
 )
 @click.option(
     "--html",
     "html_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write locust's HTML report.",
+    help="Write the HTML report (verdict, msg/s over time, latency per stage).",
 )
 @click.option(
     "--junit",
     "junit_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the --assert targets as JUnit XML (one testcase each).",
+    help="Write the run checks and --assert targets as JUnit XML (one testcase each).",
 )
 @click.option(
     "--assert",
@@ -316,60 +252,58 @@ def run_load(
 )
 def load(
     *,
-    state_dir: Path,
-    site_id: str,
     devices: int,
     rate: float,
-    duration: float,
     workers: int,
     spawn_rate: float | None,
-    messages: int,
-    qos0_share: float,
-    boards: str,
-    drain_s: float,
-    id_prefix: str,
     json_path: Path | None,
     html_path: Path | None,
     junit_path: Path | None,
     targets: tuple[str, ...],
+    **option_values: Any,
 ) -> None:
     """Load a site with N simulated devices through locust and report what it sustained."""
     from rich.console import Console
 
-    # Targets are parsed before anything runs: a typo should not cost a whole load run.
+    # Options and targets are checked before anything runs: a typo should not cost a run.
+    options = LoadOptions.from_cli(option_values, device_rate=rate / devices)
     parsed: list[Target] = [parse_target(text) for text in targets]
+    plan = RunPlan(devices=devices, workers=workers, spawn_rate=spawn_rate)
     # Logs of CI runs are not terminals: give the table room instead of truncating it.
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(
-        f"loading site {site_id}: {devices} devices, {rate:g} msg/s for {duration:g} s, "
-        f"{workers} worker process(es)"
+        f"loading site {options.site}: {devices} devices, {rate:g} msg/s for "
+        f"{options.publish_s:g} s, {workers} worker process(es)"
     )
-    summary = run_load(
-        state_dir=state_dir,
-        site_id=site_id,
-        devices=devices,
-        rate=rate,
-        duration_s=duration,
-        workers=workers,
-        spawn_rate=spawn_rate,
-        messages=messages,
-        qos0_share=qos0_share,
-        boards=boards,
-        drain_s=drain_s,
-        html=html_path,
-        id_prefix=id_prefix,
-    )
+    result = run_load(options, plan)
+    summary = result.summary
     console.print(render_summary(summary))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary.model_dump(), indent=2) + "\n")
+    checks = judge(devices, summary.counters, summary.problems)
     results = check_all(parsed, summary)
-    for result in results:
+    for check in checks:
+        if not check.passed:
+            # soft_wrap: one line per failure, whole, for people and for grep in CI logs.
+            console.print(
+                f"[red]FAIL[/] {check.name}: {check.message}", highlight=False, soft_wrap=True
+            )
+    for target in results:
         console.print(
-            f"[{'green' if result.passed else 'red'}]{'PASS' if result.passed else 'FAIL'}"
-            f"[/] {result.message}"
+            f"[{'green' if target.passed else 'red'}]{'PASS' if target.passed else 'FAIL'}"
+            f"[/] {target.message}",
+            highlight=False,
+            soft_wrap=True,
         )
+    run_failed = any(not check.passed for check in checks)
+    failed = run_failed or any(not target.passed for target in results)
+    if run_failed:
+        console.print(f"locust's log: {result.log}", highlight=False)
     if junit_path is not None:
-        write_junit(results, junit_path)
-    if any(not result.passed for result in results):
+        write_junit(junit_path, checks, results)
+    if html_path is not None:
+        write_report(html_path, summary, result.series, checks, results)
+        console.print(f"report: {html_path}", highlight=False)
+    if failed:
         raise SystemExit(1)

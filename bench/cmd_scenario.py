@@ -50,6 +50,7 @@ def schema() -> None:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-k", "keyword", default="", help="select scenarios, pytest -k grammar")
+@click.option("-m", "markers", default="", help="select scenarios by marker, pytest -m grammar")
 @click.option("--junit", type=click.Path(path_type=Path), help="write JUnit XML here")
 @click.option(
     "--report",
@@ -58,31 +59,42 @@ def schema() -> None:
     type=click.Path(path_type=Path),
     help="write a report: FILE.html or FILE.json (repeatable)",
 )
+@click.option("--list", "listing", is_flag=True, help="list the scenarios, run nothing")
+@click.option("-x", "--exitfirst", is_flag=True, help="stop after the first failed scenario")
+@click.option("--maxfail", type=click.IntRange(min=1), help="stop after N failed scenarios")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".bench/scenarios"))
 @click.option("--db", type=click.Choice(["sqlite", "postgres"]), default="sqlite")
 def run(  # noqa: PLR0917 - click passes options positionally
     paths: tuple[Path, ...],
     keyword: str,
+    markers: str,
     junit: Path | None,
     reports: tuple[Path, ...],
+    listing: bool,
+    exitfirst: bool,
+    maxfail: int | None,
     state_dir: Path,
     db: str,
 ) -> None:
-    """Run scenario files or folders against fresh benches; exit 0 only if all passed."""
-    from bench.scenario.console import ConsoleProgress
-    from bench.scenario.report import REPORT_SUFFIXES, write_junit, write_report
-    from bench.scenario.runner import run_files
+    """Run scenario files or folders (searched recursively); exit 0 only if all passed.
+
+    A front for pytest with the aurora-bench plugin: selection, ordering, JUnit XML and
+    the HTML/JSON reports are the plugin's, exactly as with `pytest scenarios/`.
+    """
+    from bench.scenario.front import RunFront, pytest_args
 
     for report in reports:
-        if report.suffix.lower() not in REPORT_SUFFIXES:
+        if report.suffix.lower() not in (".html", ".htm", ".json"):
             raise BenchError(f"--report {report}: use a name ending in .html or .json")
-    progress = ConsoleProgress()
-    results = run_files(paths, keyword=keyword, state_dir=state_dir, db=db, observer=progress)
-    if not results:
-        raise BenchError("no scenario matched" + (f" -k {keyword!r}" if keyword else ""))
-    if junit is not None:
-        write_junit(junit, results)
-    for report in reports:
-        click.echo(f"report: {write_report(report, results)}")
-    progress.summary(results)
-    sys.exit(0 if all(r.passed for r in results) else 1)
+    args = pytest_args(
+        paths,
+        keyword=keyword,
+        markers=markers,
+        junit=junit,
+        reports=reports,
+        listing=listing,
+        maxfail=1 if exitfirst else maxfail,
+        state_dir=state_dir,
+        db=db,
+    )
+    sys.exit(RunFront(listing=listing).main(args, keyword=keyword or markers))

@@ -15,17 +15,20 @@ import math
 import resource
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from backend.retry import Backoff
 from bench.benchfile import BenchInfo, read_bench_file
 from bench.errors import BenchError
+from bench.load.problems import Problems
 from bench.pki import Pki
 from simulators.errors import SimulatorError
 from simulators.fleet import Fleet
 from simulators.fleetspec import FleetSpec, load_fleet_spec
 from simulators.identity import DeviceIdentity
+from simulators.links import LinkStatus
 from simulators.mqtt_link import MqttLink
-from simulators.runtime import Backoff
 
 
 def raise_nofile_limit(wanted: int) -> int:
@@ -71,6 +74,54 @@ def mqtt_fleet(
     return Fleet(spec, link_for=link_for, identity_for=identity_for, speed=speed, backoff=backoff)
 
 
+@dataclass(frozen=True, slots=True)
+class FleetVerdict:
+    """Whether a fleet run did anything: every node connected, something sent, none died."""
+
+    nodes: int
+    connected: int
+    sent: int
+    failures: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when no check failed."""
+        return not self.failures
+
+
+def judge_fleet(fleet: Fleet) -> FleetVerdict:
+    """Judge a fleet that ran (call before :meth:`Fleet.aclose`, which closes every runner).
+
+    A node that never connected fails the run, with the errors grouped by reason as the
+    load tool prints them; so does a run that sent nothing, and a node whose runner ended
+    while the fleet was still running (it died).
+    """
+    runners = list(fleet.runners.values())
+    problems = Problems()
+    for runner in runners:
+        if runner.connects == 0:
+            device = runner.node.device_id
+            # Link errors name their device; the reason is what they have in common.
+            reason = (runner.last_error or "never tried to connect").removeprefix(f"{device}: ")
+            problems.record("connect", reason, f"{device}: {reason}")
+        if runner.status is LinkStatus.CLOSED:
+            problems.record("runner", "ended", f"{runner.node.device_id}: its runner ended")
+    connected = sum(1 for runner in runners if runner.connects > 0)
+    sent = sum(runner.published for runner in runners)
+    failures: list[str] = []
+    connect_rows = [row.render() for row in problems.rows() if row.cause == "connect"]
+    if connected < len(runners):
+        failures.append(
+            f"{connected}/{len(runners)} devices connected: " + "; ".join(connect_rows[:3])
+        )
+    if sent == 0:
+        failures.append("0 messages sent" + (": no device connected" if not connected else ""))
+    died = [row.render() for row in problems.rows() if row.cause == "runner"]
+    if died:
+        failures.append("device runners died: " + "; ".join(died[:3]))
+    return FleetVerdict(len(runners), connected, sent, tuple(failures))
+
+
 def _render(fleet: Fleet) -> str:
     header = f"t={fleet.sim_time_s:,.0f} s (speed {fleet.bridge.speed:g})"
     return "\n".join([header, *(line.render() for line in fleet.lines())])
@@ -85,9 +136,11 @@ async def run_fleet(
     duration_s: float | None = None,
     echo: Callable[[str], None] = print,
     refresh_s: float = 1.0,
-) -> Fleet:
+    verdicts: list[FleetVerdict] | None = None,
+) -> FleetVerdict:
     """Run the fleet of ``spec_path`` against ``site`` until ``duration_s`` simulated
-    seconds (forever when None); prints the live lines; returns the stopped fleet."""
+    seconds (forever when None); prints the live lines, then the verdict (also appended to
+    ``verdicts``, which survives a Ctrl-C that ends the event loop); returns the verdict."""
     if not speed > 0:
         raise BenchError(f"--speed must be > 0 (got {speed}); use 1 for real time")
     if not math.isfinite(speed):
@@ -99,6 +152,7 @@ async def run_fleet(
     info = read_bench_file(state_dir)
     fleet = mqtt_fleet(spec, info, pki_of(info), site=site, speed=speed)
     live = _live_display(echo)
+    verdict: FleetVerdict | None = None
     try:
         await fleet.start(duration_s)
         while True:
@@ -111,10 +165,16 @@ async def run_fleet(
                     break
     finally:
         live(_render(fleet))
+        verdict = judge_fleet(fleet)
         await fleet.aclose()
-        sent = sum(line.sent for line in fleet.lines())
-        echo(f"fleet stopped after {fleet.sim_time_s:,.0f} simulated s: {sent} messages sent")
-    return fleet
+        echo(
+            f"fleet stopped after {fleet.sim_time_s:,.0f} simulated s: {verdict.sent} messages sent"
+        )
+        for failure in verdict.failures:
+            echo(f"FAIL {failure}")
+        if verdicts is not None:
+            verdicts.append(verdict)
+    return verdict
 
 
 def _live_display(echo: Callable[[str], None]) -> Callable[[str], None]:

@@ -9,6 +9,9 @@ declare -A PACKAGE_OF=(
   [nats-server]=nats-server
   [redis-server]=redis-server
   [initdb]=postgresql
+  # setpriv (parent-death signal) and prlimit (open-file limit) wrap every server
+  [setpriv]=util-linux
+  [prlimit]=util-linux
   [chromium]=chromium
 )
 

@@ -1,16 +1,22 @@
 """pytest plugin of aurora-bench (entry point ``pytest11``): bench fixtures and scenarios.
 
-* Scenario files (``scenarios/*.yaml``, not ``scenarios/fleets/``) are collected as test
-  items, one per file, marked ``scenario`` plus the file's own ``markers``; so ``-k``,
-  ``-m`` and ``--junitxml`` come from pytest. A broken file is a collection error that
-  reads ``file:line: what is wrong``; a failed scenario reports expected vs observed with
-  the timeline around it.
+* Scenario files are collected as test items, one per file, marked ``scenario`` plus the
+  file's own ``markers``; so ``-k``, ``-m``, ``-x``, ``--maxfail`` and ``--junitxml`` come
+  from pytest. A scenario file is a ``.yaml``/``.yml`` file with a top-level ``steps:`` key,
+  in any folder (fleet specs and other YAML are left alone); a file named on the command
+  line is always read. A broken file is a collection error that reads
+  ``file:line: what is wrong``; a failed scenario reports expected vs observed with the
+  timeline around it.
+* ``--scenario-report FILE.html|FILE.json`` (repeatable) writes the run's report when the
+  session ends, also when it was interrupted (Ctrl-C): what ran is in it.
 * Scenario items that need the same sites and settings share one bench (items are
   reordered so they run back to back); it is stopped when the session ends.
 * Fixtures for tests written in Python: those of :mod:`bench.fixtures` (``bench_one``,
   ``bench_two``, ``bench_factory``, ...), plus ``bench_site`` (the
   :class:`~bench.benchfile.SiteInfo` of ``bench_one``'s site ``a``), ``bench_sites``
   (``bench_two``'s sites by id) and ``fleet`` (start simulated nodes on a running bench).
+
+``aurora-bench run`` is a front for this plugin (:mod:`bench.cmd_scenario`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +36,10 @@ import pytest_asyncio
 from bench.benchfile import SiteInfo
 from bench.fixtures import *  # noqa: F403  (fixtures are found by name)
 from bench.scenario.loader import (
-    SUFFIXES,
     LoadedScenario,
     ScenarioLoadError,
     load_scenario,
+    looks_like_scenario,
     scenario_data_error,
 )
 from bench.scenario.results import ScenarioResult, failure_text
@@ -42,6 +48,42 @@ from bench.site import RunningBench
 SCENARIO_MARKER = "scenario"
 _POOL = pytest.StashKey[Any]()
 _FAILED = pytest.StashKey[bool]()
+#: Every scenario result of the session, in run order (broken files included).
+RESULTS = pytest.StashKey[list[ScenarioResult]]()
+#: An observer (:class:`bench.scenario.runner.RunObserver`) told about every step.
+OBSERVER = pytest.StashKey[Any]()
+#: Name of the :class:`ScenarioSession` plugin of a session.
+SESSION_PLUGIN = "aurora-bench-scenario-session"
+#: How long an interrupted scenario may take to clean up (restart services, revoke grants).
+CLEANUP_AFTER_INTERRUPT_S = 60.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The plugin's options (group ``aurora-bench``)."""
+    group = parser.getgroup("aurora-bench", "aurora-bench scenarios")
+    group.addoption(
+        "--scenario-report",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="write a scenario report: FILE.html or FILE.json (repeatable)",
+    )
+    group.addoption(
+        "--scenario-state-dir",
+        metavar="DIR",
+        help="state and server logs of the benches scenarios run on (default: a temp dir, "
+        "removed unless a scenario failed)",
+    )
+    group.addoption(
+        "--scenario-db",
+        choices=["sqlite", "postgres"],
+        help="database of the scenarios' sites (default: AURORA_TEST_DB or sqlite)",
+    )
+    group.addoption(
+        "--scenarios-only",
+        action="store_true",
+        help="collect scenario files only, no Python tests",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,6 +91,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{SCENARIO_MARKER}: a scenario file collected by the aurora-bench plugin"
     )
+    config.stash[RESULTS] = []
+    config.pluginmanager.register(ScenarioSession(config), SESSION_PLUGIN)
+    from bench.scenario.report import REPORT_SUFFIXES
+
+    for report in config.getoption("scenario_report") or []:
+        if Path(report).suffix.lower() not in REPORT_SUFFIXES:
+            raise pytest.UsageError(
+                f"--scenario-report {report}: use a name ending in .html or .json"
+            )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -57,18 +108,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if pool is not None:
         config.stash[_POOL] = None
         pool.close()
-        if not config.stash.get(_FAILED, False):
+        keep = config.stash.get(_FAILED, False) or config.getoption("scenario_state_dir")
+        if not keep:
             shutil.rmtree(pool.root, ignore_errors=True)
 
 
 def is_scenario_file(path: Path) -> bool:
-    """``scenarios/<name>.yaml``: fleet specs in ``scenarios/fleets/`` are not scenarios."""
-    return path.suffix in SUFFIXES and path.parent.name == "scenarios"
+    """A YAML file with a top-level ``steps:`` key, in any folder."""
+    return looks_like_scenario(path)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--scenarios-only``, Python test files are not collected."""
+    if config.getoption("scenarios_only") and collection_path.suffix == ".py":
+        return True
+    return None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """Collect ``scenarios/*.yaml`` as :class:`ScenarioFile`."""
-    if is_scenario_file(file_path):
+    """Collect scenario files (and any YAML file named on the command line)."""
+    named = parent.session.isinitpath(file_path) and file_path.suffix in (".yaml", ".yml")
+    if named or is_scenario_file(file_path):
         collector: ScenarioFile = ScenarioFile.from_parent(parent, path=file_path)
         return collector
     return None
@@ -87,6 +147,41 @@ def pytest_collection_modifyitems(
     ordered = group_by_bench(scenarios, lambda item: item.loaded.scenario)
     for index, item in zip(slots, ordered, strict=True):
         items[index] = item
+
+
+class ScenarioSession:
+    """Collects every scenario result of a session and writes ``--scenario-report``.
+
+    Registered by :func:`pytest_configure`; a broken scenario file (a collection error)
+    becomes a failed result, so a report never hides it.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.written: list[Path] = []
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A broken scenario file is a failed result in the reports too."""
+        if report.failed and report.nodeid.endswith((".yaml", ".yml")):
+            path = report.nodeid.split("::", 1)[0]
+            self.config.stash[RESULTS].append(
+                ScenarioResult(Path(path).stem, path, error=report.longreprtext.strip())
+            )
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the reports: every scenario that ran, also after Ctrl-C."""
+        reports = self.config.getoption("scenario_report") or []
+        results = self.config.stash[RESULTS]
+        if not reports or self.config.getoption("collectonly"):
+            return
+        from bench.errors import BenchError
+        from bench.scenario.report import write_report
+
+        for report in reports:
+            try:
+                self.written.append(write_report(report, results))
+            except BenchError as error:
+                raise pytest.UsageError(str(error)) from None
 
 
 class ScenarioFile(pytest.File):
@@ -137,24 +232,39 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         """Start or reuse a bench, play the scenario, fail with its story."""
-        from bench.fixtures import database_for_tests
-        from bench.scenario.runner import BenchPool, run_scenario
+        from bench.errors import BenchError
+        from bench.scenario.runner import run_scenario
 
-        pool = self.config.stash.get(_POOL, None)
-        if pool is None:
-            # Same database switch as the fixtures, so `make test-postgres` covers the suite.
-            pool = BenchPool(
-                Path(tempfile.mkdtemp(prefix="aurora-scenarios-")), db=database_for_tests()
+        pool = _pool(self.config)
+        try:
+            bench: RunningBench = pool.acquire(self.loaded.scenario)
+        except BenchError as error:
+            self._record(
+                ScenarioResult(
+                    self.loaded.name, str(self.loaded.path), error=f"bench did not start: {error}"
+                )
             )
-            self.config.stash[_POOL] = pool
-        bench: RunningBench = pool.acquire(self.loaded.scenario)
-        result = _in_own_loop(lambda: run_scenario(self.loaded, bench))
-        self.result = result
-        # The same properties as `aurora-bench run --junit` writes.
+            raise
+        observer = self.config.stash.get(OBSERVER, None)
+        partial: list[ScenarioResult] = []
+        try:
+            result = _in_own_loop(
+                lambda: run_scenario(self.loaded, bench, observer, partial=partial.append)
+            )
+        except KeyboardInterrupt:
+            if partial:
+                self._record(partial[0])
+            raise
+        self._record(result)
+        # The same properties as the JUnit file of `aurora-bench run`.
         self.user_properties.extend((name, f"{value:.6f}") for name, value in result.latencies())
         if not result.passed:
             self.config.stash[_FAILED] = True
             raise ScenarioFailed(result, bench.state_dir)
+
+    def _record(self, result: ScenarioResult) -> None:
+        self.result = result
+        self.config.stash[RESULTS].append(result)
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
@@ -171,6 +281,20 @@ class ScenarioItem(pytest.Item):
         return self.path, None, f"scenario: {self.loaded.name}"
 
 
+def _pool(config: pytest.Config) -> Any:
+    from bench.fixtures import database_for_tests
+    from bench.scenario.runner import BenchPool
+
+    pool = config.stash.get(_POOL, None)
+    if pool is None:
+        state_dir = config.getoption("scenario_state_dir")
+        root = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="aurora-scenarios-"))
+        # Same database switch as the fixtures, so `make test-postgres` covers the suite.
+        pool = BenchPool(root, db=config.getoption("scenario_db") or database_for_tests())
+        config.stash[_POOL] = pool
+    return pool
+
+
 def _item_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "scenario"
 
@@ -180,20 +304,34 @@ def _registered_markers(config: pytest.Config) -> set[str]:
     return {str(line).split(":", 1)[0].split("(", 1)[0].strip() for line in lines}
 
 
-def _in_own_loop(make: Any) -> ScenarioResult:
+def _in_own_loop(make: Callable[[], Coroutine[Any, Any, ScenarioResult]]) -> ScenarioResult:
     # The scenario gets its own event loop in its own thread: it cannot disturb (or be
-    # disturbed by) the loop pytest-asyncio keeps for the session.
+    # disturbed by) the loop pytest-asyncio keeps for the session. Ctrl-C arrives in the
+    # main thread: the scenario is cancelled (its cleanup runs) before it is passed on.
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can report a live thread
+    # as finished (CPython 3.11).
     outcome: dict[str, Any] = {}
+    done = threading.Event()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(make())
 
     def target() -> None:
+        asyncio.set_event_loop(loop)
         try:
-            outcome["result"] = asyncio.run(make())
+            outcome["result"] = loop.run_until_complete(task)
         except BaseException as error:
             outcome["error"] = error
+        finally:
+            loop.close()
+            done.set()
 
-    thread = threading.Thread(target=target, name="aurora-scenario", daemon=True)
-    thread.start()
-    thread.join()
+    threading.Thread(target=target, name="aurora-scenario", daemon=True).start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        loop.call_soon_threadsafe(task.cancel)
+        done.wait(timeout=CLEANUP_AFTER_INTERRUPT_S)
+        raise
     if "error" in outcome:
         raise outcome["error"]
     result: ScenarioResult = outcome["result"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import http.client
 import re
 import sys
 import threading
@@ -34,35 +33,16 @@ from bench.benchfile import (
 from bench.errors import BenchError, BenchFileError, ServiceStartError
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
-from bench.services.docker import DockerEndpoints, DockerServices
-from bench.services.local import (
-    LOOPBACK,
-    PostgresCluster,
-    mosquitto_service,
-    nats_service,
-    redis_service,
-)
+from bench.services.local import LOOPBACK, PostgresCluster
 from bench.services.process import Service, ServiceSpec, free_port, tcp_accepts
+from bench.services.providers import PROVIDERS as PROVIDER_FACTORIES
+from bench.services.providers import ExternalEndpoints, SiteProvider
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DATABASES = ("sqlite", "postgres")
-PROVIDERS = ("local", "docker", "external")
+PROVIDERS = tuple(PROVIDER_FACTORIES)
 SERVICES = ("mosquitto", "nats", "redis")
 BACKEND_START_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class ExternalEndpoints:
-    """Servers the user runs (provider ``external``); the bench starts none of them.
-
-    The broker must accept client certificates of the bench CA (``<state>/pki/ca.crt``).
-    """
-
-    mqtt_host: str
-    mqtt_port: int
-    redis_url: str
-    nats_url: str
-    database_url: str | None = None
 
 
 @dataclass
@@ -139,7 +119,7 @@ class RunningBench:
         self.state_dir = state_dir
         self._sites: dict[str, _Site] = {}
         self._postgres: PostgresCluster | None = None
-        self._docker: DockerServices | None = None
+        self._provider: SiteProvider | None = None
         self._info: BenchInfo | None = None
         self._lock = threading.RLock()
         self._closed = False
@@ -278,8 +258,8 @@ class RunningBench:
                     _collect(errors, service.stop)
             if self._postgres is not None:
                 _collect(errors, self._postgres.stop)
-            if self._docker is not None:
-                _collect(errors, self._docker.stop)
+            if self._provider is not None:
+                _collect(errors, self._provider.stop)
             if errors:
                 raise errors[0]
 
@@ -315,17 +295,12 @@ class RunningBench:
 
     def _backend_service(self, site: _Site) -> Service:
         env = self.backend_env(site.site_id)
-        url_port = site.api_port
-
-        def ready() -> bool:
-            return _healthz(LOOPBACK, url_port)
-
         return Service(
             ServiceSpec(
                 name=f"backend-{site.site_id}",
                 command=[sys.executable, "-m", "backend"],
                 log=site.directory / "backend.log",
-                ready=ready,
+                health_url=f"http://{LOOPBACK}:{site.api_port}/healthz",
                 port=site.api_port,
                 env=env,
                 # Only the bench decides a backend's settings, not the caller's environment.
@@ -338,73 +313,32 @@ class RunningBench:
     def _start(self) -> None:
         options = self.options
         began = time.monotonic()
-        if options.db == "postgres" and options.provider != "external":
+        provider = PROVIDER_FACTORIES[options.provider](self.state_dir, self.pki, options.external)
+        self._provider = provider
+        if options.db == "postgres" and provider.runs_postgres:
             self._postgres = PostgresCluster(self.state_dir, free_port())
             self._postgres.start()
-        if options.provider == "docker":
-            self._docker = DockerServices(self.state_dir, self.pki)
-        hub_leaf_port: int | None = None
         for index, site_id in enumerate(options.sites):
             directory = self.state_dir / site_id
             directory.mkdir(parents=True, exist_ok=True)
             database_url = sqlite_url(directory / "aurora.db")
             if self._postgres is not None:
                 database_url = self._postgres.create_database(f"aurora_{site_id}")
-            if options.provider != "local":
-                # Containers or the user's own servers: endpoints only, no local processes.
-                endpoints: ExternalEndpoints | DockerEndpoints
-                if self._docker is not None:
-                    endpoints = self._docker.start_site(site_id)
-                else:
-                    endpoints = options.external[site_id]
-                    database_url = endpoints.database_url or database_url
-                self._sites[site_id] = _Site(
-                    site_id=site_id,
-                    directory=directory,
-                    api_port=free_port(),
-                    mqtt_host=endpoints.mqtt_host,
-                    mqtt_port=endpoints.mqtt_port,
-                    redis_url=endpoints.redis_url,
-                    nats_url=endpoints.nats_url,
-                    nats_http_port=None,
-                    leaf_port=None,
-                    database_url=database_url,
-                )
-                continue
-            redis_port, nats_port, http_port, mqtt_port = (free_port() for _ in range(4))
-            # The first site is the leafnode hub; the second attaches to it (DESIGN: NATS).
-            leaf_listen = free_port() if index == 0 and len(options.sites) > 1 else None
-            hub_leaf_port = hub_leaf_port or leaf_listen
-            site = _Site(
+            servers = provider.add_site(site_id, directory, index, len(options.sites))
+            self._sites[site_id] = _Site(
                 site_id=site_id,
                 directory=directory,
                 api_port=free_port(),
-                mqtt_host=LOOPBACK,
-                mqtt_port=mqtt_port,
-                redis_url=f"redis://{LOOPBACK}:{redis_port}/0",
-                nats_url=f"nats://{LOOPBACK}:{nats_port}",
-                nats_http_port=http_port,
-                leaf_port=leaf_listen,
-                database_url=database_url,
+                mqtt_host=servers.mqtt_host,
+                mqtt_port=servers.mqtt_port,
+                redis_url=servers.redis_url,
+                nats_url=servers.nats_url,
+                nats_http_port=servers.nats_http_port,
+                leaf_port=servers.leaf_port,
+                database_url=servers.database_url or database_url,
+                services=servers.services,
             )
-            self._sites[site_id] = site
-            site.services["redis"] = redis_service(directory, site_id, redis_port)
-            site.services["nats"] = nats_service(
-                directory,
-                self.pki,
-                site_id,
-                port=nats_port,
-                http_port=http_port,
-                leaf_listen_port=leaf_listen,
-                leaf_remote_port=hub_leaf_port if index > 0 else None,
-            )
-            site.services["mosquitto"] = mosquitto_service(directory, self.pki, site_id, mqtt_port)
-        # Launch every server, then wait for each: they come up side by side.
-        local = [service for site in self._sites.values() for service in site.services.values()]
-        for service in local:
-            service.launch()
-        for service in local:
-            service.wait_ready()
+        provider.start()
         self.pki.service(PROBE_IDENTITY)
         services_up = time.monotonic()
         self.startup_s["services"] = services_up - began
@@ -497,17 +431,6 @@ def _refuse_a_running_bench(state_dir: Path) -> None:
                 f"a bench is already running in {state_dir} (site {site.site_id} answers at "
                 f"{site.mqtt.host}:{site.mqtt.port}); stop it or pick another --state-dir"
             )
-
-
-def _healthz(host: str, port: int) -> bool:
-    connection = http.client.HTTPConnection(host, port, timeout=1.0)
-    try:
-        connection.request("GET", "/healthz")
-        return connection.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
 
 
 def _collect(errors: list[BaseException], action: Callable[[], object]) -> None:

@@ -36,20 +36,13 @@ import simpy
 from backend.contract import MessageKind, validate_device_id
 from hardware.framing import DOWNSTREAM_KINDS, MARKER, Frame, FrameDecoder, Violation
 from hardware.pty_port import PtyPort
+from simulators.board_names import board_name_problem
 from simulators.boards import BOARDS, AccessBenchNode, DoorNode
 from simulators.clock import ClockBridge
 from simulators.errors import SimulatorError
 from simulators.identity import DeviceIdentity
 from simulators.node import Node
 from simulators.outbox import Outgoing, PresenceChange, QueueOutbox
-
-#: ``--board`` names -> simulator board kinds.
-BOARD_KINDS: dict[str, str] = {
-    "door": "stm32f401-door",
-    "env": "esp32s3-env",
-    "access": "stm32f401-access",
-    "sentinel": "nrf52840-sentinel",
-}
 
 SCRIPT_HELP = (
     "swipe UID | unplug | replug | raw TEXT | log TEXT | fault NAME [k=v ...] | status | "
@@ -83,15 +76,15 @@ class VirtualBoard:
         seed: int = 0,
         say: Callable[[str], None] = print,
     ) -> None:
-        if board not in BOARD_KINDS:
-            known = ", ".join(BOARD_KINDS)
-            raise ScriptError(f"unknown board {board!r}; choose one of {known}")
+        problem = board_name_problem(board)
+        if problem is not None:
+            raise ScriptError(problem)
         self.board = board
         self.device_id = validate_device_id(device_id)
         self.say = say
         self.env = simpy.Environment()
         self.outbox = QueueOutbox()
-        node_type = BOARDS[BOARD_KINDS[board]]
+        node_type = BOARDS[board]
         config = node_type.config_type(heartbeat_s=heartbeat_s, boot_jitter_s=0.0)
         self.node: Node = node_type(
             self.env, device_id, self.outbox, config=config, identity=identity, seed=seed

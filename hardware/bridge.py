@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TextIO
 
 from backend.mqtt import FAILURE, ConnectOptions, MqttClient, MqttError, client_tls_context
+from backend.retry import Backoff
 from hardware.errors import HardwareError, PortError
 from hardware.framing import Violation
 from hardware.link import ByteLink
@@ -66,25 +67,6 @@ CertIssuer = Callable[[str], DeviceCredentials]
 #: Opens the board's port; raises PortError while the board is not there.
 PortOpener = Callable[[], Awaitable[ByteLink]]
 Console = Callable[[str], None]
-
-
-class Backoff:
-    """Exponential retry delays from ``first_s`` up to ``max_s``."""
-
-    def __init__(self, first_s: float = 0.1, max_s: float = 2.0) -> None:
-        self.first_s = first_s
-        self.max_s = max_s
-        self._next_s = first_s
-
-    def next(self) -> float:
-        """The delay before the next attempt."""
-        delay = self._next_s
-        self._next_s = min(self._next_s * 2, self.max_s)
-        return delay
-
-    def reset(self) -> None:
-        """The last attempt worked: start small again."""
-        self._next_s = self.first_s
 
 
 def safe_name(text: str) -> str:
@@ -203,8 +185,14 @@ class Bridge:
 
     # -- port side -------------------------------------------------------------------------
 
+    def _backoff(self) -> Backoff:
+        """Port and broker retries: from 0.1 s doubling up to ``retry_max_s``, no jitter
+        (one board, nothing to de-synchronise)."""
+        return Backoff(initial_s=min(0.1, self._retry_max_s), max_s=self._retry_max_s, jitter=0.0)
+
     async def _port_loop(self) -> None:
-        backoff = Backoff(max_s=self._retry_max_s)
+        backoff = self._backoff()
+        delays = backoff.delays()
         announced_wait = False
         while True:
             try:
@@ -213,9 +201,9 @@ class Bridge:
                 if not announced_wait:
                     self._say(f"-- waiting for the board ({error.reason}); retrying")
                     announced_wait = True
-                await asyncio.sleep(backoff.next())
+                await asyncio.sleep(next(delays))
                 continue
-            backoff.reset()
+            delays = backoff.delays()
             announced_wait = False
             self.session.line_lost()
             self.stats.port_opens += 1
@@ -288,7 +276,8 @@ class Bridge:
                 f"TLS material for {device_id} is unusable ({error}); check "
                 f"{credentials.cert}, {credentials.key} and {self._broker.ca_cert}"
             ) from None
-        backoff = Backoff(max_s=self._retry_max_s)
+        backoff = self._backoff()
+        delays = backoff.delays()
         announced_outage = False
         # The MQTT layer's transports disable Nagle: a frame is one small packet that would
         # otherwise wait for the broker's delayed ACK (~40 ms per QoS 1 publish on Linux).
@@ -305,7 +294,7 @@ class Bridge:
                 client = await MqttClient.connect(options)
                 async with client:
                     await client.subscribe([(t, 1) for t in self.session.subscriptions()])
-                    backoff.reset()
+                    delays = backoff.delays()
                     announced_outage = False
                     self.stats.broker_connects += 1
                     where = f"{self._broker.host}:{self._broker.port}"
@@ -329,7 +318,7 @@ class Bridge:
                     )
                     announced_outage = True
                 self._touch()
-            await asyncio.sleep(backoff.next())
+            await asyncio.sleep(next(delays))
 
     async def _publisher(self, client: MqttClient) -> None:
         while True:

@@ -28,6 +28,7 @@ Exception tree::
     └── LinkError         a device link could not connect or lost its connection
 """
 
+from backend.retry import Backoff
 from simulators.boards import (
     BOARDS,
     AccessBenchNode,
@@ -48,7 +49,7 @@ from simulators.links import DeviceLink, LinkStatus, MemoryBroker, MemoryLink, P
 from simulators.lock import LockState
 from simulators.node import Fault, Node, NodeConfig, ReceivedCommand
 from simulators.outbox import Downward, Outbox, Outgoing, QueueOutbox, RecordingOutbox
-from simulators.runtime import Backoff, NodeRunner
+from simulators.runtime import NodeRunner
 
 __all__ = [
     "BOARDS",

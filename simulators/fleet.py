@@ -18,6 +18,7 @@ from typing import Self, TypeVar
 
 import simpy
 
+from backend.retry import Backoff
 from simulators.boards import AccessBenchNode, DoorNode
 from simulators.clock import ClockBridge
 from simulators.errors import SimulatorError
@@ -26,7 +27,7 @@ from simulators.identity import DeviceIdentity
 from simulators.links import DeviceLink, LinkStatus
 from simulators.node import Node
 from simulators.outbox import QueueOutbox
-from simulators.runtime import Backoff, NodeRunner
+from simulators.runtime import NodeRunner
 
 N = TypeVar("N", bound=Node)
 

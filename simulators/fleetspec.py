@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backend.contract import ContractViolation, validate_device_id
 from simulators.battery import CoinCell, Transport
+from simulators.board_names import board_name_problem
 from simulators.boards import (
     BOARDS,
     AccessConfig,
@@ -190,7 +191,8 @@ def parse_fleet_spec(data: object, source: str = "<fleet spec>") -> FleetSpec:
             ).replace(".[", "[")
             message = item["msg"]
             if item["type"] == "union_tag_invalid":
-                message = f"unknown board; known boards: {', '.join(BOARDS)}"
+                tag = str((item.get("ctx") or {}).get("tag", ""))
+                message = board_name_problem(tag) or f"unknown board {tag!r}"
             lines.append(f"{where}: {message}")
         raise FleetSpecError(source, "; ".join(lines)) from None
     return spec.checked(source)

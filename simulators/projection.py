@@ -21,6 +21,7 @@ from simulators.battery import (
     exchange_for,
     http_exchange,
 )
+from simulators.board_names import board_name_problem
 from simulators.boards import BOARDS, SentinelConfig, SentinelNode
 from simulators.errors import SimulatorError
 from simulators.outbox import Outgoing
@@ -97,7 +98,7 @@ def project_battery(
     """Simulate ``board`` for ``days`` and price its messages over MQTT and HTTP."""
     cls = BOARDS.get(board)
     if cls is None:
-        raise SimulatorError(f"unknown board {board!r}; boards: {', '.join(BOARDS)}")
+        raise SimulatorError(board_name_problem(board) or f"unknown board {board!r}")
     if cls is not SentinelNode:
         raise SimulatorError(
             f"{board} is mains/USB powered; only nrf52840-sentinel runs on a coin cell"

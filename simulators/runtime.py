@@ -10,32 +10,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from backend.contract import encode, topic_for
+from backend.retry import Backoff
 from simulators.clock import ClockBridge
 from simulators.errors import LinkError
 from simulators.links import DeviceLink, LinkStatus, PublishResult
 from simulators.node import Node
 from simulators.outbox import Outgoing, PresenceChange, QueueOutbox
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential reconnect backoff with jitter (a fleet must not reconnect in lockstep)."""
-
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.25
-
-    def delays(self, rng: random.Random) -> Iterator[float]:
-        """Successive waits: initial, initial*factor, ... capped at max, each +-jitter."""
-        delay = self.initial_s
-        while True:
-            yield delay * (1 + self.jitter * (2 * rng.random() - 1))
-            delay = min(self.max_s, delay * self.factor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,17 @@ undirected link row per pair; alerts at or above ``federate_min_severity`` trave
 ``AURORA_FROM_<peer>``; a durable consumer on that stream persists remote alerts and acks
 only after the write, so an alert raised while the link is down arrives once it heals.
 
-Layout: :mod:`.links` and :mod:`.messages` are pure (no I/O), :mod:`.jetstream` moves
-bytes, :mod:`.service` owns the tasks, :mod:`.tables` holds the site/link rows.
+Layout, by concern:
+
+* pure rules: :mod:`.links` (link states), :mod:`.gossip` (which heartbeats count, link
+  transitions as :class:`~.gossip.LinkChanged` events), :mod:`.messages` (payloads);
+* transports: :mod:`.connection` (the NATS session), :mod:`.jetstream` (stream and
+  consumer setup), :mod:`.heartbeats` (gossip on the wire), :mod:`.publisher` ("publish
+  until stored"), :mod:`.consumer` (one durable consumer per peer);
+* storage: :mod:`.store` (every SQL statement), :mod:`.tables` (the rows);
+* :mod:`.routes` (REST endpoints with response models), :mod:`.service` (composes the
+  parts and owns their TaskGroup). Cross-checks of the settings are a validator on
+  :class:`backend.settings.Settings`.
 
 Exception tree::
 

@@ -37,6 +37,7 @@ from backend.mqtt import (
     Publish,
     client_tls_context,
 )
+from backend.retry import Backoff
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,10 @@ class MqttIngest:
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting with backoff."""
-        backoff_s = 0.2
         options = connect_options(self._settings)
+        max_s = self._settings.mqtt_reconnect_max_s
+        backoff = Backoff(initial_s=min(0.2, max_s), max_s=max_s, jitter=0.0)
+        delays = backoff.delays()
         while True:
             try:
                 client = await MqttClient.connect(options)
@@ -153,7 +156,7 @@ class MqttIngest:
                         options.port,
                         options.client_id,
                     )
-                    backoff_s = 0.2
+                    delays = backoff.delays()
                     await self._drain(client)
                 finally:
                     self._client = None
@@ -178,8 +181,7 @@ class MqttIngest:
                     )
                 else:
                     log.exception("ingest batch failed; reconnecting to get a redelivery")
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, self._settings.mqtt_reconnect_max_s)
+            await asyncio.sleep(next(delays))
 
     async def _subscribe(self, client: MqttClient) -> None:
         group = self._settings.mqtt_share_group

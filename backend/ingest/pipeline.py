@@ -68,6 +68,7 @@ from backend.ingest.decisions import (
     normalise_uid,
 )
 from backend.ingest.registry import DeviceRegistry
+from backend.logs import log_fields
 from backend.metrics import BackendMetrics
 from backend.settings import Settings
 from backend.store import Device, TrustStatus, utcnow
@@ -292,7 +293,11 @@ class IngestPipeline:
         except INFRA_ERRORS:
             raise
         except Exception as error:
-            log.exception("handler for %s failed", message.topic)
+            log.exception(
+                "handler for %s failed",
+                message.topic,
+                extra=log_fields(device_id=topic.device_id, trace_id=message.trace),
+            )
             self._metrics.handler_errors.labels(topic.kind.value).inc()
             entries.append(
                 self.audit_entry(
@@ -343,7 +348,12 @@ class IngestPipeline:
         self._metrics.rejections.labels(violation.reason.value).inc()
         parts = message.topic.split("/")
         label = parts[2] if len(parts) == 4 else None
-        log.info("rejected message on %r: %s", message.topic[:200], violation.one_line())
+        log.info(
+            "rejected message on %r: %s",
+            message.topic[:200],
+            violation.one_line(),
+            extra=log_fields(device_id=label[:80] if label else None, trace_id=message.trace),
+        )
         entries.append(
             self.audit_entry(
                 "rejected_message",

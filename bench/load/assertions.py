@@ -13,7 +13,8 @@ Grammar::
 
 Without a stage, ``unlock`` means the badge -> unlock round trip and any other name the
 end-to-end ``ingest`` stage, so ``telemetry.p99<50ms`` is "publish -> Redis stream entry".
-A target whose row has no samples fails (a run that measured nothing proves nothing).
+A target whose row has no samples fails (a run that measured nothing proves nothing), and so
+does a ``loss`` or ``loss_pct`` target of a run that sent nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from xml.etree import ElementTree as ET
 
 from bench.errors import BenchError
 from bench.load.summary import LoadSummary
@@ -47,6 +46,8 @@ _TOTALS = (
     "ingested_rate",
 )
 _STAGES = ("connect", "publish", "ingest", "unlock")
+#: Totals that are only meaningful once something was sent.
+_NEEDS_SENT = frozenset({"loss", "loss_pct"})
 _PATTERN = re.compile(
     r"\s*(?P<target>[A-Za-z0-9_:.-]+?)\s*(?P<op><=|>=|==|<|>)\s*"
     r"(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>ms|s|%|/s)?\s*"
@@ -78,6 +79,10 @@ class Target:
 
     def check(self, summary: LoadSummary) -> TargetResult:
         """Evaluate against a run summary."""
+        if self.name is None and self.stat in _NEEDS_SENT and summary.counters.sent == 0:
+            return TargetResult(
+                self, None, False, f"{self.stat}: no message was sent, so nothing can be lost"
+            )
         actual = self._actual(summary)
         if actual is None:
             return TargetResult(self, None, False, f"{self._what()}: no samples in this run")
@@ -171,23 +176,3 @@ def parse_target(text: str) -> Target:
 def check_all(targets: Iterable[Target], summary: LoadSummary) -> list[TargetResult]:
     """Evaluate every target."""
     return [target.check(summary) for target in targets]
-
-
-def write_junit(results: list[TargetResult], path: Path, suite: str = "aurora-bench load") -> Path:
-    """One JUnit ``testcase`` per target, a ``failure`` element for each missed one."""
-    failures = sum(1 for result in results if not result.passed)
-    root = ET.Element("testsuites")
-    suite_el = ET.SubElement(
-        root, "testsuite", name=suite, tests=str(len(results)), failures=str(failures), errors="0"
-    )
-    for result in results:
-        case = ET.SubElement(suite_el, "testcase", classname=suite, name=result.target.text)
-        if not result.passed:
-            failure = ET.SubElement(case, "failure", message=result.message)
-            failure.text = result.message
-        else:
-            out = ET.SubElement(case, "system-out")
-            out.text = result.message
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-    return path

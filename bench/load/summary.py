@@ -26,6 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from bench.load.problems import Problem
+
 #: locust request type -> stage name used in summaries and assertions.
 STAGE_BY_REQUEST_TYPE = {"MQTT": "publish", "INGEST": "ingest", "UNLOCK": "unlock", "LOST": "lost"}
 REQUEST_TYPE_BY_STAGE = {stage: kind for kind, stage in STAGE_BY_REQUEST_TYPE.items()}
@@ -120,6 +122,10 @@ class LoadSummary(BaseModel):
     duration_s: float
     counters: LoadCounters
     stages: list[StageStats]
+    #: Devices the run asked for (``--devices``; locust's user count).
+    planned_devices: int = 0
+    #: Errors by cause and reason, every process merged (:mod:`bench.load.problems`).
+    problems: list[Problem] = []
 
     @property
     def sent_per_s(self) -> float:
@@ -176,12 +182,23 @@ def stage_stats(entry: Mapping[str, Any], duration_s: float) -> StageStats | Non
 
 
 def summarize(
-    entries: Iterable[Mapping[str, Any]], counters: LoadCounters, duration_s: float
+    entries: Iterable[Mapping[str, Any]],
+    counters: LoadCounters,
+    duration_s: float,
+    *,
+    planned_devices: int = 0,
+    problems: list[Problem] | None = None,
 ) -> LoadSummary:
     """Build the run summary from serialized locust stats entries and worker counters."""
     rows = [row for entry in entries if (row := stage_stats(entry, duration_s)) is not None]
     rows.sort(key=lambda row: (_STAGE_ORDER.index(row.stage), row.name))
-    return LoadSummary(duration_s=duration_s, counters=counters, stages=rows)
+    return LoadSummary(
+        duration_s=duration_s,
+        counters=counters,
+        stages=rows,
+        planned_devices=planned_devices,
+        problems=problems or [],
+    )
 
 
 def _ms(value: float | None) -> str:

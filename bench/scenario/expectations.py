@@ -3,25 +3,26 @@
 :func:`evaluate` answers PASSED, FAILED or PENDING (not decided yet: the bound has not
 run out). The runner calls it as the timeline grows until every expectation of a step is
 decided; unit tests call it with hand-built timelines. A failure says what was expected and
-what was observed instead.
+what was observed instead. One evaluator and one description per kind of expectation,
+registered with ``functools.singledispatch``; the window rules they share are in
+:mod:`~bench.scenario.windows`, latency pairing in :mod:`~bench.scenario.latency`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from backend.contract import Severity
-from bench.load.summary import percentile_of
-from bench.scenario.schema import (
+from bench.scenario.checks import (
     AlertExpect,
     AuditExpect,
+    Check,
     CommandExpect,
     DeviceExpect,
-    EventMatch,
-    Expectation,
     LatencyExpect,
     LinkExpect,
     LockExpect,
@@ -29,37 +30,29 @@ from bench.scenario.schema import (
     NoAlertExpect,
     NoCommandExpect,
 )
+from bench.scenario.latency import event_matches, latency_outcome, pair_events
+from bench.scenario.schema import ExpectationItem
 from bench.scenario.timeline import Event, EventKind, Timeline
+from bench.scenario.windows import (
+    Outcome,
+    Verdict,
+    never,
+    state_in_window,
+    within,
+)
+from bench.scenario.wording import describe
 
-
-class Verdict(StrEnum):
-    """The state of one expectation."""
-
-    PASSED = "passed"
-    FAILED = "failed"
-    PENDING = "pending"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one evaluation found.
-
-    ``at`` is when it was decided on the timeline (the satisfying event, or the end of
-    the bound); ``latency_s`` the time from the step's start to the satisfying event.
-    """
-
-    verdict: Verdict
-    expected: str
-    observed: str = ""
-    at: float | None = None
-    latency_s: float | None = None
-    evidence: tuple[Event, ...] = ()
-    figures: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def decided(self) -> bool:
-        """True once PASSED or FAILED."""
-        return self.verdict is not Verdict.PENDING
+__all__ = [
+    "Context",
+    "Outcome",
+    "Verdict",
+    "deadline",
+    "describe",
+    "evaluate",
+    "event_matches",
+    "metric_matches",
+    "pair_events",
+]
 
 
 @dataclass(frozen=True)
@@ -74,159 +67,46 @@ class Context:
     node_devices: frozenset[str] = frozenset()
 
 
+@functools.singledispatch
 def evaluate(
-    expectation: Expectation,
+    body: object,
     timeline: Timeline,
     start: float,
     now: float,
     context: Context | None = None,
 ) -> Outcome:
-    """Evaluate ``expectation`` for a step whose action started at ``start``."""
-    context = context or Context()
-    body = expectation.body
-    match body:
-        case AlertExpect():
-            return _alert(body, timeline, start, now)
-        case NoAlertExpect():
-            return _no_alert(body, timeline, start, now)
-        case DeviceExpect():
-            return _device(body, timeline, start, now)
-        case CommandExpect():
-            return _command(body, timeline, start, now, context)
-        case NoCommandExpect():
-            return _no_command(body, timeline, start, now)
-        case LockExpect():
-            return _lock(body, timeline, start, now)
-        case AuditExpect():
-            return _audit(body, timeline, start, now)
-        case LinkExpect():
-            return _link(body, timeline, start, now)
-        case MetricExpect():
-            return _metric(body, timeline, start, now)
-        case LatencyExpect():
-            return _latency(body, timeline, start if body.scope == "step" else 0.0, now)
-    raise AssertionError(f"no evaluator for {expectation.key}")  # pragma: no cover
+    """Evaluate an expectation for a step whose action started at ``start``.
+
+    ``body`` is an expectation model of :mod:`bench.scenario.checks` (or an ``expect``
+    entry holding one); each kind has its own evaluator, registered below.
+    """
+    raise TypeError(f"no evaluator for {type(body).__name__}")
 
 
-def deadline(expectation: Expectation, start: float) -> float:
-    """When ``expectation`` is decided at the latest (``start`` for latency checks)."""
-    body = expectation.body
-    bound: float | None = getattr(body, "within", None)
-    if bound is None:
-        bound = getattr(body, "for_", 0.0)
-    return start + float(bound or 0.0)
+@evaluate.register
+def _(
+    item: ExpectationItem,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
+    return evaluate(item.body, timeline, start, now, context)
 
 
-def describe(expectation: Expectation) -> str:
-    """The expectation in words."""
-    body = expectation.body
-    match body:
-        case AlertExpect():
-            scope = " (since the scenario began)" if body.scope == "scenario" else ""
-            n = _count(body.count, "alert")
-            return f"{n} {_alert_filter(body)} within {_s(body.within)}{scope}"
-        case NoAlertExpect():
-            return f"no alert {_alert_filter(body)} for {_s(body.for_)}"
-        case DeviceExpect():
-            return f"device {body.id} {_device_filter(body)} within {_s(body.within)}"
-        case CommandExpect():
-            n = _count(body.count, f"`{body.verb.value}` command")
-            return f"{n} received by {body.device} within {_s(body.within)}"
-        case NoCommandExpect():
-            verb = f"`{body.verb.value}` " if body.verb else ""
-            return f"no {verb}command to {body.device} for {_s(body.for_)}"
-        case LockExpect():
-            return f"door {body.device} {body.state} within {_s(body.within)}"
-        case AuditExpect():
-            extra = _fields(body.data, device=body.device, site=body.site)
-            n = _count(body.count, f"audit entry `{body.type}`")
-            scope = " (since the scenario began)" if body.scope == "scenario" else ""
-            return f"{n}{extra} within {_s(body.within)}{scope}"
-        case LinkExpect():
-            return (
-                f"link {body.site}<->{body.peer} {body.status} as {body.site} sees it "
-                f"within {_s(body.within)}"
-            )
-        case MetricExpect():
-            labels = ",".join(f"{k}={v}" for k, v in body.labels.items())
-            where = f" at site {body.site}" if body.site else ""
-            return (
-                f"{body.name}{{{labels}}}{where} up by >= {body.increase:g} "
-                f"within {_s(body.within)}"
-            )
-        case LatencyExpect():
-            bounds = ", ".join(
-                f"{name} <= {_s(value)}"
-                for name, value in (("p50", body.p50), ("p99", body.p99), ("max", body.max))
-                if value is not None
-            )
-            return f"latency {_match_text(body.from_)} -> {_match_text(body.to)}: {bounds}"
-    raise AssertionError(expectation.key)  # pragma: no cover
+def deadline(body: Check | ExpectationItem, start: float) -> float:
+    """When an expectation is decided at the latest (``start`` for latency checks).
 
-
-# ---------------------------------------------------------------- helpers
-
-
-def _s(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:g}s"
-
-
-def _count(count: int, noun: str) -> str:
-    return (
-        f"an {noun}"
-        if count == 1 and noun.lstrip("`")[0] in "aeiou"
-        else (f"a {noun}" if count == 1 else f"{count} x {noun}")
-    )
-
-
-def _fields(values: dict[str, Any], **more: Any) -> str:
-    shown = {**{k: v for k, v in more.items() if v is not None}, **values}
-    return "".join(f" {k}={v}" for k, v in shown.items())
-
-
-def _alert_filter(body: AlertExpect | NoAlertExpect) -> str:
-    parts = _fields(
-        {},
-        type=body.type,
-        severity=body.severity.value if body.severity else None,
-        min_severity=body.min_severity.value if body.min_severity else None,
-        device=body.device,
-        origin=body.origin,
-        contains=repr(body.contains) if body.contains else None,
-    ).strip()
-    where = f"at site {body.site}" if body.site else "at any site"
-    return f"{parts} {where}".strip()
-
-
-def _device_filter(body: DeviceExpect) -> str:
-    if not body.registered:
-        return "not registered"
-    return (
-        _fields(
-            {},
-            trust=body.trust,
-            attestation=body.attestation,
-            risk_min=body.risk_min,
-            risk_max=body.risk_max,
-            firmware_version=body.firmware_version,
-            site=body.site,
-        ).strip()
-        or "registered"
-    )
-
-
-def _match_text(match: EventMatch) -> str:
-    extra = _fields(
-        {},
-        device=match.device,
-        verb=match.verb.value if match.verb else None,
-        type=match.type,
-        message=match.message.value if match.message else None,
-        state=match.state,
-        site=match.site,
-        source=match.source,
-    )
-    return f"{match.event}{extra}"
+    A state that must hold (``for`` on ``lock``, ``device``, ``link``) is decided at the
+    latest when its ``within`` and its ``for`` have both run out.
+    """
+    if isinstance(body, ExpectationItem):
+        body = body.body
+    within: float | None = getattr(body, "within", None)
+    hold: float | None = getattr(body, "for_", None)
+    if within is None:
+        return start + float(hold or 0.0)
+    return start + within + float(hold or 0.0)
 
 
 def _severity_ok(event: Event, exact: Severity | None, minimum: Severity | None) -> bool:
@@ -257,128 +137,23 @@ def _alert_matches(body: AlertExpect | NoAlertExpect) -> Callable[[Event], bool]
             for key in ("title", "description")
         ):
             return False
+        wanted = body.data if isinstance(body, AlertExpect) else {}
+        if not all(_loosely_equal(event.get(key), value) for key, value in wanted.items()):
+            return False
         return _severity_ok(event, body.severity, body.min_severity)
 
     return matches
 
 
-def _observed(events: Sequence[Event], noun: str, limit: int = 5) -> str:
-    if not events:
-        return f"no {noun} at all"
-    shown = "; ".join(f"{e.summary()} at {e.t:.3f}s" for e in events[:limit])
-    more = f" (+{len(events) - limit} more)" if len(events) > limit else ""
-    return f"{len(events)} other {noun}(s): {shown}{more}"
-
-
-def _within(
-    timeline: Timeline,
-    start: float,
-    now: float,
-    *,
-    bound: float,
-    count: int,
-    matches: Callable[[Event], bool],
-    expected: str,
-    related: Callable[[Event], bool],
-    noun: str,
-    since: float | None = None,
-) -> Outcome:
-    """Pass at the ``count``-th matching event in ``[since or start, start + bound]``."""
-    end = start + bound
-    window = timeline.between(since if since is not None else start, min(now, end))
-    hits = [event for event in window if matches(event)]
-    if len(hits) >= count:
-        hit = hits[count - 1]
-        return Outcome(
-            Verdict.PASSED,
-            expected,
-            hit.summary(),
-            at=max(hit.t, start),
-            latency_s=max(0.0, hit.t - start),
-            evidence=tuple(hits[:count]),
-        )
-    if now < end:
-        return Outcome(Verdict.PENDING, expected)
-    others = [event for event in window if related(event) and not matches(event)]
-    seen = f"{len(hits)} matching, " if hits else ""
-    return Outcome(
-        Verdict.FAILED,
-        expected,
-        seen + _observed(others, noun),
-        at=end,
-        evidence=tuple(hits + others),
-    )
-
-
-def _never(
-    timeline: Timeline,
-    start: float,
-    now: float,
-    *,
-    window_s: float,
-    matches: Callable[[Event], bool],
-    expected: str,
-) -> Outcome:
-    """Pass when nothing matching happened in ``[start, start + window_s]``."""
-    end = start + window_s
-    hits = [event for event in timeline.between(start, min(now, end)) if matches(event)]
-    if hits:
-        first = hits[0]
-        return Outcome(
-            Verdict.FAILED,
-            expected,
-            f"{first.summary()} at {first.t:.3f}s",
-            at=first.t,
-            latency_s=first.t - start,
-            evidence=tuple(hits),
-        )
-    if now < end:
-        return Outcome(Verdict.PENDING, expected)
-    return Outcome(Verdict.PASSED, expected, "nothing", at=end)
-
-
-def _state_in_window(
-    timeline: Timeline,
-    start: float,
-    now: float,
-    *,
-    bound: float,
-    is_subject: Callable[[Event], bool],
-    satisfied: Callable[[Event], bool],
-    expected: str,
-) -> Outcome:
-    """State snapshots: the one in effect at ``start``, then every change until the bound."""
-    end = start + bound
-    current = [event for event in timeline.before(start) if is_subject(event)]
-    candidates = current[-1:] + [
-        event for event in timeline.between(start, min(now, end)) if is_subject(event)
-    ]
-    for event in candidates:
-        if satisfied(event):
-            at = max(event.t, start)
-            return Outcome(
-                Verdict.PASSED,
-                expected,
-                event.summary(),
-                at=at,
-                latency_s=at - start,
-                evidence=(event,),
-            )
-    if now < end:
-        return Outcome(Verdict.PENDING, expected)
-    if not candidates:
-        observed = "never observed"
-    else:
-        observed = "; ".join(f"{e.summary()} at {e.t:.3f}s" for e in candidates[-5:])
-    return Outcome(Verdict.FAILED, expected, observed, at=end, evidence=tuple(candidates[-5:]))
-
-
 # ---------------------------------------------------------------- evaluators
 
 
-def _alert(body: AlertExpect, timeline: Timeline, start: float, now: float) -> Outcome:
-    expected = describe(Expectation(alert=body))
-    return _within(
+@evaluate.register
+def _alert(
+    body: AlertExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
+    expected = describe(body)
+    outcome = within(
         timeline,
         start,
         now,
@@ -390,16 +165,36 @@ def _alert(body: AlertExpect, timeline: Timeline, start: float, now: float) -> O
         noun="alert",
         since=0.0 if body.scope == "scenario" else None,
     )
+    if outcome.verdict is not Verdict.FAILED or not body.data:
+        return outcome
+    # The alert came but a field differs: say which, and how (a verbatim check's story).
+    loose = _alert_matches(body.model_copy(update={"data": {}}))
+    near = [event for event in outcome.evidence if loose(event)]
+    if not near:
+        return outcome
+    differ = "; ".join(
+        f"{key}: expected {value!r}, got {near[0].get(key)!r}"
+        for key, value in body.data.items()
+        if not _loosely_equal(near[0].get(key), value)
+    )
+    return replace(outcome, observed=f"{outcome.observed}; fields differ: {differ}")
 
 
-def _no_alert(body: NoAlertExpect, timeline: Timeline, start: float, now: float) -> Outcome:
-    return _never(
+@evaluate.register
+def _no_alert(
+    body: NoAlertExpect,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
+    return never(
         timeline,
         start,
         now,
         window_s=body.for_,
         matches=_alert_matches(body),
-        expected=describe(Expectation(no_alert=body)),
+        expected=describe(body),
     )
 
 
@@ -408,9 +203,16 @@ def _command_source_ok(event: Event, device: str, context: Context) -> bool:
     return event.source == "node" if device in context.node_devices else True
 
 
+@evaluate.register
 def _command(
-    body: CommandExpect, timeline: Timeline, start: float, now: float, context: Context
+    body: CommandExpect,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
 ) -> Outcome:
+    context = context or Context()
+
     def matches(event: Event) -> bool:
         return (
             event.kind is EventKind.COMMAND
@@ -419,20 +221,27 @@ def _command(
             and _command_source_ok(event, body.device, context)
         )
 
-    return _within(
+    return within(
         timeline,
         start,
         now,
         bound=body.within,
         count=body.count,
         matches=matches,
-        expected=describe(Expectation(command=body)),
+        expected=describe(body),
         related=lambda e: e.kind is EventKind.COMMAND and e.device == body.device,
         noun="command",
     )
 
 
-def _no_command(body: NoCommandExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _no_command(
+    body: NoCommandExpect,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
     def matches(event: Event) -> bool:
         return (
             event.kind is EventKind.COMMAND
@@ -440,32 +249,43 @@ def _no_command(body: NoCommandExpect, timeline: Timeline, start: float, now: fl
             and (body.verb is None or event.get("verb") == body.verb.value)
         )
 
-    return _never(
+    return never(
         timeline,
         start,
         now,
         window_s=body.for_,
         matches=matches,
-        expected=describe(Expectation(no_command=body)),
+        expected=describe(body),
     )
 
 
-def _device(body: DeviceExpect, timeline: Timeline, start: float, now: float) -> Outcome:
-    expected = describe(Expectation(device=body))
+@evaluate.register
+def _device(
+    body: DeviceExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
+    expected = describe(body)
 
     def is_subject(event: Event) -> bool:
         return (
             event.kind is EventKind.DEVICE
-            and event.device == body.id
+            and event.device == body.device
             and (body.site is None or event.site == body.site)
         )
 
     if not body.registered:
-        return _never(
+        return never(
             timeline, 0.0, now, window_s=start + body.within, matches=is_subject, expected=expected
         )
 
+    # last_seen is the backend's own clock: compared only with itself, never with ours.
+    before = [event for event in timeline.before(start) if is_subject(event)]
+    seen_at_start = _instant(before[-1].get("last_seen")) if before else None
+
     def satisfied(event: Event) -> bool:
+        if body.seen_since_step:
+            seen = _instant(event.get("last_seen"))
+            if seen is None or (seen_at_start is not None and seen <= seen_at_start):
+                return False
         if body.trust is not None and event.get("trust_status") != body.trust:
             return False
         if body.attestation is not None and event.get("attestation_status") != body.attestation:
@@ -481,7 +301,7 @@ def _device(body: DeviceExpect, timeline: Timeline, start: float, now: float) ->
             return False
         return body.risk_max is None or (isinstance(risk, int | float) and risk <= body.risk_max)
 
-    return _state_in_window(
+    return state_in_window(
         timeline,
         start,
         now,
@@ -489,23 +309,40 @@ def _device(body: DeviceExpect, timeline: Timeline, start: float, now: float) ->
         is_subject=is_subject,
         satisfied=satisfied,
         expected=expected,
+        hold=body.for_,
     )
 
 
-def _lock(body: LockExpect, timeline: Timeline, start: float, now: float) -> Outcome:
-    return _state_in_window(
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@evaluate.register
+def _lock(
+    body: LockExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
+    return state_in_window(
         timeline,
         start,
         now,
         bound=body.within,
         is_subject=lambda e: e.kind is EventKind.LOCK and e.device == body.device,
         satisfied=lambda e: e.get("state") == body.state,
-        expected=describe(Expectation(lock=body)),
+        expected=describe(body),
+        hold=body.for_,
     )
 
 
-def _link(body: LinkExpect, timeline: Timeline, start: float, now: float) -> Outcome:
-    return _state_in_window(
+@evaluate.register
+def _link(
+    body: LinkExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
+    return state_in_window(
         timeline,
         start,
         now,
@@ -514,7 +351,8 @@ def _link(body: LinkExpect, timeline: Timeline, start: float, now: float) -> Out
             e.kind is EventKind.LINK and e.site == body.site and e.get("peer") == body.peer
         ),
         satisfied=lambda e: e.get("status") == body.status,
-        expected=describe(Expectation(link=body)),
+        expected=describe(body),
+        hold=body.for_,
     )
 
 
@@ -522,7 +360,10 @@ def _loosely_equal(actual: Any, wanted: Any) -> bool:
     return actual == wanted or (actual is not None and str(actual) == str(wanted))
 
 
-def _audit(body: AuditExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _audit(
+    body: AuditExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
     def matches(event: Event) -> bool:
         if event.kind is not EventKind.AUDIT or event.get("type") != body.type:
             return False
@@ -539,14 +380,14 @@ def _audit(body: AuditExpect, timeline: Timeline, start: float, now: float) -> O
             for key, value in body.data.items()
         )
 
-    return _within(
+    return within(
         timeline,
         start,
         now,
         bound=body.within,
         count=body.count,
         matches=matches,
-        expected=describe(Expectation(audit=body)),
+        expected=describe(body),
         related=lambda e: e.kind is EventKind.AUDIT,
         noun="audit entry",
         since=0.0 if body.scope == "scenario" else None,
@@ -563,10 +404,13 @@ def metric_matches(body: MetricExpect, event: Event) -> bool:
     )
 
 
-def _metric(body: MetricExpect, timeline: Timeline, start: float, now: float) -> Outcome:
+@evaluate.register
+def _metric(
+    body: MetricExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
+) -> Outcome:
     # The runner samples the counter when the step starts (the baseline) and while the
     # expectation is pending; samples are sums over matching label sets.
-    expected = describe(Expectation(metric=body))
+    expected = describe(body)
     baseline_events = [e for e in timeline.before(start) if metric_matches(body, e)]
     end = start + body.within
     samples = [e for e in timeline.between(start, min(now, end)) if metric_matches(body, e)]
@@ -599,111 +443,13 @@ def _metric(body: MetricExpect, timeline: Timeline, start: float, now: float) ->
     )
 
 
-# ---------------------------------------------------------------- latency
-
-
-def event_matches(match: EventMatch, event: Event) -> bool:
-    """Whether ``event`` is one end of a latency pair described by ``match``."""
-    if match.device is not None and event.device != match.device:
-        return False
-    if match.site is not None and event.site != match.site:
-        return False
-    if match.type is not None and event.get("type") != match.type:
-        return False
-    if match.source is not None and event.source != match.source:
-        return False
-    match match.event:
-        case "badge":
-            return event.kind is EventKind.MQTT and event.get("message") == "badge_event"
-        case "command":
-            return event.kind is EventKind.COMMAND and (
-                match.verb is None or event.get("verb") == match.verb.value
-            )
-        case "alert":
-            return event.kind is EventKind.ALERT
-        case "audit":
-            return event.kind is EventKind.AUDIT
-        case "mqtt":
-            return event.kind is EventKind.MQTT and (
-                match.message is None or event.get("message") == match.message.value
-            )
-        case "lock":
-            return event.kind is EventKind.LOCK and (
-                match.state is None or event.get("state") == match.state
-            )
-        case "action":
-            return event.kind is EventKind.ACTION and (
-                match.type is None or event.get("type") == match.type
-            )
-    return False  # pragma: no cover
-
-
-def pair_events(
-    body: LatencyExpect, events: Iterable[Event]
-) -> tuple[list[tuple[Event, Event]], list[Event]]:
-    """Pair each ``from`` event with the first later ``to`` event; returns (pairs, unpaired)."""
-    pairs: list[tuple[Event, Event]] = []
-    waiting: list[Event] = []
-    for event in events:
-        # An event may be a `to` of an earlier `from` and a new `from` itself.
-        if event_matches(body.to, event):
-            for index, origin in enumerate(waiting):
-                if _same_pair(body, origin, event):
-                    pairs.append((origin, event))
-                    del waiting[index]
-                    break
-        if event_matches(body.from_, event):
-            waiting.append(event)
-    return pairs, waiting
-
-
-def _same_pair(body: LatencyExpect, origin: Event, target: Event) -> bool:
-    if body.pair_by == "order":
-        return True
-    if body.pair_by == "alert_id":
-        key_a = origin.get("origin_alert_id") or origin.get("id")
-        key_b = target.get("origin_alert_id") or target.get("id")
-        return key_a is not None and str(key_a) == str(key_b)
-    return origin.device is not None and origin.device == target.device
-
-
-def _latency(body: LatencyExpect, timeline: Timeline, since: float, now: float) -> Outcome:
-    expected = describe(Expectation(latency=body))
-    pairs, unpaired = pair_events(body, timeline.between(since, now))
-    durations = [target.t - origin.t for origin, target in pairs]
-    if len(durations) < body.min_pairs:
-        return Outcome(
-            Verdict.FAILED,
-            expected,
-            f"only {len(durations)} pair(s) found, {len(unpaired)} `from` event(s) unanswered; "
-            f"need at least {body.min_pairs}",
-            at=now,
-            evidence=tuple(unpaired[:10]),
-        )
-    # durations is not empty here (min_pairs >= 1), so the percentiles are numbers.
-    figures = {
-        "pairs": float(len(durations)),
-        "p50": percentile_of(durations, 0.50) or 0.0,
-        "p99": percentile_of(durations, 0.99) or 0.0,
-        "max": max(durations),
-    }
-    broken = [
-        f"{name} {_s(figures[name])} > {_s(bound)}"
-        for name, bound in (("p50", body.p50), ("p99", body.p99), ("max", body.max))
-        if bound is not None and figures[name] > bound
-    ]
-    observed = (
-        f"{len(durations)} pairs: p50 {_ms(figures['p50'])}, p99 {_ms(figures['p99'])}, "
-        f"max {_ms(figures['max'])}" + (f"; {len(unpaired)} unanswered" if unpaired else "")
-    )
-    if broken:
-        worst = max(pairs, key=lambda pair: pair[1].t - pair[0].t)
-        return Outcome(
-            Verdict.FAILED, expected, f"{observed} ({'; '.join(broken)})", at=worst[1].t,
-            evidence=worst, figures=figures,
-        )  # fmt: skip
-    return Outcome(Verdict.PASSED, expected, observed, at=now, figures=figures)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}ms"
+@evaluate.register
+def _latency(
+    body: LatencyExpect,
+    timeline: Timeline,
+    start: float,
+    now: float,
+    context: Context | None = None,
+) -> Outcome:
+    since = start if body.scope == "step" else 0.0
+    return latency_outcome(body, timeline.between(since, now), now, describe(body))

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from typing import Any, Protocol
 
+from backend.retry import Backoff
 from bench.errors import BenchError
 from bench.scenario.loader import node_group
 from bench.scenario.schema import NodeSpec, Scenario
@@ -28,7 +29,7 @@ from simulators.identity import DeviceIdentity
 from simulators.mqtt_link import MqttLink
 from simulators.node import Fault, Node
 from simulators.outbox import QueueOutbox
-from simulators.runtime import Backoff, NodeRunner
+from simulators.runtime import NodeRunner
 
 LOCK_SAMPLE_S = 0.005
 

@@ -9,6 +9,7 @@ the bad key, for an unknown key). Nothing here raises anything but
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from bench.errors import ScenarioError
+from bench.scenario.actions import GrantAction
 from bench.scenario.schema import NodeSpec, Scenario
+from simulators.board_names import BoardKind
 
 #: The file suffixes read as scenarios.
 SUFFIXES = (".yaml", ".yml")
@@ -115,16 +118,36 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     return scenario
 
 
-def iter_scenario_files(paths: Iterable[Path | str]) -> Iterator[Path]:
-    """Scenario files named by ``paths`` (files, or folders searched one level deep).
+_STEPS_KEY = re.compile(r"^steps\s*:", re.MULTILINE)
 
-    Folders skip ``fleets/`` (fleet specs live there, DESIGN.md) and hidden files.
+
+def looks_like_scenario(path: Path) -> bool:
+    """A YAML file with a top-level ``steps:`` key (fleet specs and other YAML have none).
+
+    A file that cannot be read counts, so that reading it reports the problem.
+    """
+    if path.suffix not in SUFFIXES or path.name.startswith("."):
+        return False
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return True
+    return _STEPS_KEY.search(text) is not None
+
+
+def iter_scenario_files(paths: Iterable[Path | str]) -> Iterator[Path]:
+    """Scenario files named by ``paths``: files as given, folders searched recursively.
+
+    In a folder, whatever it is called, a scenario is a ``.yaml``/``.yml`` file with a
+    top-level ``steps:`` key (:func:`looks_like_scenario`); hidden files and folders are
+    skipped.
     """
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for child in sorted(path.iterdir()):
-                if child.is_file() and child.suffix in SUFFIXES and not child.name.startswith("."):
+            for child in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
+                if not hidden and child.is_file() and looks_like_scenario(child):
                     yield child
         else:
             yield path
@@ -171,7 +194,7 @@ def _problems(root: yaml.Node, error: ValidationError) -> list[Problem]:
         if kind == "extra_forbidden":
             node = locate(root, loc, key=True)
             parent = ".".join(str(p) for p in loc[:-1]) or "the top level"
-            message = f"unknown key {loc[-1]!r} in {parent}"
+            message = f"unknown key {loc[-1]!r} in {parent}" + _renamed(loc)
         elif kind == "missing":
             node = locate(root, loc[:-1])
             message = f"missing key {loc[-1]!r}" + (
@@ -182,6 +205,19 @@ def _problems(root: yaml.Node, error: ValidationError) -> list[Problem]:
             msg = item["msg"].removeprefix("Value error, ")
             message = f"{where}: {msg}" if where else msg
         problems.append(Problem(_line(node), message))
+    # A renamed key (`id:` for `device:`) also makes the new key "missing": say it once.
+    renamed = {
+        (tuple(item["loc"][:-1]), _RENAMED_KEYS[str(item["loc"][-1])])
+        for item in error.errors(include_url=False)
+        if item["type"] == "extra_forbidden" and _renamed(item["loc"])
+    }
+    problems = [
+        problem
+        for problem, item in zip(problems, error.errors(include_url=False), strict=True)
+        if not (
+            item["type"] == "missing" and (tuple(item["loc"][:-1]), str(item["loc"][-1])) in renamed
+        )
+    ]
     problems.sort(key=lambda p: p.line or 0)
     return problems
 
@@ -189,9 +225,27 @@ def _problems(root: yaml.Node, error: ValidationError) -> list[Problem]:
 def _is_branch_label(part: int | str) -> bool:
     # Union branches show up in locations as type names ("float", "function-before[...]");
     # they are not keys of the file.
+    # Step and expectation models are tagged "<swipe>", "<lock>" by the schema.
     return isinstance(part, str) and (
-        ("[" in part and part != "[key]") or part in {"float", "int", "str", "none"}
+        ("[" in part and part != "[key]")
+        or (part.startswith("<") and part.endswith(">"))
+        or part in {"float", "int", "str", "none"}
     )
+
+
+#: Keys of earlier versions of the format, and what to write instead.
+_RENAMED_KEYS = {
+    "id": "device",
+    "as_device": "device",
+}
+
+
+def _renamed(loc: Sequence[int | str]) -> str:
+    # `fleet` entries define a device with `id:`; everywhere else a device is `device:`.
+    new = _RENAMED_KEYS.get(str(loc[-1]))
+    if new is None or (loc and loc[0] == "fleet"):
+        return ""
+    return f"; write `{new}:` (one key names a device in every action and expectation)"
 
 
 def _duplicate_keys(node: yaml.Node) -> Iterator[Problem]:
@@ -214,7 +268,7 @@ def _duplicate_keys(node: yaml.Node) -> Iterator[Problem]:
 
 #: Actions/expectations that need a simulated node to act on.
 _NEEDS_NODE = {"swipe", "drift", "fault"}
-_NEEDS_DOOR = {"lock"}
+_DOOR_BOARDS = frozenset({BoardKind.STM32F401_DOOR, BoardKind.STM32F401_ACCESS})
 
 
 def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
@@ -244,8 +298,34 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
         problem = node_options_problem(node)
         if problem is not None:
             problems.append((("fleet", index, "options"), f"{node.id}: {problem}"))
+
+    def doors_ok(loc: tuple[int | str, ...], grant: GrantAction) -> None:
+        # A grant for a door that is not in the fleet is a typo the backend would accept
+        # silently: the badge then "fails" at the right door for the wrong reason.
+        for d_index, door in enumerate(grant.doors):
+            if door == "*":
+                continue
+            node = nodes.get(door)
+            if node is None:
+                problems.append(
+                    (
+                        (*loc, "doors", d_index),
+                        f"grant for {door!r}, which is not a device of the fleet "
+                        f"(fleet: {_names(nodes) or 'empty'}; `*` grants every door)",
+                    )
+                )
+            elif node.board not in _DOOR_BOARDS:
+                problems.append(
+                    (
+                        (*loc, "doors", d_index),
+                        f"grant for {door!r}, a {node.board}: only "
+                        f"{' and '.join(sorted(_DOOR_BOARDS))} nodes read badges",
+                    )
+                )
+
     for index, grant in enumerate(scenario.grants):
         site_ok(("grants", index, "site"), grant.site)
+        doors_ok(("grants", index), grant)
     last_at = -1.0
     for index, step in enumerate(scenario.steps):
         base: tuple[int | str, ...] = ("steps", index)
@@ -282,6 +362,8 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
         if akey is not None:
             site_ok((*base, akey, "site"), getattr(action, "site", None))
             site_ok((*base, akey, "from_site"), getattr(action, "from_site", None))
+        if isinstance(action, GrantAction):
+            doors_ok((*base, "grant"), action)
         if akey in {"partition", "heal"} and len(sites) < 2:
             problems.append(((*base, akey), f"`{akey}` needs two sites"))
         for e_index, expectation in enumerate(step.expect):
@@ -292,7 +374,11 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
             if expectation.key in {"command", "no_command", "lock"} and device is not None:
                 node_ok((*eloc, "device"), device, f"`{expectation.key}`")
                 door = nodes.get(device)
-                if expectation.key == "lock" and door and door.board != "stm32f401-door":
+                if (
+                    expectation.key == "lock"
+                    and door
+                    and door.board is not BoardKind.STM32F401_DOOR
+                ):
                     problems.append(((*eloc, "device"), "`lock` needs a stm32f401-door node"))
                 if expectation.key == "lock" and door and door.port is not None:
                     problems.append(
@@ -319,7 +405,7 @@ def node_group(node: NodeSpec) -> Any:
 
     Raises pydantic's ``ValidationError`` when the options do not fit the board.
     """
-    raw: dict[str, Any] = {"board": node.board, "id_pattern": "scenario-{n}", **node.options}
+    raw: dict[str, Any] = {"board": node.board.value, "id_pattern": "scenario-{n}", **node.options}
     if node.firmware_version is not None:
         raw["firmware_version"] = node.firmware_version
     return _group_adapter().validate_python(raw)

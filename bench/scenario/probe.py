@@ -49,6 +49,9 @@ _DEVICE_FIELDS = (
     "firmware_hash",
     "firmware_version",
     "reported_hash",
+    # Each status refreshes it (seed 001): a DEVICE event per heartbeat, so a scenario can
+    # see it move forward.
+    "last_seen",
 )
 RETRY_S = 0.2
 
@@ -258,7 +261,15 @@ class Probe:
         kind = _STREAM_KINDS[stream]
         device = record.get("device_id") if isinstance(record.get("device_id"), str) else None
         if kind is EventKind.ALERT:
-            data = {**record, "type": record.get("type") or fields.get("type"), "entry": entry_id}
+            # Fields beside `data` (the device's payload as sent, for seed 001's "forwarded
+            # verbatim") are kept too; the record's own keys win.
+            extra = {k: v for k, v in fields.items() if k not in {"data", "type", "trace"}}
+            data = {
+                **extra,
+                **record,
+                "type": record.get("type") or fields.get("type"),
+                "entry": entry_id,
+            }
             self._timeline.record_data(kind, "redis", data, site=site_id, device=device)
         else:
             self._timeline.record(
@@ -307,7 +318,7 @@ class Probe:
     async def _run_rest(self, site_id: str, site: SiteInfo, ready: asyncio.Event) -> None:
         devices: dict[str, tuple[Any, ...]] = {}
         links: dict[str, Any] = {}
-        async with httpx.AsyncClient(base_url=site.api, timeout=2.0) as http:
+        async with site.api_client(timeout=2.0) as http:
             first = True
             while True:
                 try:

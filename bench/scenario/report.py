@@ -1,15 +1,15 @@
-"""Reports of scenario runs: JSON, a self-contained HTML page, and JUnit XML.
+"""Reports of scenario runs: JSON and a self-contained HTML page.
 
 Pure: each function turns results into text; :func:`write_report` picks the format from
 the file suffix. The HTML page shows, per scenario, the steps with their latencies (time
-from a step's action to each satisfying event) and the whole timeline.
+from a step's action to each satisfying event) and the whole timeline. JUnit XML is
+pytest's (``--junitxml``), written for the same run.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,14 @@ from bench.errors import BenchError
 from bench.scenario.results import ExpectationResult, ScenarioResult, failure_text
 from bench.scenario.timeline import EventKind
 
-REPORT_SUFFIXES = (".json", ".html", ".htm", ".xml")
+REPORT_SUFFIXES = (".json", ".html", ".htm")
 
 
 def to_json(results: Sequence[ScenarioResult]) -> dict[str, Any]:
     """The whole run as one JSON document."""
     return {
-        "passed": all(r.passed for r in results),
+        # Nothing run is not a pass: a verdict never passes vacuously.
+        "passed": bool(results) and all(r.passed for r in results),
         "scenarios": [r.to_json() for r in results],
         "summary": {
             "total": len(results),
@@ -33,40 +34,6 @@ def to_json(results: Sequence[ScenarioResult]) -> dict[str, Any]:
             "duration_s": round(sum(r.duration_s for r in results), 3),
         },
     }
-
-
-def junit_xml(results: Sequence[ScenarioResult], suite: str = "aurora-bench scenarios") -> str:
-    """JUnit XML: one testcase per scenario, the failure text as the failure body."""
-    root = ET.Element(
-        "testsuite",
-        name=suite,
-        tests=str(len(results)),
-        failures=str(sum(1 for r in results if not r.passed and r.error is None)),
-        errors=str(sum(1 for r in results if r.error is not None)),
-        time=f"{sum(r.duration_s for r in results):.3f}",
-    )
-    for result in results:
-        case = ET.SubElement(
-            root,
-            "testcase",
-            classname=Path(result.path).stem or "scenario",
-            name=result.name,
-            file=result.path,
-            time=f"{result.duration_s:.3f}",
-        )
-        if result.error is not None:
-            node = ET.SubElement(case, "error", message=result.error.splitlines()[0][:200])
-            node.text = failure_text(result)
-        elif not result.passed:
-            step, expectation = result.failures()[0]
-            message = expectation.description if expectation else (step.error or "failed")
-            node = ET.SubElement(case, "failure", message=f"{step.name}: {message}"[:200])
-            node.text = failure_text(result)
-        properties = ET.SubElement(case, "properties")
-        for name, latency_s in result.latencies():
-            ET.SubElement(properties, "property", name=name, value=f"{latency_s:.6f}")
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 
 _STYLE = """
@@ -180,26 +147,19 @@ def _what(kind: EventKind, summary: str) -> str:
 
 
 def write_report(path: Path | str, results: Sequence[ScenarioResult]) -> Path:
-    """Write a report; the format follows the suffix (.json, .html, .xml = JUnit)."""
+    """Write a report; the format follows the suffix (.json or .html)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
         text = json.dumps(to_json(results), indent=2) + "\n"
     elif suffix in {".html", ".htm"}:
         text = html_report(results)
-    elif suffix == ".xml":
-        text = junit_xml(results)
     else:
         raise BenchError(
             f"cannot tell the report format of {path}: use a name ending in "
             f"{', '.join(REPORT_SUFFIXES)}"
         )
     return _write(path, text)
-
-
-def write_junit(path: Path | str, results: Sequence[ScenarioResult]) -> Path:
-    """Write JUnit XML to ``path`` whatever its suffix."""
-    return _write(Path(path), junit_xml(results))
 
 
 def _write(path: Path, text: str) -> Path:

@@ -19,91 +19,77 @@ bench's clock from the moment the step's action started::
           - command: {device: door-01, verb: unlock, within: 2s}
           - lock: {device: door-01, state: unlocked, within: 2s}
 
+A step and an expectation are discriminated unions keyed on the YAML key: the action's key
+(``swipe``) picks the step model, the expectation's only key (``lock``) picks the
+expectation model; the action models live in :mod:`~bench.scenario.actions`, the
+expectation models in :mod:`~bench.scenario.checks`.
+
 ``aurora-bench scenario schema`` prints the JSON Schema of :class:`Scenario`.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
+    Discriminator,
     Field,
-    WithJsonSchema,
+    Tag,
+    TypeAdapter,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from backend.contract import CommandVerb, MessageKind, Severity
 from backend.settings import Settings
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``1.5``, ``"1.5s"``, ``"500ms"`` or ``"2m"``; negative values refused."""
-    if isinstance(value, bool):
-        raise ValueError(  # noqa: TRY004 - pydantic reports only ValueError as a field error
-            "a duration is a number of seconds or a string like '500ms', '2s'"
-        )
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"{value!r} is not a duration; write e.g. 2, '2s', '500ms' or '1m'")
-        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
-    else:
-        raise ValueError(  # noqa: TRY004 - pydantic reports only ValueError as a field error
-            "a duration is a number of seconds or a string like '500ms', '2s'"
-        )
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-#: Seconds; YAML may say ``2``, ``"2s"``, ``"500ms"`` or ``"1m"``.
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m)?\s*$"},
-            ],
-            "description": "seconds, or a string like '500ms', '2s', '1m'",
-        }
-    ),
-]
-DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-SiteId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
-BadgeUid = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{8,20}$")]
-
-#: Board models of the simulated fleet (issue 3), by the names fleet specs use.
-BoardKind = Literal["esp32s3-env", "stm32f401-access", "stm32f401-door", "nrf52840-sentinel"]
-#: Faults a simulated node can be told to perform (issue 3).
-FaultKind = Literal[
-    "firmware_drift",
-    "sensor_failure",
-    "offline",
-    "online",
-    "clock_skew",
-    "malformed_payload",
-    "impersonate",
-    "replay_attestation",
-    "c2_beacon",
-]
-Service = Literal["backend", "mosquitto", "nats", "redis"]
-LockState = Literal["locked", "unlocked", "lockdown"]
-TrustStatus = Literal["unknown", "trusted", "drift_detected"]
-AttestationStatus = Literal["verified", "failed", "expired"]
-LinkStatus = Literal["healthy", "degraded", "down"]
+from bench.scenario.actions import (
+    ACTIONS,
+    Action,
+    AttestAction,
+    DriftAction,
+    FaultAction,
+    GrantAction,
+    HealAction,
+    OperatorCommandAction,
+    PartitionAction,
+    PublishAction,
+    RaiseAlertAction,
+    ReplayAction,
+    RevokeAction,
+    Service,
+    ServiceAction,
+    StartAction,
+    StopAction,
+    SwipeAction,
+    WaitAction,
+)
+from bench.scenario.checks import (
+    CHECKS,
+    AlertExpect,
+    AuditExpect,
+    Check,
+    CommandExpect,
+    DeviceExpect,
+    EventMatch,
+    LatencyExpect,
+    LinkExpect,
+    LockExpect,
+    MetricExpect,
+    NoAlertExpect,
+    NoCommandExpect,
+)
+from bench.scenario.fields import (
+    BadgeUid,
+    DeviceId,
+    Duration,
+    SiteId,
+    Strict,
+    parse_duration,
+)
+from simulators.board_names import BoardKind, parse_board
 
 #: Settings the bench owns for every site (ports, URLs, certificates): a scenario may not
 #: override them, or the backend would talk to the wrong servers.
@@ -125,15 +111,14 @@ RESERVED_SETTINGS = frozenset(
     }
 )
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+ACTION_KEYS = tuple(ACTIONS)
+EXPECTATION_KEYS = tuple(CHECKS)
 
 
 # ---------------------------------------------------------------- sites, fleet, grants
 
 
-class SiteSpec(_Strict):
+class SiteSpec(Strict):
     """One site and the backend settings it overrides (``AURORA_*``, see backend.settings)."""
 
     settings: dict[str, Any] = Field(
@@ -171,11 +156,16 @@ class SiteSpec(_Strict):
         return env
 
 
-class NodeSpec(_Strict):
+def _board(value: object) -> object:
+    # Retired names (`door`, `stm32f401`) get the name to write instead.
+    return parse_board(value) if isinstance(value, str) else value
+
+
+class NodeSpec(Strict):
     """A simulated device, or a real board when ``port`` names its serial port."""
 
     id: DeviceId
-    board: BoardKind
+    board: Annotated[BoardKind, BeforeValidator(_board)]
     site: SiteId | None = Field(None, description="default: the first site")
     firmware_version: str | None = None
     port: str | None = Field(
@@ -186,383 +176,96 @@ class NodeSpec(_Strict):
     )
 
 
-class GrantSpec(_Strict):
-    """Which badge UID opens which doors (``["*"]`` = every door) at a site."""
-
-    uid: BadgeUid
-    doors: list[str] = Field(min_length=1)
-    site: SiteId | None = None
-
-
-# ---------------------------------------------------------------- actions
-
-
-class SwipeAction(_Strict):
-    """Present a badge at a reader/door; ``count`` swipes ``interval`` apart."""
-
-    device: DeviceId
-    uid: BadgeUid
-    count: Annotated[int, Field(ge=1, le=10_000)] = 1
-    interval: Duration = 0.0
-
-
-class DriftAction(_Strict):
-    """Change the node's flash image: its next status reports a new firmware hash."""
-
-    device: DeviceId
-
-
-class AttestAction(_Strict):
-    """Ask the backend to challenge a device (``POST .../attestations``).
-
-    ``respond`` makes a simulated node answer honestly, with a flash image that changed
-    since its last status (``tampered``: the hash no longer matches the baseline), signed
-    under an expired certificate (``expired_cert``), by replaying its previous response
-    (``replay``), or not at all (``silent``: its clock is skewed so the challenge looks
-    expired to it).
-    """
-
-    device: DeviceId
-    respond: Literal["honest", "tampered", "expired_cert", "replay", "silent"] = "honest"
-
-
-class RaiseAlertAction(_Strict):
-    """Create an alert at a site through ``POST /api/v1/alerts`` (e.g. a C2 detection)."""
-
-    site: SiteId | None = None
-    type: str = "c2_beacon"
-    severity: Severity = Severity.CRITICAL
-    title: str = "C2 beacon detected"
-    device: DeviceId | None = None
-    iocs: list[Any] = Field(default_factory=list)
-    count: Annotated[int, Field(ge=1, le=10_000)] = 1
-
-
-class PublishAction(_Strict):
-    """Publish raw bytes on a topic as a device (or as the probe identity), even malformed.
-
-    Give the payload as ``payload`` (text sent verbatim), ``json`` (any YAML value encoded
-    as JSON), or ``hex`` (bytes). ``size`` pads ``payload`` to that many bytes (oversize
-    tests).
-    """
-
-    topic: str
-    site: SiteId | None = None
-    payload: str | None = None
-    json_: Any = Field(None, alias="json")
-    hex: str | None = Field(None, pattern=r"^([0-9a-fA-F]{2})*$")
-    size: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
-    qos: Literal[0, 1] = 1
-    as_device: DeviceId | None = Field(None, description="publish with this device's cert")
-    count: Annotated[int, Field(ge=1, le=100_000)] = 1
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _one_body(self) -> PublishAction:
-        given = [
-            name
-            for name, value in (("payload", self.payload), ("json", self.json_), ("hex", self.hex))
-            if value is not None
-        ]
-        if len(given) > 1:
-            raise ValueError(f"give one of payload, json, hex (got {', '.join(given)})")
-        return self
-
-    def body(self) -> bytes:
-        """The bytes to publish."""
-        if self.hex is not None:
-            data = bytes.fromhex(self.hex)
-        elif self.json_ is not None:
-            data = json.dumps(self.json_, separators=(",", ":")).encode()
-        else:
-            data = (self.payload or "").encode()
-        if self.size is not None and len(data) < self.size:
-            data += b" " * (self.size - len(data))
-        return data
-
-
-class FaultAction(_Strict):
-    """Tell a simulated node to misbehave (faults of the simulated-nodes issue)."""
-
-    device: DeviceId
-    kind: FaultKind
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
-class OperatorCommandAction(_Strict):
-    """An operator lock verb through ``POST /api/v1/cps/devices/{id}/commands``."""
-
-    device: DeviceId
-    verb: CommandVerb
-    site: SiteId | None = None
-
-
-class RevokeAction(_Strict):
-    """Revoke every grant of ``uid`` at a site."""
-
-    uid: BadgeUid
-    site: SiteId | None = None
-
-
-class ServiceAction(_Strict):
-    """Stop or start one service of a site (``backend``, ``mosquitto``, ``nats``, ``redis``)."""
-
-    site: SiteId
-    service: Service = "backend"
-    kill: bool = Field(False, description="SIGKILL instead of a clean stop (backend only)")
-
-
-class PartitionAction(_Strict):
-    """Cut (``partition``) or restore (``heal``) the link: stops/starts ``site``'s NATS."""
-
-    site: SiteId = "b"
-
-
-class ReplayAction(_Strict):
-    """Publish again, on ``site``'s NATS, the last message seen on a subject at ``from_site``.
-
-    ``subject`` is a prefix (``aurora.alerts.federation.``). The copy carries no
-    ``Nats-Msg-Id``, so it reaches the application, whose own dedup (or echo drop) must
-    keep it from being stored twice.
-    """
-
-    subject: str = Field(min_length=1)
-    from_site: SiteId
-    site: SiteId
-    count: Annotated[int, Field(ge=1, le=1000)] = 1
+#: A grant of the scenario's setup (the same fields as the ``grant`` action).
+GrantSpec = GrantAction
 
 
 # ---------------------------------------------------------------- expectations
 
 
-class AlertExpect(_Strict):
-    """An alert seen at ``site`` (Redis stream or alert queue) within ``within``."""
-
-    type: str | None = None
-    severity: Severity | None = None
-    min_severity: Severity | None = None
-    device: DeviceId | None = None
-    site: SiteId | None = None
-    origin: SiteId | None = Field(None, description="origin site of a federated alert")
-    contains: str | None = Field(None, description="text in the alert's title or description")
-    within: Duration = 5.0
-    count: Annotated[int, Field(ge=1)] = 1
-    scope: Literal["step", "scenario"] = Field(
-        "step", description="count events since this step's action, or since the scenario began"
-    )
-
-
-class NoAlertExpect(_Strict):
-    """No alert matching the filter during ``for`` after the step's action."""
-
-    type: str | None = None
-    severity: Severity | None = None
-    min_severity: Severity | None = None
-    device: DeviceId | None = None
-    site: SiteId | None = None
-    origin: SiteId | None = None
-    contains: str | None = Field(None, description="text in the alert's title or description")
-    for_: Duration = Field(1.0, alias="for")
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class DeviceExpect(_Strict):
-    """A device's state at a site (``GET /api/v1/cps/devices``) within ``within``."""
-
-    id: DeviceId
-    site: SiteId | None = None
-    registered: bool = True
-    trust: TrustStatus | None = None
-    attestation: AttestationStatus | None = None
-    risk_min: float | None = None
-    risk_max: float | None = None
-    firmware_version: str | None = None
-    within: Duration = 5.0
-
-
-class CommandExpect(_Strict):
-    """A command received by the device (its downlink) within ``within``."""
-
-    device: DeviceId
-    verb: CommandVerb
-    within: Duration = 2.0
-    count: Annotated[int, Field(ge=1)] = 1
-
-
-class NoCommandExpect(_Strict):
-    """No command (of ``verb``, if given) reaches the device during ``for``."""
-
-    device: DeviceId
-    verb: CommandVerb | None = None
-    for_: Duration = Field(1.0, alias="for")
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class LockExpect(_Strict):
-    """A simulated door's lock state within ``within``."""
-
-    device: DeviceId
-    state: LockState
-    within: Duration = 2.0
-
-
-class AuditExpect(_Strict):
-    """An ``aurora:audit`` entry of ``type`` (fields in ``data`` compared) within ``within``."""
-
-    type: str
-    site: SiteId | None = None
-    device: DeviceId | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
-    within: Duration = 5.0
-    count: Annotated[int, Field(ge=1)] = 1
-    scope: Literal["step", "scenario"] = Field(
-        "step", description="count events since this step's action, or since the scenario began"
-    )
-
-
-class LinkExpect(_Strict):
-    """The federation link as ``site`` sees it (``GET /api/v1/sites``) within ``within``."""
-
-    site: SiteId
-    peer: SiteId
-    status: LinkStatus
-    within: Duration = 10.0
-
-
-class MetricExpect(_Strict):
-    """A counter of a site grew by ``increase`` within ``within``.
-
-    ``name`` is a Prometheus sample name of ``/metrics``
-    (``aurora_ingest_rejected_messages_total``; samples whose labels include ``labels`` are
-    summed), or ``federation_<counter>`` for a counter of the federation health in
-    ``/api/v1/system/topology`` (``federation_duplicates``, ``federation_echoes_dropped``).
-    """
-
-    name: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-    labels: dict[str, str] = Field(default_factory=dict)
-    site: SiteId | None = None
-    increase: float = Field(1.0, gt=0)
-    within: Duration = 3.0
-
-
-class EventMatch(_Strict):
-    """Which timeline events one end of a latency pair is."""
-
-    event: Literal["badge", "command", "alert", "audit", "mqtt", "lock", "action"]
-    device: DeviceId | None = None
-    verb: CommandVerb | None = None
-    type: str | None = None
-    site: SiteId | None = None
-    message: MessageKind | None = None
-    state: LockState | None = None
-    source: Literal["node", "mqtt", "redis", "api", "runner"] | None = Field(
-        None, description="only events from this source (a command: node = received)"
-    )
-
-
-class LatencyExpect(_Strict):
-    """A bound on the time between paired events over the scenario so far.
-
-    Each ``from`` event is paired with the first later ``to`` event of the same device
-    (``pair_by: device``) or, with ``pair_by: order``, the next ``to`` event at all.
-    """
-
-    from_: EventMatch = Field(alias="from")
-    to: EventMatch
-    pair_by: Literal["device", "order", "alert_id"] = "device"
-    p50: Duration | None = None
-    p99: Duration | None = None
-    max: Duration | None = None
-    min_pairs: Annotated[int, Field(ge=1)] = 1
-    scope: Literal["scenario", "step"] = Field(
-        "scenario", description="pair events of the whole scenario so far, or of this step"
-    )
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _some_bound(self) -> LatencyExpect:
-        if self.p50 is None and self.p99 is None and self.max is None:
-            raise ValueError("give at least one bound: p50, p99 or max")
-        return self
-
-
-EXPECTATION_KEYS = (
-    "alert",
-    "no_alert",
-    "device",
-    "command",
-    "no_command",
-    "lock",
-    "audit",
-    "link",
-    "metric",
-    "latency",
-)
-
-
-class Expectation(_Strict):
-    """One expectation: exactly one of the keys."""
-
-    alert: AlertExpect | None = None
-    no_alert: NoAlertExpect | None = None
-    device: DeviceExpect | None = None
-    command: CommandExpect | None = None
-    no_command: NoCommandExpect | None = None
-    lock: LockExpect | None = None
-    audit: AuditExpect | None = None
-    link: LinkExpect | None = None
-    metric: MetricExpect | None = None
-    latency: LatencyExpect | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _exactly_one(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            given = [key for key in EXPECTATION_KEYS if key in data]
-            if len(given) != 1 and not (set(data) - set(EXPECTATION_KEYS)):
-                raise ValueError(
-                    "an expectation has exactly one of: " + ", ".join(EXPECTATION_KEYS)
-                    if not given
-                    else f"an expectation has exactly one key, got {', '.join(given)}"
-                )
-        return data
+class ExpectationItem(Strict):
+    """One entry of ``expect``: a mapping with exactly one key, the expectation's name."""
 
     @property
     def key(self) -> str:
-        """Which expectation this is."""
-        return next(key for key in EXPECTATION_KEYS if getattr(self, key) is not None)
+        """Which expectation this is (``lock``)."""
+        return next(iter(type(self).model_fields))
 
     @property
-    def body(self) -> BaseModel:
+    def body(self) -> Check:
         """The expectation's parameters."""
-        value: BaseModel = getattr(self, self.key)
+        value: Check = getattr(self, self.key)
         return value
 
 
-ACTION_KEYS = (
-    "swipe",
-    "drift",
-    "attest",
-    "raise_alert",
-    "publish",
-    "fault",
-    "command",
-    "grant",
-    "revoke",
-    "stop",
-    "start",
-    "partition",
-    "heal",
-    "replay",
-    "wait",
-)
+def _camel(key: str) -> str:
+    return "".join(part.title() for part in key.split("_"))
 
 
-class Step(_Strict):
+_EXPECTATION_ITEMS: dict[str, type[ExpectationItem]] = {
+    key: create_model(
+        f"{_camel(key)}Expectation",
+        __base__=ExpectationItem,
+        __doc__=model.__doc__,
+        **{key: (model, ...)},  # type: ignore[call-overload]
+    )
+    for key, model in CHECKS.items()
+}
+
+
+def _expectation_tag(value: Any) -> str | None:
+    if isinstance(value, ExpectationItem):
+        return f"<{value.key}>"
+    if isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        return f"<{key}>" if key in CHECKS else None
+    return None
+
+
+def _one_expectation(value: Any) -> Any:
+    if isinstance(value, dict):
+        known = [key for key in value if key in CHECKS]
+        if len(known) > 1:
+            raise ValueError(f"an expectation has exactly one key, got {', '.join(known)}")
+        if not known:
+            unknown = ", ".join(repr(key) for key in value)
+            what = f"unknown expectation {unknown}; " if unknown else ""
+            raise ValueError(f"{what}an expectation has exactly one of: {', '.join(CHECKS)}")
+    return value
+
+
+if TYPE_CHECKING:
+    Expectation = ExpectationItem
+else:
+    Expectation = Annotated[
+        Annotated[
+            Union[  # noqa: UP007 - built from a tuple at run time
+                tuple(
+                    Annotated[model, Tag(f"<{key}>")] for key, model in _EXPECTATION_ITEMS.items()
+                )
+            ],
+            Discriminator(
+                _expectation_tag,
+                custom_error_type="expectation",
+                custom_error_message="an expectation is a mapping with one key: "
+                + ", ".join(CHECKS),
+            ),
+        ],
+        BeforeValidator(_one_expectation),
+    ]
+
+_EXPECTATION_ADAPTER: TypeAdapter[ExpectationItem] = TypeAdapter(Expectation)
+
+
+def parse_expectation(raw: Any) -> ExpectationItem:
+    """One ``expect`` entry from its YAML value (``{"lock": {...}}``)."""
+    return _EXPECTATION_ADAPTER.validate_python(raw)
+
+
+# ---------------------------------------------------------------- steps
+
+
+class StepBase(Strict):
     """A named step: at most one action, then its expectations.
 
     ``at`` starts the step that long after the scenario started; ``after`` that long after
@@ -573,30 +276,10 @@ class Step(_Strict):
     name: str = Field(min_length=1)
     at: Duration | None = None
     after: Duration | None = None
-
-    swipe: SwipeAction | None = None
-    drift: DriftAction | None = None
-    attest: AttestAction | None = None
-    raise_alert: RaiseAlertAction | None = None
-    publish: PublishAction | None = None
-    fault: FaultAction | None = None
-    command: OperatorCommandAction | None = None
-    grant: GrantSpec | None = None
-    revoke: RevokeAction | None = None
-    stop: ServiceAction | None = None
-    start: ServiceAction | None = None
-    partition: PartitionAction | None = None
-    heal: PartitionAction | None = None
-    replay: ReplayAction | None = None
-    wait: Duration | None = None
-
     expect: list[Expectation] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _one_action(self) -> Step:
-        given = [key for key in ACTION_KEYS if getattr(self, key) is not None]
-        if len(given) > 1:
-            raise ValueError(f"a step does one action, this one has {', '.join(given)}")
+    def _at_or_after(self) -> StepBase:
         if self.at is not None and self.after is not None:
             raise ValueError("give `at` (from the scenario start) or `after`, not both")
         return self
@@ -604,16 +287,73 @@ class Step(_Strict):
     @property
     def action_key(self) -> str | None:
         """The action's key, or None for a step that only checks."""
-        return next((key for key in ACTION_KEYS if getattr(self, key) is not None), None)
+        return next((key for key in type(self).model_fields if key in ACTIONS), None)
 
     @property
-    def action(self) -> Any:
-        """The action's parameters (a model, or seconds for ``wait``)."""
+    def action(self) -> Action | None:
+        """The action's parameters."""
         key = self.action_key
-        return None if key is None else getattr(self, key)
+        return None if key is None else getattr(self, key)  # type: ignore[no-any-return]
 
 
-class Scenario(_Strict):
+class CheckStep(StepBase):
+    """A step without an action: it only checks."""
+
+
+_STEPS: dict[str, type[StepBase]] = {
+    key: create_model(
+        f"{_camel(key)}Step",
+        __base__=StepBase,
+        __doc__=(model.__doc__ or "").split("\n", 1)[0],
+        **{key: (model, ...)},  # type: ignore[call-overload]
+    )
+    for key, model in ACTIONS.items()
+}
+
+
+def _step_tag(value: Any) -> str | None:
+    if isinstance(value, StepBase):
+        return f"<{value.action_key or 'check'}>"
+    if isinstance(value, dict):
+        key = next((key for key in ACTIONS if key in value), None)
+        return f"<{key or 'check'}>"
+    return None
+
+
+def _one_action(value: Any) -> Any:
+    if isinstance(value, dict):
+        given = [key for key in ACTIONS if key in value]
+        if len(given) > 1:
+            raise ValueError(f"a step does one action, this one has {', '.join(given)}")
+    return value
+
+
+if TYPE_CHECKING:
+    Step = StepBase
+else:
+    Step = Annotated[
+        Annotated[
+            Union[  # noqa: UP007 - built from a tuple at run time
+                tuple(
+                    Annotated[model, Tag(f"<{key}>")]
+                    for key, model in [*_STEPS.items(), ("check", CheckStep)]
+                )
+            ],
+            Discriminator(
+                _step_tag,
+                custom_error_type="step",
+                custom_error_message="a step is a mapping with `name`, at most one action "
+                "and `expect`",
+            ),
+        ],
+        BeforeValidator(_one_action),
+    ]
+
+
+# ---------------------------------------------------------------- the file
+
+
+class Scenario(Strict):
     """A whole scenario file."""
 
     name: str = Field(min_length=1, description="readable name; pytest item name")
@@ -670,3 +410,60 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "aurora-bench scenario"
     return schema
+
+
+def model_of_step(key: str | None) -> type[BaseModel]:
+    """The step model of an action key (``None``: a step that only checks)."""
+    return CheckStep if key is None else _STEPS[key]
+
+
+__all__ = [
+    "ACTION_KEYS",
+    "EXPECTATION_KEYS",
+    "RESERVED_SETTINGS",
+    "AlertExpect",
+    "AttestAction",
+    "AuditExpect",
+    "BadgeUid",
+    "BoardKind",
+    "CheckStep",
+    "CommandExpect",
+    "DeviceExpect",
+    "DeviceId",
+    "DriftAction",
+    "Duration",
+    "EventMatch",
+    "Expectation",
+    "ExpectationItem",
+    "FaultAction",
+    "GrantAction",
+    "GrantSpec",
+    "HealAction",
+    "LatencyExpect",
+    "LinkExpect",
+    "LockExpect",
+    "MetricExpect",
+    "NoAlertExpect",
+    "NoCommandExpect",
+    "NodeSpec",
+    "OperatorCommandAction",
+    "PartitionAction",
+    "PublishAction",
+    "RaiseAlertAction",
+    "ReplayAction",
+    "RevokeAction",
+    "Scenario",
+    "Service",
+    "ServiceAction",
+    "SiteId",
+    "SiteSpec",
+    "StartAction",
+    "Step",
+    "StepBase",
+    "StopAction",
+    "SwipeAction",
+    "WaitAction",
+    "json_schema",
+    "parse_duration",
+    "parse_expectation",
+]

@@ -1,10 +1,14 @@
 """A real server as a child process: started through mirakuru, logged to a file, never orphaned.
 
-:class:`Service` wraps a mirakuru executor whose readiness is a callable (TCP connect for
-brokers, ``/healthz`` for the backend, ``pg_isready`` for PostgreSQL). Every child
+:class:`Service` wraps a mirakuru executor through its public API: an ``HTTPExecutor``
+when the server has a health URL (the backend's ``/healthz``), otherwise an ``Executor``
+whose documented ``after_start_check`` hook calls the spec's readiness check (MQTT
+CONNECT for Mosquitto, TCP connect for Redis and NATS, ``pg_isready`` for PostgreSQL).
+Every child
 
 * runs in its own session (mirakuru) so stopping it stops everything it forked;
-* gets ``PR_SET_PDEATHSIG`` = SIGKILL, so even a SIGKILLed bench leaves no server behind;
+* gets ``PR_SET_PDEATHSIG`` = SIGKILL (``setpriv``, see :func:`launch_prefix`), so even a
+  SIGKILLed bench leaves no server behind;
 * writes stdout and stderr to its log file, whose tail a failed start shows.
 
 mirakuru's own ``atexit`` hook kills any child still marked with this process's id, which
@@ -14,7 +18,6 @@ covers an interpreter exit that skipped :meth:`Service.stop`.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import random
 import resource
@@ -26,9 +29,9 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
-from mirakuru import Executor, SimpleExecutor
+from mirakuru import Executor, HTTPExecutor, SimpleExecutor
 from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
 
 from bench.errors import ServiceStartError, ToolMissingError
@@ -44,8 +47,10 @@ PACKAGES = {
     "postgres": "postgresql",
     "pg_isready": "postgresql",
     "createdb": "postgresql",
+    "setpriv": "util-linux",
+    "prlimit": "util-linux",
+    "env": "coreutils",
 }
-_PR_SET_PDEATHSIG = 1
 LOG_TAIL_LINES = 30
 
 
@@ -138,7 +143,8 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 class ServiceSpec:
     """How to run one server.
 
-    ``ready`` says when the server serves (polled until ``start_timeout_s``); ``user`` runs
+    ``ready`` (a callable) or ``health_url`` says when the server serves (polled until
+    ``start_timeout_s``); ``user`` runs
     it as another account (PostgreSQL refuses root); ``nofile`` raises RLIMIT_NOFILE in
     the child (Mosquitto holding a fleet of 10,000 clients).
     """
@@ -146,7 +152,9 @@ class ServiceSpec:
     name: str
     command: list[str]
     log: Path
-    ready: Callable[[], bool]
+    ready: Callable[[], bool] | None = None
+    #: Instead of ``ready``: an HTTP URL that answers 200 once the server serves.
+    health_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 0
     env: dict[str, str] = field(default_factory=dict)
@@ -159,79 +167,114 @@ class ServiceSpec:
     drop_env_prefix: str | None = None
 
 
-def _child_setup(nofile: int | None) -> Callable[[], None]:
-    """The pre-exec hook: own session, die with the parent, optional file limit."""
-    # The kernel fires PDEATHSIG when the *thread* that forked exits, so it is only safe
-    # for children started from the main thread (which lives as long as the process).
-    die_with_parent = threading.current_thread() is threading.main_thread()
+def launch_prefix(spec: ServiceSpec) -> list[str]:
+    """Commands that prepare the child and ``exec`` the server (the pid stays the same).
 
-    def setup() -> None:
-        os.setsid()
-        if die_with_parent:
-            with contextlib.suppress(Exception):
-                libc = ctypes.CDLL(None, use_errno=True)
-                libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if nofile is not None:
-            _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            target = nofile if hard == resource.RLIM_INFINITY else min(nofile, hard)
-            with contextlib.suppress(ValueError, OSError):
-                # Root may raise the hard limit too; others get what the hard limit allows.
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, max(nofile, hard)))
-                return
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    mirakuru already runs every child in its own session; what it has no option for is
+    done by util-linux and coreutils tools in front of the command, instead of a
+    ``preexec_fn`` of our own:
 
-    return setup
-
-
-class _Executor(Executor):
-    """A mirakuru executor whose readiness is a callable, with our child setup."""
-
-    def __init__(self, spec: ServiceSpec, log_handle: IO[Any]) -> None:
-        env = dict(spec.env)
-        popen: dict[str, Any] = {}
-        if spec.user is not None:
-            popen["user"] = spec.user
-        super().__init__(
-            spec.command,
-            cwd=str(spec.cwd) if spec.cwd else None,
-            timeout=spec.start_timeout_s,
-            sleep=0.02,
-            stop_signal=spec.stop_signal,
-            envvars=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_handle,
-            stderr=subprocess.STDOUT,
-            popen_kwargs=popen,
+    * ``setpriv --pdeathsig KILL``: the server dies with the bench, even a SIGKILLed one.
+      The kernel fires it when the *thread* that forked exits, so only for children
+      started from the main thread (which lives as long as the process);
+    * ``prlimit --nofile``: a higher open-file limit (Mosquitto holding a fleet);
+    * ``env -u NAME``: variables of ``drop_env_prefix`` the caller's environment has but
+      the spec does not set (only the bench decides a backend's settings).
+    """
+    prefix: list[str] = []
+    if spec.drop_env_prefix:
+        dropped = sorted(
+            name
+            for name in os.environ
+            if name.startswith(spec.drop_env_prefix) and name not in spec.env
         )
+        if dropped:
+            prefix += [find_binary("env"), *(f"--unset={name}" for name in dropped)]
+    if spec.nofile is not None:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if _may_raise_hard_limits():
+            limits = f"{spec.nofile}:{max(spec.nofile, hard)}"
+        elif hard == resource.RLIM_INFINITY:
+            limits = f"{spec.nofile}:unlimited"
+        else:
+            limits = f"{min(spec.nofile, hard)}:{hard}"
+        prefix += [find_binary("prlimit"), f"--nofile={limits}", "--"]
+    if threading.current_thread() is threading.main_thread():
+        prefix += [find_binary("setpriv"), "--pdeathsig", "KILL", "--"]
+    return prefix
+
+
+_CAP_SYS_RESOURCE = 24
+
+
+def _may_raise_hard_limits() -> bool:
+    """True when this process holds CAP_SYS_RESOURCE (root outside a restricted
+    container), the capability needed to raise a hard resource limit."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> _CAP_SYS_RESOURCE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+class _SpawnOnly(Executor):
+    """Start without waiting: :meth:`Service.wait_ready` waits, so several servers (and
+    both backends) come up side by side. Only public mirakuru API is used: the documented
+    ``pre_start_check`` / ``after_start_check`` hooks, ``SimpleExecutor.start`` (spawn and
+    start the timeout) and ``wait_for(check_subprocess)``."""
+
+    def start(self) -> Self:
+        if self.pre_start_check():
+            raise AlreadyRunning(self)
+        SimpleExecutor.start(self)
+        return self
+
+
+class _CallableExecutor(_SpawnOnly):
+    """Ready when ``spec.ready()`` says so (TCP connect, MQTT CONNECT, ``pg_isready``)."""
+
+    def __init__(self, spec: ServiceSpec, ready: Callable[[], bool], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._spec = spec
-
-    @property
-    def _popen_kwargs(self) -> dict[str, Any]:
-        kwargs = super()._popen_kwargs
-        # mirakuru sets preexec_fn=os.setsid; ours does that and more.
-        kwargs["preexec_fn"] = _child_setup(self._spec.nofile)
-        kwargs.pop("universal_newlines", None)
-        return kwargs
-
-    @property
-    def envvars(self) -> dict[str, str]:
-        env = super().envvars
-        prefix = self._spec.drop_env_prefix
-        if prefix:
-            env = {
-                name: value
-                for name, value in env.items()
-                if not name.startswith(prefix) or name in self._spec.env
-            }
-        return env
+        self._ready = ready
 
     def pre_start_check(self) -> bool:
         # Someone else already on our port would make the readiness check lie.
         return bool(self._spec.port) and tcp_accepts(self._spec.host, self._spec.port, 0.2)
 
     def after_start_check(self) -> bool:
-        return self._spec.ready()
+        return self._ready()
+
+
+class _HttpExecutor(_SpawnOnly, HTTPExecutor):
+    """Ready when ``GET spec.health_url`` answers 200 (mirakuru's HTTPExecutor)."""
+
+
+def _executor(spec: ServiceSpec, log_handle: IO[Any]) -> _SpawnOnly:
+    popen: dict[str, Any] = {}
+    if spec.user is not None:
+        popen["user"] = spec.user
+    common: dict[str, Any] = {
+        "command": [*launch_prefix(spec), *spec.command],
+        "cwd": str(spec.cwd) if spec.cwd else None,
+        "timeout": spec.start_timeout_s,
+        "sleep": 0.02,
+        "stop_signal": spec.stop_signal,
+        "envvars": dict(spec.env),
+        "stdin": subprocess.DEVNULL,
+        "stdout": log_handle,
+        "stderr": subprocess.STDOUT,
+        "popen_kwargs": popen,
+    }
+    if spec.health_url is not None:
+        return _HttpExecutor(
+            url=spec.health_url, status=200, method="GET", request_timeout=1.0, **common
+        )
+    if spec.ready is None:
+        raise ServiceStartError(spec.name, "the spec names neither ready nor health_url")
+    return _CallableExecutor(spec, spec.ready, **common)
 
 
 class Service:
@@ -239,7 +282,7 @@ class Service:
 
     def __init__(self, spec: ServiceSpec) -> None:
         self.spec = spec
-        self._executor: _Executor | None = None
+        self._executor: _SpawnOnly | None = None
         self._log_handle: IO[Any] | None = None
 
     @property
@@ -272,12 +315,10 @@ class Service:
         spec = self.spec
         spec.log.parent.mkdir(parents=True, exist_ok=True)
         self._log_handle = spec.log.open("ab")
-        executor = _Executor(spec, self._log_handle)
-        self._executor = executor
         with self._failures():
-            if executor.pre_start_check():
-                raise AlreadyRunning(executor)
-            SimpleExecutor.start(executor)
+            executor = _executor(spec, self._log_handle)
+            self._executor = executor
+            executor.start()
 
     def wait_ready(self) -> None:
         """Wait until the launched server is ready (``spec.start_timeout_s`` from launch)."""
@@ -328,11 +369,16 @@ class Service:
         if executor is None:
             return
         try:
-            if executor.running():
-                executor._timeout = self.spec.stop_timeout_s
-                with contextlib.suppress(ProcessExitedWithError):
-                    executor.stop()
+            process = executor.process
+            if process is not None and executor.running():
+                # mirakuru's stop() waits its one (start) timeout; ours is stop_timeout_s.
+                # The child leads its own process group (mirakuru's setsid).
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, self.spec.stop_signal)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=self.spec.stop_timeout_s)
         finally:
+            # SIGKILLs whatever outlived the stop signal (group and marked children).
             self._discard()
 
     def kill(self) -> None:

@@ -5,37 +5,27 @@ bridge, and a real site (Mosquitto with mTLS, the backend and its REST API)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from bench.cmd_hardware import make_bridge
+from bench.eventually import eventually as _eventually
 from bench.fixtures import BenchFactory, probe_client
 from bench.site import RunningBench
 from hardware.bridge import Bridge
 
 DEADLINE_S = 20.0
-
-
-async def eventually(check: Callable[[], Any], what: str) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy or the deadline."""
-    deadline = time.monotonic() + DEADLINE_S
-    last: Any = None
-    while time.monotonic() < deadline:
-        result = check()
-        last = await result if isinstance(result, Awaitable) else result
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {DEADLINE_S} s waiting for {what}; last: {last!r}")
+#: The shared poll helper with this module's deadline.
+eventually = functools.partial(_eventually, timeout_s=DEADLINE_S)
 
 
 class BoardProcess:
@@ -99,7 +89,7 @@ async def virtual_door(bench_one: RunningBench) -> AsyncIterator[tuple[BoardProc
         "bench",
         "virtual-board",
         "--board",
-        "door",
+        "stm32f401-door",
         "--id",
         device_id,
         "--state-dir",
@@ -228,7 +218,7 @@ async def test_bridge_survives_the_broker_going_away(
 
     board_lines: list[str] = []
     board = VirtualBoard(
-        "door", device_id, tmp_path / "door.tty", heartbeat_s=0.2, say=board_lines.append
+        "stm32f401-door", device_id, tmp_path / "door.tty", heartbeat_s=0.2, say=board_lines.append
     )
     board_task = asyncio.create_task(board.run(), name="virtual door")
     console: list[str] = []

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
+from backend.retry import Backoff
 from bench.benchfile import SiteInfo
 from bench.fleet import mqtt_fleet
 from bench.site import RunningBench
 from simulators import LockState
 from simulators.fleetspec import parse_fleet_spec
-from simulators.runtime import Backoff
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -110,8 +110,9 @@ async def test_console_loads_with_its_panels_and_docs_work_offline(
     page: Any, sites: RunningBench
 ) -> None:
     assert await page.title() == "AuroraSOC · site a"
-    for panel in ("#topology-panel", "#alerts-panel", "#devices-panel"):
+    for panel in ("#topology-panel", "#summary-panel", "#alerts-panel", "#devices-panel"):
         assert await page.is_visible(panel)
+    assert await page.locator("#summary [data-tile='devices'] b").inner_text() != ""
     docs = await page.context.new_page()
     offline: list[str] = []
     docs.on("requestfailed", lambda r: offline.append(r.url))

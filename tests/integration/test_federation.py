@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -41,6 +40,7 @@ from backend.federation.tables import RemoteAuditRow, SharedIocRow
 from backend.metrics import BackendMetrics
 from backend.settings import Settings
 from backend.store import Alert, Store
+from bench.eventually import eventually
 from bench.perf.federation import KEEPALIVE_EXPIRY_S
 from bench.site import RunningBench
 
@@ -54,20 +54,6 @@ FAST = {
     "AURORA_LINK_DEGRADED_AFTER_S": "2",
     "AURORA_LINK_DOWN_AFTER_S": "4",
 }
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = 20.0
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
 # --------------------------------------------------------------------------- tier 1
@@ -140,7 +126,8 @@ class Site:
             return list(rows.all())
 
     async def link_status(self) -> str | None:
-        topology = await self.federation.topology()
+        # the JSON the console's live map gets
+        topology = await self.federation.topology_json()
         links = topology["links"]
         return links[0]["status"] if links else None
 
@@ -167,7 +154,7 @@ async def mesh(services_two: RunningBench) -> AsyncIterator[dict[str, Site]]:
 
 
 async def _consuming(site: Site, peer: str) -> bool:
-    return bool(site.federation.health()["peers"].get(peer, {}).get("consuming"))
+    return bool(site.federation.health().model_dump()["peers"].get(peer, {}).get("consuming"))
 
 
 async def _arrived(site: Site, origin: str, ids: list[str]) -> list[Alert] | None:
@@ -180,14 +167,17 @@ async def test_gossip_makes_the_link_healthy(mesh: dict[str, Site]) -> None:
         site = mesh[here]
 
         async def healthy(site: Site = site) -> dict[str, Any] | None:
-            topology = await site.federation.topology()
+            topology = (await site.federation.topology()).model_dump()
             links = [link for link in topology["links"] if link["status"] == "healthy"]
             return topology if links else None
 
         topology = await eventually(healthy, f"a healthy link seen at {here}")
         assert [link["link_id"] for link in topology["links"]] == ["link-a-b"]
         assert topology["links"][0]["latency_ms"] is not None
-        sites = {node["site_id"]: node for node in (await site.federation.list_sites())["items"]}
+        sites = {
+            node["site_id"]: node
+            for node in (await site.federation.list_sites()).model_dump()["items"]
+        }
         assert sites[here]["is_local"] and sites[here]["status"] == "online"
         assert not sites[peer]["is_local"] and sites[peer]["status"] == "online"
         assert sites[peer]["jetstream_domain"] == peer
@@ -310,7 +300,7 @@ async def test_partition_degrades_then_heals_and_loses_nothing(
         from_b = [await b.raise_alert("critical", title=f"partition b {i}") for i in range(20)]
         from_a = [await a.raise_alert("high", title=f"partition a {i}") for i in range(20)]
         await eventually(lambda: _status_is(a, "down"), "a sees the link down", 10)
-        peers = {n["site_id"]: n for n in (await a.federation.list_sites())["items"]}
+        peers = {n["site_id"]: n for n in (await a.federation.list_sites()).model_dump()["items"]}
         assert peers["b"]["status"] == "offline"
         assert await a.remote_alerts("b", from_b) == []
     finally:
@@ -346,7 +336,7 @@ async def _caught_up(site: Site) -> bool:
     nc = await nats.connect(site.settings.nats_url or "")
     try:
         js = nc.jetstream()
-        for peer in site.federation.health()["peers"]:
+        for peer in site.federation.health().model_dump()["peers"]:
             info = await js.consumer_info(
                 peer_stream_name(peer), f"federation-{site.settings.site_id}"
             )
@@ -398,7 +388,7 @@ async def test_a_site_starts_while_its_nats_is_down(
 
 
 async def _health_if(site: Site, test: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
-    health = site.federation.health()
+    health = site.federation.health().model_dump()
     return health if test(health) else None
 
 

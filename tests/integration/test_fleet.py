@@ -9,20 +9,24 @@ is flagged, attestation verifies and a replayed response fails, impersonation is
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from backend.retry import Backoff
+from bench.eventually import eventually as _eventually
 from bench.fleet import mqtt_fleet
 from simulators import Fault, LockState
 from simulators.fleet import Fleet
 from simulators.fleetspec import parse_fleet_spec
 from simulators.links import ReasonCode
-from simulators.runtime import Backoff
+
+#: The shared poll helper with this module's deadline (fleets take a while to boot).
+eventually = functools.partial(_eventually, timeout_s=30.0)
 
 pytestmark = pytest.mark.integration
 
@@ -43,22 +47,6 @@ SPEC = {
 }
 GRANTED = "04A1B2C3D4"
 DENIED = "04BADBAD00"
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], what: str, timeout_s: float = 30.0
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    last: Any = None
-    try:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                last = await check()
-                if last:
-                    return last
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        pytest.fail(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture
@@ -126,7 +114,7 @@ async def test_granted_swipe_opens_the_door_denied_one_does_not(
         await eventually(unlocked, "itf-door-01 to unlock after a granted swipe")
         assert [c.verb.value for c in opened.commands_received] == ["unlock"]
         # The backend's default duration is 5 s; at speed 5 the door relocks within ~1 s.
-        await eventually(lambda: asyncio.sleep(0, opened.lock_state is LockState.LOCKED), "relock")
+        await eventually(lambda: opened.lock_state is LockState.LOCKED, "relock")
 
         kept_shut.swipe(DENIED)
 
@@ -143,9 +131,7 @@ async def test_granted_swipe_opens_the_door_denied_one_does_not(
             "/api/v1/cps/devices/itf-door-02/commands", json={"verb": "keepalive"}
         )
         assert sent.status_code == 202
-        await eventually(
-            lambda: asyncio.sleep(0, bool(kept_shut.commands_received)), "the keepalive"
-        )
+        await eventually(lambda: bool(kept_shut.commands_received), "the keepalive")
         assert [c.verb.value for c in kept_shut.commands_received] == ["keepalive"]
         assert all(state is not LockState.UNLOCKED for _, state in kept_shut.lock_history)
     finally:
@@ -214,9 +200,7 @@ async def test_offline_node_leaves_its_last_will_and_comes_back(
                 if ("aurora-presence", "offline") in props:
                     break
     connects = runner.connects
-    await eventually(
-        lambda: asyncio.sleep(0, runner.connects > connects), "the node to reconnect", 20
-    )
+    await eventually(lambda: runner.connects > connects, "the node to reconnect", timeout_s=20)
 
 
 def test_fleet_command_runs_a_spec_for_a_duration(bench_one, tmp_path, capsys) -> None:
@@ -308,8 +292,8 @@ async def test_nodes_reconnect_after_the_broker_restarts(bench_factory) -> None:
         await fleet.wait_connected(timeout_s=30)
         await asyncio.to_thread(bench.stop_service, "a", "mosquitto")
         await eventually(
-            lambda: asyncio.sleep(0, all(r.connects and not r.connected_event.is_set()
-                                         for r in fleet.runners.values())),
+            lambda: all(r.connects and not r.connected_event.is_set()
+                        for r in fleet.runners.values()),
             "every node to notice the broker is gone",
         )  # fmt: skip
         await asyncio.to_thread(bench.start_service, "a", "mosquitto")

@@ -4,10 +4,11 @@ the backend, checked through the REST API, the Redis streams and what devices re
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import aiomqtt
@@ -30,11 +31,14 @@ from backend.contract import (
     topic_for,
 )
 from backend.contract.attestation import sign_attestation
+from bench.eventually import eventually as _eventually
 from bench.fixtures import device_client, probe_client
 from bench.site import RunningBench
 
 T = TypeVar("T")
 DEADLINE_S = 15.0
+#: The shared poll helper with this module's deadline.
+eventually = functools.partial(_eventually, timeout_s=DEADLINE_S)
 
 
 # -- helpers shared with the other backend integration tests --------------------------------
@@ -43,20 +47,6 @@ DEADLINE_S = 15.0
 def new_id(prefix: str) -> str:
     """A device id no other test uses (the bench is shared by the session)."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float = DEADLINE_S
-) -> T:
-    """Poll ``check`` until it returns a truthy value or ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; last: {last!r}")
 
 
 def status_payload(device_id: str, firmware_hash: str | None = None) -> bytes:

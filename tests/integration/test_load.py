@@ -9,6 +9,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from bench.load.series import SeriesData
 from bench.load.summary import LoadSummary
 from bench.site import RunningBench
 
@@ -27,11 +28,12 @@ def _load(state_dir: str, *args: str, timeout_s: float = 120) -> subprocess.Comp
 
 def test_short_run_is_ingested_without_loss(bench_one: RunningBench, tmp_path: Path) -> None:
     summary_file, junit = tmp_path / "summary.json", tmp_path / "junit.xml"
+    html = tmp_path / "report.html"
     result = _load(
         bench_one.info.state_dir,
         *("--devices", "12", "--rate", "120", "--duration", "3", "--drain", "10"),
         *("--workers", "2", "--id-prefix", "itload"),
-        *("--json", str(summary_file), "--junit", str(junit)),
+        *("--json", str(summary_file), "--junit", str(junit), "--html", str(html)),
         *("--assert", "loss==0", "--assert", "telemetry.p99<0.001ms"),
     )
     # The impossible target fails the run; the loss target passes.
@@ -63,7 +65,28 @@ def test_short_run_is_ingested_without_loss(bench_one: RunningBench, tmp_path: P
 
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    # Five run checks (all passed) and two targets (one missed).
+    assert (suite.get("tests"), suite.get("failures")) == ("7", "1")
+    assert summary.planned_devices == 12
+    assert summary.problems == []
+
+    # The series behind the report counts each message once: sent and ingested per second
+    # add up to the run's totals (locust's chart added acks, ingests and connects together).
+    series = SeriesData.model_validate_json(
+        (Path(bench_one.info.state_dir) / "load" / "series.json").read_text()
+    )
+    seconds = series.seconds()
+    assert sum(series.count("sent", s) for s in seconds) == counters.sent
+    assert sum(series.count("ingested", s) for s in seconds) == counters.ingested
+    assert sum(series.count("connected", s) for s in seconds) == 12
+    assert sum(series.histogram("ingest").values()) == counters.ingested
+    page = html.read_text()
+    assert "messages per second: sent vs ingested" in page
+    for stage in ("connect", "publish", "ingest", "unlock"):
+        assert f"{stage} latency per second" in page
+        assert f"{stage} latency histogram" in page
+    assert "<code>telemetry.p99&lt;0.001ms</code>" in page
+    assert "src=" not in page and "http" not in page  # self-contained: nothing fetched
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 failures read expected vs observed, broken files are collection errors with file:line,
 ``--junitxml`` and ``-k`` come from pytest, and the Python fixtures work."""
 
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -52,7 +53,10 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     )
     scenarios = pytester.mkdir("scenarios")
     (scenarios / "passes.yaml").write_text(PASSES)
-    (scenarios / "fails.yaml").write_text(FAILS)
+    # any folder, any depth: a YAML file with `steps:` is a scenario
+    (pytester.path / "qa" / "doors").mkdir(parents=True)
+    (pytester.path / "qa" / "doors" / "fails.yaml").write_text(FAILS)
+    (pytester.path / "qa" / "compose.yml").write_text("services: {}\n")
     (scenarios / "broken.yaml").write_text("name: broken\nsteps:\n  - name: s\n    wait: soon\n")
     (scenarios / "fleets").mkdir()
     (scenarios / "fleets" / "spec.yaml").write_text("seed: 1\nboards: []\n")
@@ -61,10 +65,10 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_scenarios_run_as_pytest_items(project: pytest.Pytester) -> None:
-    junit = project.path / "junit.xml"
+    junit, report = project.path / "junit.xml", project.path / "report.json"
     result = project.runpytest_subprocess(
         "--strict-markers", "--continue-on-collection-errors", f"--junitxml={junit}", "-p",
-        "no:cacheprovider", "-rA", timeout=300,
+        "no:cacheprovider", "-rA", "--scenario-report", str(report), timeout=300,
     )  # fmt: skip
     result.assert_outcomes(passed=2, failed=1, errors=1)
     text = result.stdout.str()
@@ -73,11 +77,18 @@ def test_scenarios_run_as_pytest_items(project: pytest.Pytester) -> None:
     assert "observed: no command at all" in text
     assert "access_denied" in text  # the timeline says why
     assert "Traceback" not in text
-    assert "fleets" not in text
+    assert "fleets" not in text and "compose.yml" not in text
     cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
     assert {"plugin_passes", "plugin_fails", "test_fixtures"} <= set(cases)
     properties = cases["plugin_passes"].find("properties")
     assert properties is not None and len(properties) == 1
+    # the report comes from the plugin's session hook: every scenario, the broken file too
+    document = json.loads(report.read_text())
+    assert document["passed"] is False
+    by_name = {s["name"]: s for s in document["scenarios"]}
+    assert set(by_name) == {"plugin passes", "plugin fails", "broken"}
+    assert "'soon' is not a duration" in by_name["broken"]["error"]
+    assert by_name["plugin passes"]["steps"][0]["expectations"][0]["latency_s"] > 0
 
 
 def test_markers_and_keyword_select_scenarios(project: pytest.Pytester) -> None:
@@ -86,7 +97,7 @@ def test_markers_and_keyword_select_scenarios(project: pytest.Pytester) -> None:
     assert "scenarios/passes.yaml::plugin_passes" in listed.stdout.str()
     assert "plugin_fails" not in listed.stdout.str()
     by_keyword = project.runpytest_subprocess("--collect-only", "-q", "-k", "fails")
-    assert "scenarios/fails.yaml::plugin_fails" in by_keyword.stdout.str()
+    assert "qa/doors/fails.yaml::plugin_fails" in by_keyword.stdout.str()
     assert "plugin_passes" not in by_keyword.stdout.str()
 
 

@@ -7,6 +7,7 @@ exactly as ``aurora-bench run`` and the pytest plugin share it.
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -143,11 +144,7 @@ def test_an_action_that_cannot_be_done_fails_its_step(pool: BenchPool) -> None:
     assert len(result.steps) == 1
 
 
-def test_cli_runs_a_folder_writes_reports_and_exits_nonzero_on_failure(tmp_path: Path) -> None:
-    folder = tmp_path / "suite"
-    folder.mkdir()
-    (folder / "pass.yaml").write_text(
-        f"""name: passes
+PASSING = f"""name: passes
 {SITE}fleet:
   - {{id: cli-door-01, board: stm32f401-door}}
 steps:
@@ -156,9 +153,8 @@ steps:
     expect:
       - lock: {{device: cli-door-01, state: unlocked, within: 2s}}
 """
-    )
-    (folder / "fail.yaml").write_text(
-        f"""name: fails
+
+FAILING = f"""name: fails
 {SITE}fleet:
   - {{id: cli-door-02, board: stm32f401-door}}
 steps:
@@ -167,8 +163,16 @@ steps:
     expect:
       - lock: {{device: cli-door-02, state: unlocked, within: 500ms}}
 """
-    )
+
+
+def test_cli_runs_a_folder_writes_reports_and_exits_nonzero_on_failure(tmp_path: Path) -> None:
+    folder = tmp_path / "suite"
+    (folder / "nested" / "deeper").mkdir(parents=True)
+    (folder / "pass.yaml").write_text(PASSING)
+    # found however deep it is and whatever its folder is called
+    (folder / "nested" / "deeper" / "fail.yaml").write_text(FAILING)
     (folder / "broken.yaml").write_text("name: broken\nsteps:\n  - name: s\n    wait: soon\n")
+    (folder / "nested" / "fleet.yaml").write_text("seed: 1\nboards: []\n")  # not a scenario
     junit, html, report = tmp_path / "j.xml", tmp_path / "r.html", tmp_path / "r.json"
     command = [
         sys.executable, "-m", "bench", "run", str(folder), "--junit", str(junit),
@@ -180,28 +184,105 @@ steps:
     assert "Traceback" not in output
     assert f"{folder / 'broken.yaml'}:4: steps.0.wait: 'soon' is not a duration" in output
     assert "1 passed, 2 failed" in output
-    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
-    assert set(cases) == {"passes", "fails", "broken"}
+    assert "fleet.yaml" not in output
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("name") == "aurora-bench scenarios"
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert {"passes", "fails"} <= set(cases) and len(cases) == 3
     assert cases["passes"].find("failure") is None
     assert cases["fails"].find("failure") is not None
-    assert cases["broken"].find("error") is not None
+    [broken] = [case for name, case in cases.items() if name not in {"passes", "fails"}]
+    error = broken.find("error")
+    assert error is not None and "'soon' is not a duration" in (error.text or "")
     document = json.loads(report.read_text())
-    assert document["summary"]["passed"] == 1
+    assert document["summary"] == {**document["summary"], "total": 3, "passed": 1, "failed": 2}
     assert "an operator unlock" in html.read_text()
     # -k that selects nothing is a clear error, not a silent success.
     nothing = subprocess.run(
-        [*command[:5], "-k", "no_such_scenario"], capture_output=True, text=True, timeout=60,
-        check=False,
+        [*command[:4], str(folder / "pass.yaml"), "-k", "no_such_scenario"],
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert nothing.returncode == 2
     assert "no scenario matched -k 'no_such_scenario'" in nothing.stderr
+    # --list names what would run, and runs nothing; a broken file still shows.
+    listed = subprocess.run(
+        [*command[:5], "--list", "-k", "pass or fail"], capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 1, listed.stdout + listed.stderr
+    assert f"{folder / 'pass.yaml'}: passes" in listed.stdout
+    assert "broken.yaml:4:" in listed.stdout
+    assert "2 scenario(s)" in listed.stdout and "▶" not in listed.stdout
+
+
+def test_cli_stops_at_the_first_failure_with_x(tmp_path: Path) -> None:
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    (folder / "a_fail.yaml").write_text(FAILING)
+    (folder / "b_pass.yaml").write_text(PASSING)
+    junit = tmp_path / "j.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "run", str(folder), "-x", "--junit", str(junit),
+         "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "0 passed, 1 failed" in done.stdout
+    names = [case.get("name") for case in ET.parse(junit).getroot().iter("testcase")]
+    assert names == ["fails"]
+
+
+def test_ctrl_c_leaves_a_partial_report_and_junit(tmp_path: Path) -> None:
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    (folder / "a_pass.yaml").write_text(PASSING)
+    (folder / "b_long.yaml").write_text(
+        f"""name: long
+{SITE}fleet:
+  - {{id: cli-door-03, board: stm32f401-door}}
+steps:
+  - name: an unlock, noted
+    command: {{device: cli-door-03, verb: unlock}}
+    expect:
+      - lock: {{device: cli-door-03, state: unlocked, within: 2s}}
+  - name: a long wait the user gives up on
+    wait: 10m
+"""
+    )
+    junit, report = tmp_path / "j.xml", tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(folder), "--junit", str(junit),
+         "--report", str(report), "--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A test runner started in the background ignores SIGINT, and its children with it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "an unlock, noted" in line:  # the long scenario is in its wait now
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    output = "".join(seen) + rest
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    document = json.loads(report.read_text())
+    by_name = {s["name"]: s for s in document["scenarios"]}
+    assert by_name["passes"]["passed"] is True
+    assert by_name["long"]["passed"] is False
+    assert by_name["long"]["error"] == "interrupted before it finished"
+    assert [step["name"] for step in by_name["long"]["steps"]] == ["an unlock, noted"]
+    names = [case.get("name") for case in ET.parse(junit).getroot().iter("testcase")]
+    assert "passes" in names
 
 
 def test_a_board_by_serial_port_takes_part_next_to_simulated_nodes(pool: BenchPool) -> None:
     """A virtual board on a PTY stands in for a real one: the scenario bridges its port."""
     bench = pool.acquire(parse_scenario(f"name: x\n{SITE}steps: [{{name: s}}]\n"))
     board = subprocess.Popen(
-        [sys.executable, "-m", "bench", "virtual-board", "--board", "door", "--id",
+        [sys.executable, "-m", "bench", "virtual-board", "--board", "stm32f401-door", "--id",
          "it-board-01", "--state-dir", str(bench.state_dir), "--heartbeat-s", "1"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -222,7 +303,7 @@ def test_a_board_by_serial_port_takes_part_next_to_simulated_nodes(pool: BenchPo
 steps:
   - name: the board registered through the bridge
     expect:
-      - device: {{id: it-board-01, trust: trusted, within: 5s}}
+      - device: {{device: it-board-01, trust: trusted, within: 5s}}
   - name: an operator unlock reaches the board down its serial line
     command: {{device: it-board-01, verb: unlock}}
     expect:

@@ -245,7 +245,7 @@ def test_failed_start_shows_the_log_tail(tmp_path: Path) -> None:
 def test_failed_bench_start_stops_what_was_started(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bench.site
+    import bench.services.providers
 
     def broken_mosquitto(site_dir: Path, pki: Pki, site_id: str, port: int) -> Service:
         return Service(
@@ -258,7 +258,7 @@ def test_failed_bench_start_stops_what_was_started(
             )
         )
 
-    monkeypatch.setattr(bench.site, "mosquitto_service", broken_mosquitto)
+    monkeypatch.setattr(bench.services.providers, "mosquitto_service", broken_mosquitto)
     before = _children()
     with pytest.raises(ServiceStartError) as raised:
         start_bench(BenchOptions(sites=["a"], state_dir=tmp_path, backend=False))
@@ -390,17 +390,80 @@ def test_a_port_taken_meanwhile_is_retried_with_fresh_ports(
 ) -> None:
     import socket
 
-    import bench.site
+    import bench.services.providers
 
-    real_free_port = bench.site.free_port
+    real_free_port = bench.services.providers.free_port
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", real_free_port()))
         blocker.listen()
         taken = blocker.getsockname()[1]
         handed = iter([taken])
         # The first port handed out (redis of site a) is grabbed by someone else.
-        monkeypatch.setattr(bench.site, "free_port", lambda: next(handed, None) or real_free_port())
+        monkeypatch.setattr(
+            bench.services.providers,
+            "free_port",
+            lambda: next(handed, None) or real_free_port(),
+        )
         with start_bench(BenchOptions(sites=["a"], state_dir=tmp_path, backend=False)) as started:
             redis_url = started.site("a").redis
             assert f":{taken}/" not in redis_url
             assert started.service("a", "redis").running
+
+
+def test_a_killed_bench_leaves_no_server_behind(tmp_path: Path) -> None:
+    # SIGKILL skips every exit hook: only the parent-death signal (setpriv) stops the child.
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from bench.services.local import redis_service\n"
+        "from bench.services.process import free_port\n"
+        "service = redis_service(Path(sys.argv[1]), 'a', free_port())\n"
+        "service.start()\n"
+        "print(service.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    bench = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert bench.stdout is not None
+        pid = int(bench.stdout.readline())
+        assert _alive(pid)
+        redis = psutil.Process(pid)
+        # the same pid runs redis itself: the wrappers exec'ed it in place
+        assert Path(redis.cmdline()[0].split()[0]).name == "redis-server"
+    finally:
+        bench.send_signal(signal.SIGKILL)
+        bench.wait()
+    # Reparented after the kill, so not ours to wait for: watch it go (or become a zombie
+    # nobody reaps, which is dead too).
+    deadline = time.monotonic() + DEADLINE_S
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_servers_get_the_raised_open_file_limit(tmp_path: Path) -> None:
+    import resource
+
+    from bench.services.local import MOSQUITTO_NOFILE, redis_service
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # A low limit here, so that only the raise (prlimit) can give the child more.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        service = redis_service(tmp_path, "a", free_port())
+        service.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert service.pid is not None
+        child_soft, _child_hard = psutil.Process(service.pid).rlimit(psutil.RLIMIT_NOFILE)
+    finally:
+        service.stop()
+    # the full limit where the hard limit may be raised, else as high as it allows
+    assert child_soft in {MOSQUITTO_NOFILE, min(MOSQUITTO_NOFILE, hard)}

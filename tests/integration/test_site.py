@@ -224,3 +224,31 @@ def test_the_plugin_gives_any_suite_a_bench(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+async def test_backend_logs_are_json_lines_naming_site_and_device(bench_one: RunningBench) -> None:
+    import asyncio
+    import time
+    import uuid
+
+    from bench.fixtures import device_client
+
+    device = f"esp32s3-log-{uuid.uuid4().hex[:8]}"
+    log_file = bench_one.backend_log("a")
+
+    def records() -> list[dict[str, object]]:
+        return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+
+    # uvicorn's own lines go through the same formatter
+    assert any(str(r["logger"]).startswith("uvicorn") for r in records())
+    async with device_client(bench_one, device) as client:
+        await client.publish(f"aurora/sensors/{device}/status", b"{not json", qos=1)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        mine = [r for r in records() if r["device"] == device]
+        if mine:
+            break
+        await asyncio.sleep(0.05)
+    assert mine, f"no log line of {device} in {log_file}"
+    assert all(r["site"] == "a" for r in records())
+    assert "rejected message" in str(mine[0]["message"])

@@ -114,6 +114,7 @@ function addAlert(alert, fresh) {
   body.insertBefore(row, before);
   while (body.children.length > MAX_ALERTS) body.lastChild.remove();
   document.getElementById("alert-count").textContent = "(" + body.children.length + " shown)";
+  renderSummary();
   if (fresh) logEvent(`alert ${alert.severity} ${alert.type}` +
     (federated ? ` from site ${alert.origin_site}` : "") +
     (alert.device_id ? ` on ${alert.device_id}` : ""), "sev-" + alert.severity);
@@ -131,19 +132,21 @@ const DOOR_ACTIONS = [["lockdown", "Lockdown", "danger"], ["lockdown_clear", "Cl
   ["unlock", "Unlock", ""]];
 
 async function command(deviceId, verb) {
+  logEvent(`sending ${verb} to ${deviceId}`);  // the cause first: the confirmation may beat the reply
   const response = await api(`/api/v1/cps/devices/${encodeURIComponent(deviceId)}/commands`,
     { method: "POST", body: JSON.stringify({ verb }) });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) logEvent(`${verb} ${deviceId} refused: ${body.error || response.status}`, "sev-high");
-  else logEvent(`${verb} sent to ${deviceId} (request ${body.request_id}); waiting for confirmation`);
+  else logEvent(`${verb} accepted by the site for ${deviceId} (request ${body.request_id})`);
 }
 
 async function attest(deviceId) {
+  logEvent(`sending an attestation challenge to ${deviceId}`);
   const response = await api(`/api/v1/cps/devices/${encodeURIComponent(deviceId)}/attestations`,
     { method: "POST" });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) logEvent(`attestation of ${deviceId} refused: ${body.error || response.status}`, "sev-high");
-  else logEvent(`attestation challenge sent to ${deviceId}; waiting for its answer`);
+  else logEvent(`challenge issued to ${deviceId}; waiting for its answer`);
 }
 
 function deviceRow(device) {
@@ -177,6 +180,7 @@ function renderDevice(device, fresh) {
   if (existing) existing.replaceWith(row);
   else body.append(row);
   document.getElementById("device-count").textContent = "(" + state.devices.size + ")";
+  renderSummary();
 }
 
 async function loadDevices() {
@@ -213,6 +217,31 @@ function onDeviceEvent(event) {
       (data.granted === undefined ? (data.result || "") : (data.granted ? "granted" : "denied")));
   }
   refreshDevice(event.device_id);
+}
+
+// ---- summary ----------------------------------------------------------------------------
+function count(values, key) {
+  const out = {};
+  for (const v of values) out[v[key]] = (out[v[key]] || 0) + 1;
+  return out;
+}
+
+function renderSummary() {
+  const devices = [...state.devices.values()];
+  const trust = count(devices, "trust_status");
+  const severity = count([...state.alerts.values()], "severity");
+  const federated = [...state.alerts.values()].filter(
+    (a) => a.origin_site && a.origin_site !== state.site).length;
+  const lockdown = [...state.door.values()].filter((v) => v.startsWith("lockdown ")).length;
+  const tiles = [
+    ["devices", devices.length, ""], ["trusted", trust.trusted || 0, "trust-trusted"],
+    ["firmware drift", trust.drift_detected || 0, (trust.drift_detected ? "trust-drift_detected" : "")],
+    ["critical alerts", severity.critical || 0, severity.critical ? "sev-critical" : ""],
+    ["high alerts", severity.high || 0, severity.high ? "sev-high" : ""],
+    ["from peers", federated, ""], ["doors in lockdown", lockdown, lockdown ? "sev-high" : ""],
+  ];
+  document.getElementById("summary").replaceChildren(...tiles.map(([name, value, cls]) =>
+    el("div", { "data-tile": name }, el("b", { class: cls }, value), name)));
 }
 
 // ---- topology --------------------------------------------------------------------------
@@ -333,6 +362,7 @@ async function start() {
     const health = await fetch("/healthz").then((r) => r.json()).catch(() => ({}));
     if (health.site_id) setSite(health.site_id);
     await Promise.all([loadAlerts(), loadDevices()]);
+    renderSummary();
   } catch (error) {
     if (error.message === "unauthorised") return;
     setStatus("could not load: " + error.message);

@@ -34,6 +34,8 @@ def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             {"AURORA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
             "check AURORA_DATABASE_URL",
         ),
+        # a cross-field settings check: no field location, the message names the variables
+        ({"AURORA_FEDERATION_ENABLED": "true"}, "needs AURORA_NATS_URL"),
     ],
 )
 def test_bad_configuration_exits_2_with_a_clear_message(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nats.js.api import AckPolicy, DeliverPolicy, StorageType
 
-from backend.federation import jetstream, service
+from backend.federation import jetstream, publisher
 from backend.federation.jetstream import (
     consumer_name,
     origin_stream_config,
@@ -43,4 +43,4 @@ def test_consumer_is_durable_from_the_start_with_explicit_acks() -> None:
 
 def test_restart_reoffer_stays_inside_the_duplicate_window() -> None:
     # Re-offered alerts the stream already holds must be dropped by Nats-Msg-Id.
-    assert service.REPUBLISH_WINDOW_S < jetstream.DUPLICATE_WINDOW_S
+    assert publisher.REPUBLISH_WINDOW_S < jetstream.DUPLICATE_WINDOW_S

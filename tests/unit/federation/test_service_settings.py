@@ -1,12 +1,14 @@
-"""FederationService refuses settings its loops cannot work with, saying what to change."""
+"""Federation settings: the validator refuses what the loops cannot work with, and the
+service built from good settings exposes its endpoints and a credential-free health."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from pydantic import ValidationError
 
-from backend.errors import StartupError
 from backend.federation.service import FederationService
 from backend.settings import Settings
 
@@ -42,18 +44,53 @@ def _settings(**overrides: Any) -> Settings:
     ],
 )
 def test_bad_settings_are_refused(overrides: dict[str, Any], message: str) -> None:
-    with pytest.raises(StartupError, match=message):
-        FederationService(_settings(**overrides), NoAlerts(), None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=message):
+        _settings(**overrides)
+
+
+def test_every_problem_is_named_at_once() -> None:
+    with pytest.raises(ValidationError) as caught:
+        _settings(nats_url=None, heartbeat_interval_seconds=-1)
+    text = str(caught.value)
+    assert "needs AURORA_NATS_URL" in text and "must be > 0" in text
+
+
+def test_the_checks_apply_only_with_federation_on() -> None:
+    settings = _settings(federation_enabled=False, nats_url=None, link_degraded_after_s=0.1)
+    assert settings.federation_enabled is False
 
 
 def test_good_settings_build_a_router_with_the_endpoints() -> None:
     service = FederationService(_settings(), NoAlerts(), None)  # type: ignore[arg-type]
     paths = {route.path for route in service.router.routes}  # type: ignore[attr-defined]
-    assert {"/api/v1/sites", "/api/v1/system/topology"} <= paths
-    assert service.health()["nats_connected"] is False
+    assert {"/api/v1/sites", "/api/v1/system/topology", "/api/v1/federation/iocs"} <= paths
+    assert service.health().nats_connected is False
+
+
+def test_operations_have_response_models_and_unique_ids() -> None:
+    service = FederationService(_settings(), NoAlerts(), None)  # type: ignore[arg-type]
+    app = FastAPI()
+    app.include_router(service.router)
+    schema = app.openapi()
+    operations = {
+        path: item["get"]
+        for path, item in schema["paths"].items()
+        if path.startswith(("/api/v1/sites", "/api/v1/system", "/api/v1/federation"))
+    }
+    ids = [op["operationId"] for op in operations.values()]
+    assert sorted(ids) == [
+        "federation_list_sites",
+        "federation_shared_iocs",
+        "federation_topology",
+    ]
+    for op in operations.values():
+        ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.rsplit("/", 1)[1] in schema["components"]["schemas"]
+    topology = schema["components"]["schemas"]["Topology"]
+    assert set(topology["required"]) == {"local_site", "nodes", "links", "federation"}
 
 
 def test_health_never_shows_nats_credentials() -> None:
     settings = _settings(nats_url="nats://bench:s3cret@127.0.0.1:4222")
     service = FederationService(settings, NoAlerts(), None)  # type: ignore[arg-type]
-    assert service.health()["nats_url"] == "nats://127.0.0.1:4222"
+    assert service.health().nats_url == "nats://127.0.0.1:4222"

@@ -35,7 +35,7 @@ def credentials(tmp_path: Path, device_id: str) -> DeviceCredentials:
 @pytest.fixture
 async def door(tmp_path: Path) -> AsyncIterator[Path]:
     board = VirtualBoard(
-        "door", "vdoor-off", tmp_path / "d.tty", heartbeat_s=0.1, say=lambda _: None
+        "stm32f401-door", "vdoor-off", tmp_path / "d.tty", heartbeat_s=0.1, say=lambda _: None
     )
     task = asyncio.create_task(board.run())
     try:

@@ -27,7 +27,9 @@ async def frames_until(link: SerialLink, decoder: FrameDecoder, kind: MessageKin
 
 async def test_door_speaks_frames_and_obeys_unlock(tmp_path: Path) -> None:
     said: list[str] = []
-    board = VirtualBoard("door", "vdoor-u1", tmp_path / "d.tty", heartbeat_s=0.2, say=said.append)
+    board = VirtualBoard(
+        "stm32f401-door", "vdoor-u1", tmp_path / "d.tty", heartbeat_s=0.2, say=said.append
+    )
     task = asyncio.create_task(board.run())
     try:
         async with asyncio.timeout(5):
@@ -64,17 +66,17 @@ async def test_door_speaks_frames_and_obeys_unlock(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("board", "line", "reply"),
     [
-        ("door", "swipe", "error: usage: swipe UID"),
-        ("door", "swipe nothex", "error: 1 validation error"),
-        ("env", "swipe 0455AF21", "error: a env board has no badge reader"),
+        ("stm32f401-door", "swipe", "error: usage: swipe UID"),
+        ("stm32f401-door", "swipe nothex", "error: 1 validation error"),
+        ("esp32s3-env", "swipe 0455AF21", "error: a esp32s3-env board has no badge reader"),
         (
-            "door",
+            "stm32f401-door",
             "fault offline duration_s",
             "error: fault parameter 'duration_s' is not key=value",
         ),
-        ("door", "fault warp", "error: unknown fault 'warp'"),
-        ("door", "dance", "error: unknown command 'dance'; commands: swipe UID"),
-        ("door", "", "ok"),
+        ("stm32f401-door", "fault warp", "error: unknown fault 'warp'"),
+        ("stm32f401-door", "dance", "error: unknown command 'dance'; commands: swipe UID"),
+        ("stm32f401-door", "", "ok"),
     ],
 )
 def test_script_errors_say_what_would_work(
@@ -85,13 +87,18 @@ def test_script_errors_say_what_would_work(
 
 
 def test_unknown_board_kind_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="choose one of door, env, access, sentinel"):
+    with pytest.raises(ValueError, match="choose one of esp32s3-env, stm32f401-access"):
         VirtualBoard("toaster", "vb-1", tmp_path / "x.tty")
+    # the names of earlier versions get the name to write instead
+    with pytest.raises(ValueError, match="'door' is now called stm32f401-door"):
+        VirtualBoard("door", "vb-1", tmp_path / "x.tty")
 
 
 async def test_conformance_cli_on_a_live_virtual_board(tmp_path: Path) -> None:
     """`aurora-bench conformance --port` in its own process, timing a real heartbeat."""
-    board = VirtualBoard("env", "venv-c1", tmp_path / "e.tty", heartbeat_s=0.3, say=lambda _: None)
+    board = VirtualBoard(
+        "esp32s3-env", "venv-c1", tmp_path / "e.tty", heartbeat_s=0.3, say=lambda _: None
+    )
     task = asyncio.create_task(board.run())
     try:
         async with asyncio.timeout(5):

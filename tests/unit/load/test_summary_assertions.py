@@ -7,7 +7,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from bench.load.assertions import AssertionSyntaxError, check_all, parse_target, write_junit
+from bench.load.assertions import AssertionSyntaxError, check_all, parse_target
+from bench.load.junit import write_junit
 from bench.load.summary import (
     LoadCounters,
     LoadSummary,
@@ -16,6 +17,7 @@ from bench.load.summary import (
     render_summary,
     summarize,
 )
+from bench.load.verdict import RunCheck
 
 
 def test_percentile_nearest_rank() -> None:
@@ -155,9 +157,12 @@ def test_check_targets_and_junit(tmp_path: Path) -> None:
     assert [result.passed for result in results] == [True, False, False, False]
     assert results[0].actual == 5.0
     assert "no samples" in results[3].message
-    path = write_junit(results, tmp_path / "junit.xml")
+    checks = [RunCheck("devices connected", False, "3/4 devices connected: connect ...")]
+    path = write_junit(tmp_path / "junit.xml", checks, results)
     suite = ET.parse(path).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures")) == ("4", "3")
+    assert (suite.get("tests"), suite.get("failures")) == ("5", "4")
     failed = [case.get("name") for case in suite if case.find("failure") is not None]
-    assert failed == ["telemetry.max<10ms", "loss==0", "badge_event.p99<5ms"]
+    assert failed == ["devices connected", "telemetry.max<10ms", "loss==0", "badge_event.p99<5ms"]
+    message = suite.find("testcase/failure")
+    assert message is not None and message.get("message", "").startswith("3/4 devices")

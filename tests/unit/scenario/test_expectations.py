@@ -12,7 +12,7 @@ from bench.scenario.expectations import (
     evaluate,
     pair_events,
 )
-from bench.scenario.schema import Expectation, LatencyExpect
+from bench.scenario.schema import ExpectationItem, LatencyExpect, parse_expectation
 from bench.scenario.timeline import Clock, Event, EventKind, Timeline
 
 
@@ -34,8 +34,8 @@ def ev(
     return Event(t, kind, source, site, device, data)
 
 
-def expect(**raw: Any) -> Expectation:
-    return Expectation.model_validate(raw)
+def expect(**raw: Any) -> ExpectationItem:
+    return parse_expectation(raw)
 
 
 def test_alert_within_bound_passes_with_latency() -> None:
@@ -95,6 +95,22 @@ def test_alert_filters_site_origin_and_severity() -> None:
         evaluate(expect(alert={"site": "b", "origin": "b", "within": 1}), line, 1.0, 1.2).verdict
         is Verdict.PASSED
     )
+
+
+def test_alert_fields_must_be_forwarded_verbatim() -> None:
+    sent = '{"device_id":"env-01","type":"sensor_unhealthy","severity":"critical"}'
+    line = timeline(
+        ev(1.1, EventKind.ALERT, "env-01", type="sensor_unhealthy", severity="critical",
+           payload=sent.replace("critical", "high"), description="AHT21B timeout"),
+    )  # fmt: skip
+    verbatim = expect(alert={"device": "env-01", "data": {"payload": sent}, "within": 1})
+    failed = evaluate(verbatim, line, 1.0, 2.0)
+    assert failed.verdict is Verdict.FAILED
+    assert "fields differ: payload: expected '" in failed.observed
+    assert '"high"}\'' in failed.observed  # what the stream carried instead
+    assert "payload=" in describe(verbatim)
+    same = expect(alert={"data": {"description": "AHT21B timeout"}, "within": 1})
+    assert evaluate(same, line, 1.0, 1.2).verdict is Verdict.PASSED
 
 
 def test_alert_count() -> None:
@@ -180,23 +196,82 @@ def test_lock_state_in_effect_at_the_start_counts() -> None:
     )
 
 
+def test_a_state_that_must_hold_is_not_passed_by_being_reached() -> None:
+    """`for:` — a door already in lockdown must stay there; reaching it is not enough."""
+    hold = expect(lock={"device": "door-01", "state": "lockdown", "for": "1s"})
+    steady = timeline(ev(0.5, EventKind.LOCK, "door-01", source="node", state="lockdown"))
+    assert evaluate(hold, steady, 1.0, 1.5).verdict is Verdict.PENDING
+    passed = evaluate(hold, steady, 1.0, 2.0)
+    assert passed.verdict is Verdict.PASSED
+    assert passed.at == 2.0 and "held 1s" in passed.observed
+    assert deadline(hold, 1.0) == 1.0 + 2.0 + 1.0  # within (default 2s) then for
+    # it opens for a moment and locks down again: still a failure, at the change
+    flapping = timeline(
+        ev(0.5, EventKind.LOCK, "door-01", source="node", state="lockdown"),
+        ev(1.3, EventKind.LOCK, "door-01", source="node", state="unlocked"),
+        ev(1.4, EventKind.LOCK, "door-01", source="node", state="lockdown"),
+    )
+    failed = evaluate(hold, flapping, 1.0, 3.0)
+    assert failed.verdict is Verdict.FAILED
+    assert failed.at == 1.3
+    assert "then [a]lock door-01 unlocked at 1.300s (held 300ms of 1s)" in failed.observed
+    # without `for`, the same timeline passes at once: that is what `for` adds
+    reached = expect(lock={"device": "door-01", "state": "lockdown"})
+    assert evaluate(reached, flapping, 1.0, 1.0).verdict is Verdict.PASSED
+    assert "then held for 1s" in describe(hold)
+
+
+def test_a_device_state_must_hold_too() -> None:
+    hold = expect(device={"device": "env-01", "trust": "trusted", "for": 1, "within": 1})
+    line = timeline(
+        ev(1.2, EventKind.DEVICE, "env-01", source="api", trust_status="trusted", risk_score=0),
+        ev(1.5, EventKind.DEVICE, "env-01", source="api", trust_status="trusted", risk_score=5),
+        ev(1.9, EventKind.DEVICE, "env-01", source="api", trust_status="drift_detected"),
+    )
+    failed = evaluate(hold, line, 1.0, 3.0)
+    assert failed.verdict is Verdict.FAILED and failed.at == 1.9
+    # a change of another field (risk) is not a change away from the state
+    assert evaluate(hold, line, 1.0, 1.8).verdict is Verdict.PENDING
+
+
+def test_last_seen_must_move_forward_after_the_step_began() -> None:
+    t0, t1 = "2026-12-01T10:00:00+00:00", "2026-12-01T10:00:01.500000+00:00"
+    line = timeline(
+        ev(0.5, EventKind.DEVICE, "env-01", source="api", trust_status="trusted", last_seen=t0),
+        ev(1.6, EventKind.DEVICE, "env-01", source="api", trust_status="trusted", last_seen=t1),
+    )
+    fresh = expect(device={"device": "env-01", "seen_since_step": True, "within": 1})
+    assert evaluate(fresh, line, 1.0, 1.5).verdict is Verdict.PENDING  # t0 is old news
+    passed = evaluate(fresh, line, 1.0, 1.7)
+    assert passed.verdict is Verdict.PASSED and passed.at == 1.6
+    # a backend that stops refreshing it: the same last_seen again is not "seen"
+    stale = timeline(
+        ev(0.5, EventKind.DEVICE, "env-01", source="api", trust_status="trusted", last_seen=t0),
+        ev(1.6, EventKind.DEVICE, "env-01", source="api", trust_status="drift", last_seen=t0),
+    )
+    assert evaluate(fresh, stale, 1.0, 2.0).verdict is Verdict.FAILED
+    assert "last_seen=refreshed" in describe(fresh)
+
+
 def test_device_state_trust_and_risk() -> None:
     line = timeline(
         ev(0.2, EventKind.DEVICE, "env-01", trust_status="trusted", risk_score=0.0),
         ev(1.4, EventKind.DEVICE, "env-01", trust_status="drift_detected", risk_score=30.0),
     )
-    drift = expect(device={"id": "env-01", "trust": "drift_detected", "risk_min": 25, "within": 1})
+    drift = expect(
+        device={"device": "env-01", "trust": "drift_detected", "risk_min": 25, "within": 1}
+    )
     passed = evaluate(drift, line, 1.0, 1.5)
     assert passed.verdict is Verdict.PASSED
     assert passed.latency_s == pytest.approx(0.4)
     assert evaluate(drift, line, 0.0, 1.0).verdict is Verdict.FAILED
-    unknown = evaluate(expect(device={"id": "env-99", "within": 1}), line, 1.0, 2.0)
+    unknown = evaluate(expect(device={"device": "env-99", "within": 1}), line, 1.0, 2.0)
     assert unknown.observed == "never observed"
-    absent = expect(device={"id": "env-99", "registered": False, "within": 1})
+    absent = expect(device={"device": "env-99", "registered": False, "within": 1})
     assert evaluate(absent, line, 1.0, 2.0).verdict is Verdict.PASSED
     assert (
         evaluate(
-            expect(device={"id": "env-01", "registered": False, "within": 1}), line, 1.0, 2.0
+            expect(device={"device": "env-01", "registered": False, "within": 1}), line, 1.0, 2.0
         ).verdict
         is Verdict.FAILED
     )

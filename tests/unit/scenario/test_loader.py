@@ -1,5 +1,6 @@
 """The loader: valid files load; every broken file gets `file:line: what is wrong`."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ from bench.scenario.loader import (
     load_scenario,
     parse_scenario,
 )
-from bench.scenario.schema import Expectation, PublishAction, json_schema, parse_duration
+from bench.scenario.schema import (
+    ACTION_KEYS,
+    EXPECTATION_KEYS,
+    PublishAction,
+    WaitAction,
+    json_schema,
+    parse_duration,
+)
 
 GOOD = """\
 name: granted swipe
@@ -46,7 +54,8 @@ def test_a_good_file_loads_with_durations_in_seconds() -> None:
     assert step.action_key == "swipe"
     assert step.expect[0].key == "command"
     assert step.expect[0].body.within == 0.5  # type: ignore[attr-defined]
-    assert scenario.steps[1].wait == 60.0
+    assert scenario.steps[1].action == WaitAction(60.0)
+    assert scenario.steps[1].action_key == "wait"
     assert scenario.sites["a"].env() == {
         "AURORA_TELEMETRY_THRESHOLDS": '{"temperature_c": [-5, 30]}',
         "AURORA_UNLOCK_DURATION_S": "1",
@@ -56,7 +65,8 @@ def test_a_good_file_loads_with_durations_in_seconds() -> None:
 @pytest.mark.parametrize(
     ("needle", "replacement", "line", "message"),
     [
-        ("board: stm32f401-door", "board: stm32f999", 6, "fleet.0.board: Input should be"),
+        ("board: stm32f401-door", "board: stm32f999", 6, "fleet.0.board: unknown board"),
+        ("board: stm32f401-door", "board: door", 6, "'door' is now called stm32f401-door"),
         ("state: unlocked, ", "state: unlocked, colour: red, ", 14, "unknown key 'colour'"),
         ("within: 500ms", "within: soon", 13, "'soon' is not a duration"),
         ("verb: unlock", "verb: open", 13, "verb: Input should be 'unlock'"),
@@ -137,13 +147,22 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
         load_scenario(bad)
 
 
-def test_folder_lists_yaml_but_not_fleets(tmp_path: Path) -> None:
+def test_folders_are_searched_recursively_for_files_with_steps(tmp_path: Path) -> None:
     (tmp_path / "fleets").mkdir()
-    (tmp_path / "fleets" / "f.yaml").write_text("x: 1\n")
+    (tmp_path / "fleets" / "f.yaml").write_text("seed: 1\nboards: []\n")
     (tmp_path / "b.yaml").write_text(GOOD)
     (tmp_path / "a.yml").write_text(GOOD)
     (tmp_path / "notes.txt").write_text("x")
-    assert [p.name for p in iter_scenario_files([tmp_path])] == ["a.yml", "b.yaml"]
+    (tmp_path / "regression" / "door").mkdir(parents=True)
+    (tmp_path / "regression" / "door" / "c.yaml").write_text(GOOD)
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "d.yaml").write_text(GOOD)
+    found = [p.relative_to(tmp_path).as_posix() for p in iter_scenario_files([tmp_path])]
+    assert found == ["a.yml", "b.yaml", "regression/door/c.yaml"]
+    # a file named on the command line is read whatever it holds
+    assert list(iter_scenario_files([tmp_path / "fleets" / "f.yaml"])) == [
+        tmp_path / "fleets" / "f.yaml"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -170,14 +189,43 @@ def test_publish_bodies() -> None:
 
 def test_json_schema_names_every_action_and_expectation() -> None:
     schema = json_schema()
-    step = schema["$defs"]["Step"]["properties"]
-    for key in ("swipe", "drift", "attest", "raise_alert", "publish", "fault", "partition"):
-        assert key in step
-    expectation = schema["$defs"]["Expectation"]["properties"]
-    assert set(expectation) >= {"alert", "no_alert", "device", "command", "lock", "latency"}
+    text = json.dumps(schema)
+    steps = schema["properties"]["steps"]["items"]
+    variants = [schema["$defs"][ref["$ref"].rsplit("/", 1)[1]] for ref in steps["oneOf"]]
+    step_keys = {key for variant in variants for key in variant["properties"]}
+    assert set(ACTION_KEYS) <= step_keys
+    assert all(variant["additionalProperties"] is False for variant in variants)
+    for key in EXPECTATION_KEYS:
+        assert f'"{key}"' in text
     assert schema["$defs"]["NoAlertExpect"]["properties"]["for"]
+    assert schema["$defs"]["LockExpect"]["properties"]["for"]
     assert schema["additionalProperties"] is False
-    assert Expectation.model_fields  # the model the schema came from
+
+
+def test_a_device_is_named_device_everywhere_and_old_keys_get_a_hint() -> None:
+    error = _error(
+        GOOD.replace("lock: {device: door-01, state: unlocked,", "device: {id: door-01,", 1)
+    )
+    assert error.lines() == [
+        "s.yaml:14: unknown key 'id' in steps.0.expect.1.device; write `device:` "
+        "(one key names a device in every action and expectation)"
+    ]
+    publish = "name: x\nsteps:\n  - name: s\n    publish: {topic: t, as_device: d1}\n"
+    assert "write `device:`" in _error(publish).lines()[0]
+
+
+def test_a_grant_must_name_a_door_of_the_fleet() -> None:
+    error = _error(GOOD.replace("doors: [door-01]", "doors: [door-01, door-9]", 1))
+    assert error.lines() == [
+        "s.yaml:8: grant for 'door-9', which is not a device of the fleet "
+        "(fleet: door-01; `*` grants every door)"
+    ]
+    sensor = GOOD.replace(
+        "board: stm32f401-door}", "board: stm32f401-door}\n  - {id: env-1, board: esp32s3-env}"
+    )
+    in_step = sensor + "  - name: more\n    grant: {uid: 0455AF22, doors: ['*', env-1]}\n"
+    [problem] = _error(in_step).problems
+    assert problem.line == 20 and "'env-1', a esp32s3-env" in problem.message
 
 
 def test_node_options_are_checked_against_the_board_model() -> None:

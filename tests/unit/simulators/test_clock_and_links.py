@@ -11,6 +11,7 @@ import simpy
 
 from backend.contract import CommandMessage, CommandVerb, MessageKind, encode
 from backend.contract.messages import now_rfc3339
+from backend.retry import Backoff
 from simulators import (
     ClockBridge,
     DoorNode,
@@ -24,7 +25,6 @@ from simulators.errors import FleetSpecError
 from simulators.fleet import Fleet
 from simulators.fleetspec import load_fleet_spec, parse_fleet_spec
 from simulators.links import ReasonCode
-from simulators.runtime import Backoff
 
 FAST = Backoff(initial_s=0.01, max_s=0.05)
 
@@ -208,7 +208,10 @@ async def test_queue_outbox_drops_oldest_when_full() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"boards": [{"board": "toaster", "id_pattern": "t-{n}"}]}, "unknown board; known boards"),
+        (
+            {"boards": [{"board": "toaster", "id_pattern": "t-{n}"}]},
+            "unknown board 'toaster'; choose one of esp32s3-env",
+        ),
         ({"boards": [{"board": "esp32s3-env", "id_pattern": "x"}]}, "has no {n}"),
         (
             {"boards": [{"board": "esp32s3-env", "id_pattern": "x-{n}", "colour": 1}]},

@@ -1,0 +1,27 @@
+"""``aurora-bench demo`` as a user runs it: the story plays, passes, and leaves a report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_plays_the_story_and_leaves_a_report(tmp_path: Path) -> None:
+    state_dir = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "demo", "--pace", "0", "--state-dir", str(state_dir),
+         "--report", str(tmp_path / "demo.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "Alice badges in at the HQ lobby" in output
+    assert f"report: {tmp_path / 'demo.json'}" in output
+    document = json.loads((tmp_path / "demo.json").read_text())
+    assert document["passed"] is True
+    assert [s["name"] for s in document["scenarios"]] == ["demo"]
+    assert output.index("report:") < output.index("stopping the sites")
