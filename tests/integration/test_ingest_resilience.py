@@ -21,9 +21,10 @@ from redis.asyncio import Redis
 from backend.bus import AUDIT_STREAM, DEADLETTER_STREAM, TELEMETRY_STREAM
 from backend.contract import MessageKind, topic_for
 from backend.mqtt import ConnectOptions, MqttClient, client_tls_context
+from bench.eventually import eventually
 from bench.fixtures import BenchFactory
 from bench.site import RunningBench
-from tests.integration.test_ingest import eventually, metric_value, new_id, telemetry_payload
+from tests.integration.test_ingest import metric_value, new_id, telemetry_payload
 
 FAULT = "poison-pill"
 MAX_DELIVERIES = 3

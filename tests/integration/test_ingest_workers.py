@@ -11,8 +11,9 @@ import psutil
 from redis.asyncio import Redis
 
 from backend.bus import AUDIT_STREAM, TELEMETRY_STREAM
+from bench.eventually import eventually
 from bench.fixtures import BenchFactory
-from tests.integration.test_ingest import eventually, new_id
+from tests.integration.test_ingest import new_id
 from tests.integration.test_nothing_lost import READINGS, SLOW_S, _publish_all, _readings
 
 DEVICES = 3

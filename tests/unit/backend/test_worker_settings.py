@@ -14,6 +14,7 @@ def test_worker_gets_the_parents_settings_with_its_own_client_id(
         site_id="b",
         ingest_workers=3,
         federation_enabled=True,
+        nats_url="nats://127.0.0.1:4222",
         telemetry_thresholds={"temperature_c": (-5.0, 50.0)},
     )
     monkeypatch.setenv(WORKER_SETTINGS_ENV, parent.for_worker(2))
