@@ -8,9 +8,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps setup-emulated demo test test-unit test-integration test-postgres bench lint format clean
+.PHONY: setup system-deps setup-emulated plugin test-plugin demo test test-unit test-integration test-fuzz test-postgres bench lint format clean
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) plugin
+
+# The Mosquitto plugin behind each site's token listener (C, -Wall -Wextra -Werror).
+plugin: system-deps
+	@$(MAKE) --no-print-directory -C bench/mosquitto_plugin
+
+test-plugin: plugin
+	@$(MAKE) --no-print-directory -C bench/mosquitto_plugin test
 
 system-deps:
 	@bash bench/install-system-deps.sh
@@ -42,6 +49,11 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
+
+# Hostile input on every parser (hypothesis, schemathesis, an MQTT flood); ~90 s.
+# AURORA_FUZZ=deep make test-fuzz runs 20x the examples with random seeds.
+test-fuzz: setup
+	$(PY) -m pytest -q tests/fuzz
 
 # The same integration tests against PostgreSQL instead of SQLite.
 test-postgres: setup

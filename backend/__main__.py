@@ -17,6 +17,7 @@ from backend.app import create_app
 from backend.attestation import load_ca
 from backend.errors import StartupError
 from backend.logs import configure_logging
+from backend.policy.service import site_policy
 from backend.settings import Settings
 from backend.store import Store
 
@@ -24,6 +25,7 @@ from backend.store import Store
 async def preflight(settings: Settings) -> None:
     """Fail fast, with a message, on what would otherwise fail inside the lifespan."""
     load_ca(settings.mqtt_ca)
+    site_policy(settings)  # the rules file and token settings, checked before serving
     for name, path in (
         ("AURORA_MQTT_CERT", settings.mqtt_cert),
         ("AURORA_MQTT_KEY", settings.mqtt_key),

@@ -27,6 +27,7 @@ from backend.ingest.pipeline import IngestPipeline
 from backend.ingest.registry import DeviceRegistry
 from backend.ingest.workers import IngestWorkers
 from backend.metrics import BackendMetrics
+from backend.policy.service import site_policy
 from backend.settings import Settings
 from backend.store import Store
 
@@ -74,6 +75,9 @@ class Backend:
             self.publish,
         )
         self.federation: FederationLike | None = None
+        #: The policy service; its token verifier also guards the REST API.
+        self.policy = site_policy(settings)
+        self.tokens = self.policy.verifier
         #: What the console shows as the site topology (the federation's, when enabled).
         self.topology_source: Callable[[], Awaitable[dict[str, Any]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,16 +186,18 @@ def create_app(settings: Settings) -> FastAPI:
     from backend.api import install
 
     install(app)
-    from backend.policy.router import site_policy_router
+    from backend.api.deps import api_access
+    from backend.policy.router import policy_router
 
-    app.include_router(site_policy_router(settings.site_id, backend.metrics))
+    app.include_router(policy_router(backend.policy, backend.metrics))
 
     if settings.federation_enabled:
         module = importlib.import_module("backend.federation.service")
         federation = module.FederationService(settings, backend.alerts, backend.store.sessionmaker)
         backend.federation = federation
+        # Its routes only read (sites, topology, IOCs): a read token is enough.
         backend.topology_source = federation.topology_json
-        app.include_router(federation.router)
+        app.include_router(federation.router, dependencies=[api_access()])
     from backend.console import console_router
 
     app.include_router(console_router())

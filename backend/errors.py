@@ -4,6 +4,8 @@ Exception tree::
 
     BackendError
     ├── StartupError          a component could not start (which one, and what to check)
+    ├── Unauthorized          no valid bearer token on the REST API (HTTP 401)
+    ├── Forbidden             a valid token without the scope the endpoint needs (HTTP 403)
     ├── NotFound              an API resource does not exist (HTTP 404)
     ├── Unavailable           a dependency (MQTT, Redis, database) is not connected (HTTP 503)
     └── InvalidRequest        an API request breaks a rule the schema cannot express (HTTP 422)
@@ -22,6 +24,8 @@ class BackendError(Exception):
     """
 
     status_code = 500
+    #: Extra response headers (``WWW-Authenticate`` on a 401).
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, detail: Any = None) -> None:
         self.message = message
@@ -31,6 +35,19 @@ class BackendError(Exception):
 
 class StartupError(BackendError):
     """A component could not start; the message says which and what to check."""
+
+
+class Unauthorized(BackendError):
+    """No valid bearer token; the message says how to get one."""
+
+    status_code = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(BackendError):
+    """The token is valid but lacks the scope the endpoint needs."""
+
+    status_code = 403
 
 
 class NotFound(BackendError):

@@ -38,6 +38,11 @@ class BackendMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.trace_rejections = Counter(
+            "aurora_ingest_trace_rejected",
+            "aurora-trace user properties dropped (not <client>:<seq>:<sent_ns> or too long)",
+            registry=self.registry,
+        )
         self.duplicates = Counter(
             "aurora_ingest_duplicates",
             "Redelivered messages recognised as already processed and only acknowledged",

@@ -95,6 +95,23 @@ class Settings(BaseSettings):
     link_down_after_s: float = 120.0
     federate_min_severity: Severity = Severity.HIGH
 
+    #: The policy service's rules file (seed 004's shape); None: the bench's own file.
+    policy_rules: Path | None = None
+    #: Token issuer (the bench's, or a lab's Keycloak realm): JWKS URL, expected ``iss``
+    #: and ``aud``. Without a JWKS URL no token is accepted anywhere.
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str = "aurora-bench"
+    #: Asymmetric algorithms only (never none or HMAC; checked at startup).
+    auth_algorithms: list[str] = Field(default_factory=lambda: ["ES256", "RS256"])
+    auth_leeway_s: float = 30.0
+    #: An unknown ``kid`` refreshes the JWKS at most this often.
+    auth_jwks_refresh_min_s: float = 10.0
+    #: Require a bearer token on the REST API (``/healthz`` is always open).
+    api_auth: bool = True
+    #: Leave ``/metrics`` open to scrapers without a token.
+    api_open_metrics: bool = True
+
     log_level: str = "INFO"
     #: ``json`` (one object per line: site, device, trace id) or ``text`` for a terminal.
     log_format: Literal["json", "text"] = "json"

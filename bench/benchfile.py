@@ -5,8 +5,13 @@ Schema (stable; users' scripts read it)::
     {"state_dir": "...", "ca": ".../pki/ca.crt",
      "sites": {"a": {"site_id": "a", "api": "http://127.0.0.1:PORT",
                      "mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
+                     "policy_mqtt": {"host": "127.0.0.1", "port": PORT, "tls": true},
                      "redis": "redis://127.0.0.1:PORT/0", "nats": "nats://127.0.0.1:PORT",
-                     "database": "<url>"}}}
+                     "database": "<url>", "api_token": "<JWT for the REST API>"}},
+     "token_issuer": {"issuer": "http://127.0.0.1:PORT/realms/aurora",
+                      "jwks": "<issuer>/protocol/openid-connect/certs",
+                      "token_url": "<issuer>/protocol/openid-connect/token",
+                      "audience": "aurora-bench"}}
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class SiteInfo(BaseModel):
     site_id: str
     api: str
     mqtt: MqttEndpoint
+    #: The token-client listener: TLS with server authentication only, the JWT as MQTT
+    #: password, authorized by the policy service through the broker's aurora_auth plugin
+    #: (``None`` when the bench did not start the broker itself).
+    policy_mqtt: MqttEndpoint | None = None
     redis: str
     nats: str
     database: str
@@ -58,6 +67,17 @@ class SiteInfo(BaseModel):
         return httpx.AsyncClient(base_url=self.api, headers=headers, **kwargs)
 
 
+class TokenIssuerInfo(BaseModel):
+    """The bench's token issuer: where its keys are and where tokens come from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    issuer: str
+    jwks: str
+    token_url: str
+    audience: str
+
+
 class BenchInfo(BaseModel):
     """The whole of bench.json."""
 
@@ -66,6 +86,7 @@ class BenchInfo(BaseModel):
     state_dir: str
     ca: str
     sites: dict[str, SiteInfo]
+    token_issuer: TokenIssuerInfo | None = None
 
     def site(self, site_id: str) -> SiteInfo:
         """The named site, or a clear error listing the ones that exist."""

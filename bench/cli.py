@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "conformance": ("bench.cmd_hardware", "conformance", "Check a board's frames."),
     "emulate": ("bench.cmd_emulate", "emulate", "Run a board's firmware under QEMU, bridged."),
     "load": ("bench.cmd_load", "load", "Load a site with locust."),
+    "token": ("bench.cmd_token", "token", "Print a JWT from the bench's token issuer."),
 }
 
 

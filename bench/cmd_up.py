@@ -77,6 +77,10 @@ def status_table(bench: RunningBench) -> Table:
     rows = {
         "api": [site.api for site in sites],
         "mqtt (mTLS)": [f"mqtts://{site.mqtt.host}:{site.mqtt.port}" for site in sites],
+        "mqtt (token)": [
+            f"mqtts://{site.policy_mqtt.host}:{site.policy_mqtt.port}" if site.policy_mqtt else "-"
+            for site in sites
+        ],
         "redis": [site.redis for site in sites],
         "nats": [site.nats for site in sites],
         "leafnode (TLS)": [f"tls://127.0.0.1:{port}" if port else "-" for port in leaves],
@@ -115,6 +119,12 @@ def status_table(bench: RunningBench) -> Table:
     multiple=True,
     help="Extra backend setting, SITE:AURORA_NAME=VALUE or AURORA_NAME=VALUE (repeatable).",
 )
+@click.option(
+    "--policy-rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rules file of the policy service (seed 004's celine.json shape) for every site "
+    "[default: the bench's own, backend/policy/data/bench-rules.json].",
+)
 @click.option("--no-backend", is_flag=True, help="Start the services only.")
 def up(
     *,
@@ -127,6 +137,7 @@ def up(
     nats_url: str | None,
     database_url: str | None,
     env: tuple[str, ...],
+    policy_rules: Path | None,
     no_backend: bool,
 ) -> None:
     """Start services and backends for one or two sites; Ctrl-C or SIGTERM stops them."""
@@ -145,12 +156,16 @@ def up(
         assert mqtt_addr and redis_url and nats_url
         host, port = parse_host_port(mqtt_addr)
         external[site_ids[0]] = ExternalEndpoints(host, port, redis_url, nats_url, database_url)
+    site_env = parse_site_env(env, site_ids)
+    if policy_rules is not None:
+        for site in site_ids:
+            site_env.setdefault(site, {})["AURORA_POLICY_RULES"] = str(policy_rules.absolute())
     options = BenchOptions(
         sites=site_ids,
         state_dir=state_dir,
         db=db,
         provider=provider,
-        site_env=parse_site_env(env, site_ids),
+        site_env=site_env,
         external=external,
         backend=not no_backend,
     )
@@ -180,6 +195,17 @@ def up(
             f"backends {bench.startup_s['backends']:.1f} s). "
             "Ctrl-C or SIGTERM stops everything."
         )
+        token = bench.site(bench.site_ids[0]).api_token
+        if token:
+            console.print(
+                "REST API operator token (also api_token in bench.json; more with "
+                "`aurora-bench token`):"
+            )
+            # Printed plainly, unwrapped, so it can be copied whole.
+            click.echo(token)
+            console.print("operator console (the token rides in the link's fragment):")
+            for site_id in bench.site_ids:
+                click.echo(f"  site {site_id}: {bench.site(site_id).api}/#token={token}")
         _watch(bench, console)
     except _StopRequested:
         if bench is None:

@@ -24,10 +24,25 @@ have() {
   return 1
 }
 
+# Build dependencies of the Mosquitto plugin (bench/mosquitto_plugin): headers + compiler.
+declare -A PACKAGE_OF_HEADER=(
+  [/usr/include/mosquitto_plugin.h]=mosquitto-dev
+  [/usr/include/mosquitto.h]=libmosquitto-dev
+  [/usr/include/x86_64-linux-gnu/curl/curl.h]=libcurl4-openssl-dev
+  [/usr/include/openssl/x509.h]=libssl-dev
+)
+
 missing=("$@")
 for tool in "${!PACKAGE_OF[@]}"; do
   have "$tool" || missing+=("${PACKAGE_OF[$tool]}")
 done
+for header in "${!PACKAGE_OF_HEADER[@]}"; do
+  # curl's headers live under the multiarch dir; accept them anywhere under /usr/include.
+  [ -e "$header" ] || compgen -G "/usr/include/*/${header#/usr/include/*/}" >/dev/null 2>&1 \
+    || missing+=("${PACKAGE_OF_HEADER[$header]}")
+done
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v make >/dev/null 2>&1 || missing+=(make)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing missing system packages: ${missing[*]}"

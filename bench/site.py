@@ -31,6 +31,7 @@ from bench.benchfile import (
     write_bench_file,
 )
 from bench.errors import BenchError, BenchFileError, ServiceStartError
+from bench.issuer import TokenIssuer, start_issuer
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
 from bench.services.local import LOOPBACK, PostgresCluster
@@ -103,6 +104,8 @@ class _Site:
     nats_http_port: int | None
     leaf_port: int | None
     database_url: str
+    #: The token-client listener (local provider only).
+    policy_port: int | None = None
     services: dict[str, Service] = field(default_factory=dict)
     backend: Service | None = None
 
@@ -121,6 +124,9 @@ class RunningBench:
         self._postgres: PostgresCluster | None = None
         self._provider: SiteProvider | None = None
         self._info: BenchInfo | None = None
+        #: The token issuer (started first: backends fetch its JWKS) and the REST token.
+        self.issuer: TokenIssuer | None = None
+        self._api_token: str | None = None
         self._lock = threading.RLock()
         self._closed = False
         _OPEN_BENCHES.add(self)
@@ -137,6 +143,7 @@ class RunningBench:
                 state_dir=str(self.state_dir),
                 ca=str(self.pki.ca_cert),
                 sites={site_id: self._site_info(site) for site_id, site in self._sites.items()},
+                token_issuer=self.issuer.info() if self.issuer is not None else None,
             )
         return self._info
 
@@ -212,6 +219,8 @@ class RunningBench:
             "AURORA_NATS_URL": site.nats_url,
             "AURORA_FEDERATION_ENABLED": "true" if len(self._sites) > 1 else "false",
         }
+        if self.issuer is not None:
+            env.update(self.issuer.backend_env())
         env.update(self.options.site_env.get(site_id, {}))
         return env
 
@@ -260,6 +269,8 @@ class RunningBench:
                 _collect(errors, self._postgres.stop)
             if self._provider is not None:
                 _collect(errors, self._provider.stop)
+            if self.issuer is not None:
+                _collect(errors, self.issuer.close)
             if errors:
                 raise errors[0]
 
@@ -288,9 +299,15 @@ class RunningBench:
             site_id=site.site_id,
             api=f"http://{LOOPBACK}:{site.api_port}",
             mqtt=MqttEndpoint(host=site.mqtt_host, port=site.mqtt_port, tls=True),
+            policy_mqtt=(
+                MqttEndpoint(host=site.mqtt_host, port=site.policy_port, tls=True)
+                if site.policy_port is not None
+                else None
+            ),
             redis=site.redis_url,
             nats=site.nats_url,
             database=site.database_url,
+            api_token=self._api_token,
         )
 
     def _backend_service(self, site: _Site) -> Service:
@@ -313,6 +330,8 @@ class RunningBench:
     def _start(self) -> None:
         options = self.options
         began = time.monotonic()
+        self.issuer = start_issuer(self.state_dir)
+        self._api_token = self.issuer.operator_token()
         provider = PROVIDER_FACTORIES[options.provider](self.state_dir, self.pki, options.external)
         self._provider = provider
         if options.db == "postgres" and provider.runs_postgres:
@@ -328,9 +347,10 @@ class RunningBench:
             self._sites[site_id] = _Site(
                 site_id=site_id,
                 directory=directory,
-                api_port=free_port(),
+                api_port=servers.api_port or free_port(),
                 mqtt_host=servers.mqtt_host,
                 mqtt_port=servers.mqtt_port,
+                policy_port=servers.policy_port,
                 redis_url=servers.redis_url,
                 nats_url=servers.nats_url,
                 nats_http_port=servers.nats_http_port,

@@ -25,7 +25,7 @@ import simpy
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend.contract import ContractViolation, validate_device_id
+from backend.contract import BADGE_UID_PATTERN, ContractViolation, validate_device_id
 from simulators.battery import CoinCell, Transport
 from simulators.board_names import board_name_problem
 from simulators.boards import (
@@ -107,7 +107,7 @@ class AccessGroup(_Group):
     """STM32F401 access bench readers."""
 
     board: Literal["stm32f401-access"]
-    badge_uids: list[Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{8,20}$")]] = []
+    badge_uids: list[Annotated[str, Field(pattern=BADGE_UID_PATTERN)]] = []
     swipes_per_h: Annotated[float, Field(ge=0)] = 0.0
     config_type: ClassVar[type[AccessConfig]] = AccessConfig
 

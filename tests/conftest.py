@@ -13,7 +13,7 @@ import pytest
 from bench.errors import ToolMissingError
 from bench.services.process import find_binary
 
-_TIERS = {"integration": "integration", "e2e": "e2e"}
+_TIERS = {"integration": "integration", "e2e": "e2e", "fuzz": "fuzz"}
 
 
 @functools.cache

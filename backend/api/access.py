@@ -9,13 +9,15 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
-from backend.api.deps import BackendDep
-from backend.contract import DEVICE_ID_PATTERN
+from backend.api.deps import ApiScope, BackendDep, api_access
+from backend.contract import BADGE_UID_PATTERN, DEVICE_ID_PATTERN
 from backend.errors import NotFound
 from backend.ingest.decisions import ANY_DOOR, normalise_uid
 from backend.store import AccessGrant, iso, utcnow
 
-router = APIRouter(prefix="/api/v1/cps/access", tags=["access"])
+router = APIRouter(
+    prefix="/api/v1/cps/access", tags=["access"], dependencies=[api_access(ApiScope.ADMIN)]
+)
 
 
 class GrantBody(BaseModel):
@@ -23,7 +25,7 @@ class GrantBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    uid: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{8,20}$")]
+    uid: Annotated[str, Field(pattern=BADGE_UID_PATTERN)]
     device_ids: Annotated[list[str], Field(min_length=1, max_length=1000)]
 
     @field_validator("device_ids")

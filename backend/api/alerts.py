@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -10,11 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from backend.alerts import AlertRecord
-from backend.api.deps import BackendDep
+from backend.api.deps import ApiScope, BackendDep, api_access
+from backend.api.validation import FreeJson, FreeJsonList, Text, UtcDatetime
 from backend.contract import DEVICE_ID_PATTERN, Severity
 from backend.store import Alert
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(
+    prefix="/api/v1/alerts", tags=["alerts"], dependencies=[api_access(ApiScope.OPERATE)]
+)
 
 
 class AlertBody(BaseModel):
@@ -24,14 +26,39 @@ class AlertBody(BaseModel):
 
     type: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
     severity: Severity
-    title: Annotated[str, Field(min_length=1, max_length=256)]
-    description: Annotated[str, Field(max_length=4096)] = ""
+    title: Annotated[Text, Field(min_length=1, max_length=256)]
+    description: Annotated[Text, Field(max_length=4096)] = ""
     device_id: Annotated[str | None, Field(pattern=DEVICE_ID_PATTERN.pattern)] = None
-    iocs: Annotated[list[dict[str, Any] | str], Field(max_length=100)] = []
-    details: dict[str, Any] = {}
+    #: Free-form JSON is bounded (depth, size, finite numbers): see backend.api.validation.
+    iocs: Annotated[FreeJsonList, Field(max_length=100)] = []
+    details: FreeJson = {}
 
 
-@router.get("")
+class AlertOut(BaseModel):
+    """An alert as the API shows it (``AlertRecord.as_json``)."""
+
+    id: str
+    type: str
+    severity: Severity
+    title: str
+    description: str
+    device_id: str | None
+    source: str
+    origin_site: str | None
+    origin_alert_id: str | None
+    iocs: list[dict[str, Any]]
+    details: dict[str, Any]
+    created_at: str | None
+
+
+class AlertList(BaseModel):
+    """``{"items": [...], "count": N}``, newest first."""
+
+    items: list[AlertOut]
+    count: int
+
+
+@router.get("", response_model=AlertList)
 async def list_alerts(
     backend: BackendDep,
     *,
@@ -39,7 +66,7 @@ async def list_alerts(
     severity: Severity | None = None,
     source: str | None = None,
     device_id: str | None = None,
-    since: datetime | None = None,
+    since: UtcDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Alerts, newest first, filtered by ``type``, ``severity``, ``source``, ``device_id``,
@@ -54,9 +81,8 @@ async def list_alerts(
     if device_id is not None:
         query = query.where(Alert.device_id == device_id)
     if since is not None:
-        # Stored as UTC (SQLite keeps no offset): compare in UTC; a naive time means UTC.
-        since_utc = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
-        query = query.where(Alert.created_at >= since_utc)
+        # UtcDatetime converted it (or refused it with a 422): stored times are UTC.
+        query = query.where(Alert.created_at >= since)
     query = query.order_by(Alert.created_at.desc(), Alert.id).limit(limit)
     async with backend.store.sessionmaker() as session:
         rows = (await session.scalars(query)).all()
@@ -64,7 +90,7 @@ async def list_alerts(
     return {"items": items, "count": len(items)}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=AlertOut)
 async def create_alert(body: AlertBody, backend: BackendDep) -> dict[str, Any]:
     """Raise an alert through the one create path (``source="api"``)."""
     record = await backend.alerts.raise_alert(

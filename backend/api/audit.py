@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from backend.api.deps import BackendDep
+from backend.api.deps import ApiScope, BackendDep, api_access
 from backend.bus import AUDIT_STREAM
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], dependencies=[api_access(ApiScope.READ)])
 
 
 @router.get("")

@@ -8,12 +8,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from backend.api.deps import BackendDep
+from backend.api.deps import ApiScope, BackendDep, api_access
 from backend.contract import CommandVerb
 from backend.errors import InvalidRequest, NotFound
 from backend.store import Device, iso
 
-router = APIRouter(prefix="/api/v1/cps/devices", tags=["devices"])
+router = APIRouter(
+    prefix="/api/v1/cps/devices", tags=["devices"], dependencies=[api_access(ApiScope.OPERATE)]
+)
 
 
 def device_json(device: Device) -> dict[str, Any]:

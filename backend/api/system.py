@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from backend.api.deps import BackendDep
+from backend.api.deps import BackendDep, api_access
 from backend.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter()
@@ -29,7 +29,7 @@ async def healthz(backend: BackendDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "checks": checks, "site_id": backend.settings.site_id})
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[api_access()])
 async def metrics(backend: BackendDep) -> Response:
     """Prometheus text exposition of this site's metrics."""
     return Response(backend.metrics.render(), media_type=CONTENT_TYPE_LATEST)

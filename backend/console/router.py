@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from redis.exceptions import RedisError
 
-from backend.api.deps import BackendDep
+from backend.api.deps import BackendDep, api_access
 from backend.console.feed import FOLLOWED_STREAMS, console_event, sse
 from backend.errors import NotFound
 
@@ -49,6 +49,7 @@ def console_router() -> APIRouter:
     @router.get(
         "/api/v1/console/events",
         operation_id="console_events",
+        dependencies=[api_access()],
         response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
     )

@@ -11,6 +11,7 @@ Exception tree::
 
 from backend.contract.errors import ContractError, ContractViolation, RejectReason
 from backend.contract.messages import (
+    BADGE_UID_PATTERN,
     MAX_PAYLOAD_BYTES,
     AlertMessage,
     AttestationRequest,
@@ -27,6 +28,7 @@ from backend.contract.messages import (
     decode_upstream,
     encode,
 )
+from backend.contract.structure import MAX_JSON_DEPTH
 from backend.contract.topics import (
     DEVICE_ID_PATTERN,
     MessageKind,
@@ -37,7 +39,9 @@ from backend.contract.topics import (
 )
 
 __all__ = [
+    "BADGE_UID_PATTERN",
     "DEVICE_ID_PATTERN",
+    "MAX_JSON_DEPTH",
     "MAX_PAYLOAD_BYTES",
     "AlertMessage",
     "AttestationRequest",

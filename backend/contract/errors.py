@@ -19,6 +19,8 @@ class RejectReason(StrEnum):
     NON_FINITE = "non_finite"
     BAD_VALUE = "bad_value"
     DEVICE_ID_MISMATCH = "device_id_mismatch"
+    TOO_DEEP = "too_deep"
+    DUPLICATE_KEY = "duplicate_key"
 
 
 class ContractError(Exception):

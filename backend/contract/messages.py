@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from backend.contract.errors import ContractViolation, RejectReason
+from backend.contract.structure import check_depth, strict_parse
 from backend.contract.topics import MessageKind, Topic, parse_topic
 
 #: DESIGN.md: payloads over 4 KiB are rejected before parsing.
@@ -21,6 +22,10 @@ MAX_PAYLOAD_BYTES = 4096
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+#: Badge UIDs are whole bytes, 4 to 10 of them, as hex in either case (readers differ; the
+#: backend normalises to upper case): ISO/IEC 14443-3 single/double/triple size (4, 7, 10),
+#: 125 kHz EM4100 (5) and ISO 15693 / FeliCa (8). An odd digit count is a reader bug.
+BADGE_UID_PATTERN = r"^(?:[0-9A-Fa-f]{2}){4,10}$"
 Token = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Rfc3339 = Annotated[
     str,
@@ -72,6 +77,15 @@ class StatusMessage(_Message):
     device_id: DeviceId
     firmware_hash: Hex64 | None = None
 
+    @field_validator("firmware_hash", mode="before")
+    @classmethod
+    def _no_null_on_the_wire(cls, value: object, info: ValidationInfo) -> object:
+        # A node without measured boot omits the key (seed 001); JSON ``null`` would be a
+        # second spelling of "no hash", so the wire refuses it. Python callers may pass None.
+        if value is None and info.mode == "json":
+            raise ValueError("omit firmware_hash when the node has no measured boot, not null")
+        return value
+
 
 class TelemetryMessage(_Message):
     """One numeric reading."""
@@ -95,7 +109,7 @@ class BadgeEvent(_Message):
     """An RFID badge read at a reader or door."""
 
     device_id: DeviceId
-    uid: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{8,20}$")]
+    uid: Annotated[str, Field(pattern=BADGE_UID_PATTERN)]
     event: Literal["badge_read"]
 
 
@@ -165,41 +179,44 @@ def _violation(error: ValidationError) -> ContractViolation:
 
 
 def decode_payload(kind: MessageKind, payload: bytes) -> _Message:
-    """Parse and validate one payload of ``kind`` (size, JSON, schema). No topic checks."""
+    """Parse and validate one payload of ``kind``; every failure is a ContractViolation.
+
+    Order: size, nesting depth (before any parser recurses), schema (pydantic, strict),
+    then duplicate keys (pydantic keeps the last of two equal keys without a word).
+
+    The duplicate check is skipped when it cannot find anything: a validated payload is a
+    flat object (every field is a scalar), so it has (commas outside strings + 1) keys, at
+    most ``count(",") + 1``; when that equals the number of distinct fields pydantic saw,
+    no key repeats. This keeps a second parse off the telemetry hot path.
+    """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractViolation(
             RejectReason.OVERSIZE, f"payload is {len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}"
         )
+    check_depth(payload)
     model = MODEL_BY_KIND[kind]
     try:
-        return model.model_validate_json(payload, strict=True)
+        message = model.model_validate_json(payload, strict=True)
     except ValidationError as error:
         violation = _violation(error)
         if violation.reason is RejectReason.NOT_JSON:
-            raise _json_violation(payload) from None
+            raise _json_violation(payload, violation) from None
         raise violation from None
+    if payload.count(b",") + 1 != len(message.model_fields_set):
+        strict_parse(payload)  # a repeated key, or commas inside strings: parse to tell
+    return message
 
 
-def _json_violation(payload: bytes) -> ContractViolation:
+def _json_violation(payload: bytes, fallback: ContractViolation) -> ContractViolation:
+    """Say *why* pydantic found no JSON: the standard parser names NaN, bad UTF-8, etc."""
     try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return ContractViolation(RejectReason.NOT_JSON, "payload is not UTF-8 text")
-    try:
-        json.loads(text, parse_constant=_refuse_constant)
-    except _NonFinite as error:
-        return ContractViolation(RejectReason.NON_FINITE, f"{error} is not a JSON number")
-    except json.JSONDecodeError as error:
-        return ContractViolation(RejectReason.NOT_JSON, f"invalid JSON: {error}")
-    return ContractViolation(RejectReason.NOT_OBJECT, "payload is not a JSON object")
-
-
-class _NonFinite(ValueError):
-    pass
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _NonFinite(name)
+        parsed = strict_parse(payload)
+    except ContractViolation as violation:
+        return violation
+    if not isinstance(parsed, dict):
+        return ContractViolation(RejectReason.NOT_OBJECT, "payload is not a JSON object")
+    # Valid for Python, not for pydantic (e.g. a lone UTF-16 surrogate escape).
+    return fallback
 
 
 def decode_upstream(topic: str, payload: bytes) -> tuple[Topic, UpstreamMessage]:

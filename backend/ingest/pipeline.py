@@ -59,6 +59,7 @@ from backend.contract import (
 )
 from backend.contract import encode as encode_message
 from backend.contract.messages import now_rfc3339
+from backend.contract.trace import valid_trace
 from backend.ingest.consumer import RawMessage
 from backend.ingest.decisions import (
     DeviceTrust,
@@ -229,6 +230,10 @@ class IngestPipeline:
         telemetry_start = time.perf_counter()
         fault = self._fault_marker
         for message in batch:
+            if message.trace is not None and not valid_trace(message.trace):
+                # Test metadata from an untrusted sender: drop it, keep the reading.
+                self._metrics.trace_rejections.inc()
+                message.trace = None
             marker = message_marker(message) if message.qos > 0 else None
             if marker is not None and marker in already:
                 self._metrics.duplicates.inc()

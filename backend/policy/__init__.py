@@ -1,14 +1,17 @@
-"""MQTT authorization for a site: mosquitto-go-auth's HTTP backend and its ACL engine.
+"""MQTT authorization for a site: mosquitto-go-auth's HTTP backend, seed 004's rule model.
 
 * :mod:`backend.policy.topics` — MQTT 5 §4.7 topic names, filters, matching and
   subscription coverage (pure).
-* :mod:`backend.policy.engine` — :class:`AclEngine` over :class:`Rule` s (subjects, topic
-  filters with ``%u``/``%c``, actions, allow/deny; deny wins, default deny) and
-  :func:`default_rules`, the bench's Mosquitto ACL file as rules (pure).
+* :mod:`backend.policy.rules` — the rule model (subjects, topics, actions, effect, roles)
+  and the loader of a ``celine.json``-shaped rules file (pure).
+* :mod:`backend.policy.engine` — :class:`PolicyEngine` (roles, then rules, deny wins,
+  default deny), certificate identities as subjects, the bench's rules file (pure).
+* :mod:`backend.policy.tokens` — JWT validation against a JWKS, claims -> subject.
+* :mod:`backend.policy.service` — who asks (token or certificate) and the three answers.
 * :mod:`backend.policy.router` — ``POST /mqtt/user``, ``/mqtt/superuser``, ``/mqtt/acl``
   for go-auth's JSON and form modes (mounted by ``create_app``).
 
-Broker side (mosquitto-go-auth)::
+Broker side (mosquitto-go-auth, or the bench's own plugin that speaks the same protocol)::
 
     auth_plugin /usr/lib/mosquitto-go-auth.so
     auth_opt_backends http
@@ -21,31 +24,51 @@ Broker side (mosquitto-go-auth)::
 """
 
 from backend.policy.engine import (
-    ANY_DEVICE,
     PROBE_IDENTITY,
     Access,
-    AclEngine,
     Decision,
+    PolicyEngine,
+    SiteIdentities,
+    backend_identity,
+    bench_rules,
+    rule_set,
+)
+from backend.policy.errors import BadAuthRequest, InvalidRule, PolicyError, TokenRejected
+from backend.policy.rules import (
+    Action,
     Effect,
     Rule,
-    backend_identity,
-    default_rules,
-    site_engine,
+    RuleSet,
+    Subject,
+    SubjectType,
+    load_rules,
+    parse_rules,
 )
-from backend.policy.errors import BadAuthRequest, InvalidRule, PolicyError
+from backend.policy.service import PolicyService
+from backend.policy.tokens import TokenSettings, TokenVerifier
 
 __all__ = [
-    "ANY_DEVICE",
     "PROBE_IDENTITY",
     "Access",
-    "AclEngine",
+    "Action",
     "BadAuthRequest",
     "Decision",
     "Effect",
     "InvalidRule",
+    "PolicyEngine",
     "PolicyError",
+    "PolicyService",
     "Rule",
+    "RuleSet",
+    "SiteIdentities",
+    "Subject",
+    "SubjectType",
+    "TokenRejected",
+    "TokenSettings",
+    "TokenVerifier",
     "backend_identity",
-    "default_rules",
-    "site_engine",
+    "bench_rules",
+    "load_rules",
+    "parse_rules",
+    "rule_set",
 ]

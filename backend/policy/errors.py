@@ -4,8 +4,10 @@ Exception tree::
 
     BackendError                 (backend.errors)
     └── PolicyError
-        ├── InvalidRule          a rule cannot be built (bad filter, no subject, no action)
-        └── BadAuthRequest       a /mqtt/* request body cannot be read (HTTP 400)
+        ├── InvalidRule          a rules file cannot be used (file, JSON path, problem)
+        ├── BadAuthRequest       a /mqtt/* request body cannot be read (HTTP 400)
+        └── TokenRejected        a JWT is missing, malformed, expired, of the wrong issuer,
+                                 audience or key, or its JWKS is unreachable (HTTP 401)
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ class PolicyError(BackendError):
 
 
 class InvalidRule(PolicyError):
-    """An ACL rule is malformed; the message names the rule and the problem."""
+    """A rules file is malformed; the message names the file, the JSON path and the problem."""
 
 
 class BadAuthRequest(PolicyError):
     """A mosquitto-go-auth request body is malformed; the message says what to send."""
 
     status_code = 400
+
+
+class TokenRejected(PolicyError):
+    """A bearer token cannot be accepted; the message says why."""
+
+    status_code = 401

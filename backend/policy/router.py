@@ -1,7 +1,7 @@
 """The mosquitto-go-auth HTTP backend: ``POST /mqtt/user``, ``/mqtt/superuser``, ``/mqtt/acl``.
 
-The transport around :class:`~backend.policy.engine.AclEngine` (DESIGN.md, "mosquitto-go-auth
-HTTP backend protocol"):
+The transport around :class:`~backend.policy.service.PolicyService` (DESIGN.md,
+"mosquitto-go-auth HTTP backend protocol"):
 
 * bodies come as JSON (``auth_opt_http_params_mode json``, ``acc`` a number) or as a form
   (``form``, ``acc`` a decimal string); both are read here, by Content-Type;
@@ -10,7 +10,11 @@ HTTP backend protocol"):
   ``text`` mode (body must be exactly ``ok``) configure the URIs with ``?response=text``;
 * POST is go-auth's default; GET and PUT (``auth_opt_http_method``) are answered too;
 * a body that cannot be read is 400 with what to send instead, never a 500 (go-auth may
-  retry 5xx, and a broken request will not get better).
+  retry 5xx, and a broken request will not get better);
+* a token client's JWT comes in the ``password`` field or as ``Authorization: Bearer``
+  (the seed's debugging commands); certificate identities send neither.
+
+These endpoints are the broker's: they decide, change nothing, and need no API token.
 
 Decisions are counted in ``aurora_policy_decisions_total{check, result}``.
 """
@@ -27,8 +31,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import Counter
 
 from backend.metrics import BackendMetrics
-from backend.policy.engine import VALID_ACC, AclEngine, Decision, site_engine
+from backend.policy.engine import VALID_ACC, Decision
 from backend.policy.errors import BadAuthRequest
+from backend.policy.service import PolicyService
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +150,19 @@ def _reply(request: Request, ok: bool, error: str, status_code: int) -> Response
     return JSONResponse({"ok": ok, "error": error}, status_code=status_code)
 
 
-def policy_router(engine: AclEngine, metrics: BackendMetrics | None = None) -> APIRouter:
-    """The three go-auth endpoints answering from ``engine``."""
+def _token(request: Request, fields: dict[str, Any]) -> str:
+    """The JWT of a token client: the MQTT password, else a bearer header, else ""."""
+    password = _text(fields, "password", required=False)
+    if password:
+        return password
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    return ""
+
+
+def policy_router(service: PolicyService, metrics: BackendMetrics | None = None) -> APIRouter:
+    """The three go-auth endpoints answering from ``service``."""
     counters = PolicyMetrics(metrics)
     router = APIRouter(prefix="/mqtt", tags=["mqtt-auth"])
 
@@ -161,44 +177,48 @@ def policy_router(engine: AclEngine, metrics: BackendMetrics | None = None) -> A
         log.info("malformed mqtt %s check: %s", check, error.message)
         return _reply(request, False, error.message, 400)
 
-    @router.api_route("/user", methods=_METHODS)
     async def user(request: Request) -> Response:
-        """Authentication; with certificate identities Mosquitto never asks it."""
+        """Authentication of token clients (certificate clients are never asked)."""
         try:
             fields, _ = await read_fields(request)
-            username = _text(fields, "username")
-            _text(fields, "password", required=False)
+            username = _text(fields, "username", required=False)
             _text(fields, "clientid", required=False)
+            token = _token(request, fields)
         except BadAuthRequest as error:
             return refuse("user", request, error)
-        return answer("user", request, engine.authenticate(username))
+        return answer("user", request, await service.authenticate(username, token))
 
-    @router.api_route("/superuser", methods=_METHODS)
     async def superuser(request: Request) -> Response:
-        """Superuser check (asked before every ACL check): only the site's backend."""
+        """Superuser check (asked before every ACL check): roles granting ``superuser``."""
         try:
             fields, _ = await read_fields(request)
-            username = _text(fields, "username")
+            username = _text(fields, "username", required=False)
+            token = _token(request, fields)
         except BadAuthRequest as error:
             return refuse("superuser", request, error)
-        return answer("superuser", request, engine.superuser(username))
+        return answer("superuser", request, await service.superuser(username, token))
 
-    @router.api_route("/acl", methods=_METHODS)
     async def acl(request: Request) -> Response:
         """May ``username`` read (1), write (2) or subscribe (4) ``topic``?"""
         try:
             fields, as_json = await read_fields(request)
-            username = _text(fields, "username")
+            username = _text(fields, "username", required=False)
             clientid = _text(fields, "clientid", required=False)
             topic = _text(fields, "topic")
             acc = _acc(fields, as_json)
+            token = _token(request, fields)
         except BadAuthRequest as error:
             return refuse("acl", request, error)
-        return answer("acl", request, engine.check(username, clientid, topic, acc))
+        decision = await service.check(username, clientid, topic, acc, token)
+        return answer("acl", request, decision)
 
+    # One route per method: a multi-method route would give OpenAPI one operation id twice.
+    for path, endpoint in (("/user", user), ("/superuser", superuser), ("/acl", acl)):
+        for method in _METHODS:
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                operation_id=f"mqtt_{path.strip('/')}_{method.lower()}",
+            )
     return router
-
-
-def site_policy_router(site_id: str, metrics: BackendMetrics | None = None) -> APIRouter:
-    """The router of one site: the bench's default rules, its backend as superuser."""
-    return policy_router(site_engine(site_id), metrics)

@@ -20,7 +20,7 @@ import httpx
 from redis.asyncio import Redis
 
 from backend.bus import ALERTS_STREAM
-from bench.benchfile import BenchInfo
+from bench.benchfile import BenchInfo, SiteInfo
 from bench.errors import BenchError
 from bench.load.summary import percentile_of
 from bench.perf.figures import Figure
@@ -101,11 +101,12 @@ class _Arrivals:
         await self._redis.aclose()
 
 
-async def _wait_link_healthy(client: httpx.AsyncClient, api: str) -> None:
+async def _wait_link_healthy(client: httpx.AsyncClient, site: SiteInfo) -> None:
+    api = site.api
     deadline = time.monotonic() + LINK_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
-            response = await client.get(f"{api}/api/v1/system/topology")
+            response = await client.get(f"{api}/api/v1/system/topology", headers=site.api_headers())
             if response.status_code == 200 and any(
                 link["status"] == "healthy" for link in response.json().get("links", [])
             ):
@@ -176,8 +177,9 @@ async def propagation_run(
     run = PropagationRun()
     lost_in_a_row = 0
     limits = httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
-        await _wait_link_healthy(client, recv.api)
+    # The client's own headers authenticate the POSTs at the sending site.
+    async with httpx.AsyncClient(timeout=10, limits=limits, headers=send.api_headers()) as client:
+        await _wait_link_healthy(client, recv)
         follower = asyncio.create_task(arrivals.follow(await arrivals.last_id()))
         try:
             for index in range(warmup + alerts):

@@ -151,6 +151,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("federation", "bench.perf.federation", sites=2),
     Measurement("inspection", "bench.perf.inspection"),
     Measurement("emulated", "bench.perf.emulated"),
+    Measurement("policy", "bench.perf.policy"),
+    Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]

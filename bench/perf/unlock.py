@@ -33,6 +33,7 @@ from backend.contract import (
     encode,
     topic_for,
 )
+from bench.benchfile import SiteInfo
 from bench.load.clients import MeasurementError, Publisher, Subscriber
 from bench.load.profiles import LOAD_BADGE_UID, PROFILES, DeviceTraffic
 from bench.load.summary import percentile_of
@@ -194,10 +195,11 @@ class TelemetryLoad:
             publisher.close()
 
 
-def _grant(api: str) -> str:
+def _grant(site: SiteInfo) -> str:
     response = httpx.post(
-        f"{api}/api/v1/cps/access/grants",
+        f"{site.api}/api/v1/cps/access/grants",
         json={"uid": LOAD_BADGE_UID, "device_ids": [DOOR_ID]},
+        headers=site.api_headers(),
         timeout=10.0,
     )
     if response.status_code >= 300:
@@ -205,8 +207,12 @@ def _grant(api: str) -> str:
     return str(response.json()["id"])
 
 
-def _revoke(api: str, grant_id: str) -> None:
-    httpx.delete(f"{api}/api/v1/cps/access/grants/{grant_id}", timeout=10.0)
+def _revoke(site: SiteInfo, grant_id: str) -> None:
+    httpx.delete(
+        f"{site.api}/api/v1/cps/access/grants/{grant_id}",
+        headers=site.api_headers(),
+        timeout=10.0,
+    )
 
 
 def _samples_under_load(ctx: PerfContext, door: Door, rate: float, samples: int) -> list[float]:
@@ -223,8 +229,8 @@ def measure_sync(
     ctx: PerfContext, samples: int, load_rate: float, goal_rate: float | None = None
 ) -> list[Figure]:
     """Idle samples, then samples under ``load_rate`` (and ``goal_rate``) telemetry."""
-    api = ctx.info.site(ctx.site_id).api
-    grant = _grant(api)
+    site = ctx.info.site(ctx.site_id)
+    grant = _grant(site)
     try:
         with Door(ctx) as door:
             door.samples(min(5, samples))  # warm-up: first connections, caches, JIT of paths
@@ -239,7 +245,7 @@ def measure_sync(
                 ctx.progress(f"unlock under {goal_rate:g} msg/s (goal rate): {samples} round trips")
                 goal = _samples_under_load(ctx, door, goal_rate, samples)
     finally:
-        _revoke(api, grant)
+        _revoke(site, grant)
     idle_p50, idle_p99 = percentile_of(idle, 0.5), percentile_of(idle, 0.99)
     loaded_p99 = percentile_of(loaded, 0.99)
     assert idle_p50 is not None and idle_p99 is not None and loaded_p99 is not None

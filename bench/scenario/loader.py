@@ -83,6 +83,11 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Validate scenario YAML ``text``; ``source`` names it in errors."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level; no scenario nests like this.
+        raise ScenarioLoadError(
+            source, [Problem(None, f"nested more than {MAX_DEPTH} levels deep")]
+        ) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -99,6 +104,9 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
             source,
             [Problem(_line(node), "a scenario is a mapping with `name`, `sites`, `steps`, ...")],
         )
+    shape = _structure_problem(node)
+    if shape is not None:
+        raise ScenarioLoadError(source, [shape])
     duplicates = list(_duplicate_keys(node))
     if duplicates:
         raise ScenarioLoadError(source, duplicates)
@@ -116,6 +124,41 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     if problems:
         raise ScenarioLoadError(source, problems)
     return scenario
+
+
+#: Deepest nesting a scenario may have (the shipped ones stay under 10).
+MAX_DEPTH = 64
+#: Most values a scenario may expand to once aliases are followed (the shipped ones stay
+#: under 2,000): aliases are welcome for shared settings, a "billion laughs" file is not.
+MAX_EXPANDED_NODES = 100_000
+
+
+def _structure_problem(root: yaml.Node) -> Problem | None:
+    """Refuse what would cost more to read than a scenario can mean: nesting deeper than
+    MAX_DEPTH, or aliases that expand to more than MAX_EXPANDED_NODES values (a few lines
+    that would become billions of items). Iterative, and it stops at the budget."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    expanded = 0
+    while stack:
+        node, depth = stack.pop()
+        expanded += 1
+        if expanded > MAX_EXPANDED_NODES:
+            return Problem(
+                _line(node),
+                f"expands to more than {MAX_EXPANDED_NODES:,} values once its aliases "
+                "(*name) are followed; write a smaller file",
+            )
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            continue
+        if depth > MAX_DEPTH:
+            return Problem(_line(node), f"nested more than {MAX_DEPTH} levels deep")
+        children = (
+            [v for pair in node.value for v in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 _STEPS_KEY = re.compile(r"^steps\s*:", re.MULTILINE)

@@ -22,6 +22,7 @@ from backend.mqtt import MqttError, client_tls_context
 from backend.mqtt import codec as mqtt_codec
 from bench.errors import ServiceStartError
 from bench.pki import CertPair, Pki
+from bench.services.auth_plugin import ensure_plugin
 from bench.services.config import (
     MOSQUITTO_NOFILE,
     PROBE_IDENTITY,
@@ -29,6 +30,7 @@ from bench.services.config import (
     LeafRemote,
     MosquittoConfig,
     NatsConfig,
+    PolicyListener,
     backend_identity,
     mosquitto_acl,
     mosquitto_conf,
@@ -46,9 +48,32 @@ def _running_as_root() -> bool:
     return os.geteuid() == 0
 
 
-def mosquitto_service(site_dir: Path, pki: Pki, site_id: str, port: int) -> Service:
-    """Mosquitto for one site: mTLS listener on ``port``, ACL, persistence in ``site_dir``."""
+def mosquitto_service(
+    site_dir: Path,
+    pki: Pki,
+    site_id: str,
+    port: int,
+    *,
+    policy_port: int | None = None,
+    policy_http_port: int | None = None,
+    policy_cache: bool = True,
+) -> Service:
+    """Mosquitto for one site: mTLS listener on ``port``, ACL, persistence in ``site_dir``.
+
+    With ``policy_port`` and ``policy_http_port`` it also gets the token-client listener on
+    ``policy_port``, authorized by the ``aurora_auth`` plugin asking the policy service on
+    ``policy_http_port`` (the site backend); ``policy_cache`` False turns the plugin's
+    decision cache off (the bench measures the difference).
+    """
     binary = find_binary("mosquitto")
+    policy = None
+    if policy_port is not None and policy_http_port is not None:
+        policy = PolicyListener(
+            port=policy_port,
+            plugin=ensure_plugin(),
+            http_port=policy_http_port,
+            cache=policy_cache,
+        )
     work = site_dir / "mosquitto"
     work.mkdir(parents=True, exist_ok=True)
     acl = work / "acl"
@@ -66,15 +91,22 @@ def mosquitto_service(site_dir: Path, pki: Pki, site_id: str, port: int) -> Serv
                 log_file=site_dir / "mosquitto.log",
                 crl=pki.crl,
                 run_as_root=_running_as_root(),
+                policy=policy,
             )
         )
     )
+
+    def ready() -> bool:
+        return mqtt_accepts(LOOPBACK, port, pki.ca_cert, probe) and (
+            policy_port is None or tcp_accepts(LOOPBACK, policy_port)
+        )
+
     return Service(
         ServiceSpec(
             name=f"mosquitto-{site_id}",
             command=[binary, "-c", str(conf)],
             log=site_dir / "mosquitto.log",
-            ready=lambda: mqtt_accepts(LOOPBACK, port, pki.ca_cert, probe),
+            ready=ready,
             port=port,
             cwd=work,
             nofile=MOSQUITTO_NOFILE,

@@ -49,6 +49,10 @@ class SiteServers:
     nats_http_port: int | None = None
     leaf_port: int | None = None
     database_url: str | None = None
+    #: The token-client listener (local provider only: its plugin asks the backend).
+    policy_port: int | None = None
+    #: The backend's API port when the provider had to fix it (Mosquitto's plugin needs it).
+    api_port: int | None = None
     services: dict[str, Service] = field(default_factory=dict)
 
 
@@ -87,6 +91,7 @@ class LocalProvider:
     def add_site(self, site_id: str, directory: Path, index: int, count: int) -> SiteServers:
         """Configure Mosquitto, NATS and Redis for the site (started by :meth:`start`)."""
         redis_port, nats_port, http_port, mqtt_port = (free_port() for _ in range(4))
+        api_port, policy_port = free_port(), free_port()
         # The first site is the leafnode hub; the second attaches to it (DESIGN: NATS).
         leaf_listen = free_port() if index == 0 and count > 1 else None
         self._hub_leaf_port = self._hub_leaf_port or leaf_listen
@@ -97,6 +102,8 @@ class LocalProvider:
             nats_url=f"nats://{LOOPBACK}:{nats_port}",
             nats_http_port=http_port,
             leaf_port=leaf_listen,
+            policy_port=policy_port,
+            api_port=api_port,
         )
         servers.services["redis"] = redis_service(directory, site_id, redis_port)
         servers.services["nats"] = nats_service(
@@ -108,7 +115,15 @@ class LocalProvider:
             leaf_listen_port=leaf_listen,
             leaf_remote_port=self._hub_leaf_port if index > 0 else None,
         )
-        servers.services["mosquitto"] = mosquitto_service(directory, self._pki, site_id, mqtt_port)
+        # The token listener's plugin asks this site's backend (its /mqtt/* router).
+        servers.services["mosquitto"] = mosquitto_service(
+            directory,
+            self._pki,
+            site_id,
+            mqtt_port,
+            policy_port=policy_port,
+            policy_http_port=api_port,
+        )
         self._services.extend(servers.services.values())
         return servers
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -55,10 +56,11 @@ def test_up_writes_bench_json_and_stops_everything_on_sigterm(tmp_path: Path) ->
     try:
         _wait_for_bench_file(proc, state_dir)
         raw = json.loads((state_dir / "bench.json").read_text())
-        assert set(raw) == {"state_dir", "ca", "sites"}
+        assert set(raw) == {"state_dir", "ca", "sites", "token_issuer"}
+        assert set(raw["token_issuer"]) == {"issuer", "jwks", "token_url", "audience"}
         assert set(raw["sites"]) == {"a"}
         site = raw["sites"]["a"]
-        assert set(site) == {"site_id", "api", "mqtt", "redis", "nats", "database"}
+        assert set(site) == {"site_id", "api", "mqtt", "redis", "nats", "database", "api_token"}
         assert site["site_id"] == "a"
         assert site["mqtt"]["tls"] is True
         assert site["redis"].startswith("redis://127.0.0.1:") and site["redis"].endswith("/0")
@@ -70,6 +72,7 @@ def test_up_writes_bench_json_and_stops_everything_on_sigterm(tmp_path: Path) ->
         with urllib.request.urlopen(f"{info.site('a').api}/healthz", timeout=5) as response:
             assert response.status == 200
         assert tcp_accepts(info.site("a").mqtt.host, info.site("a").mqtt.port)
+        _check_the_api_wants_a_token(state_dir, info.site("a").api, site["api_token"])
 
         children = _descendants(proc.pid)
         names = {child.name() for child in children}
@@ -82,8 +85,38 @@ def test_up_writes_bench_json_and_stops_everything_on_sigterm(tmp_path: Path) ->
             proc.wait()
     assert proc.returncode == 0, output
     assert "site a" in output and "stopped" in output
+    assert site["api_token"] in output  # the ready operator token is printed whole
     assert [child.pid for child in children if _alive(child)] == []
     assert not (state_dir / "bench.json").exists()
+
+
+def _get(url: str, token: str | None) -> tuple[int, str]:
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _mint(state_dir: Path, *args: str) -> str:
+    command = [CLI, "token", *args, "--ttl", "60", "--state-dir", str(state_dir)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    return result.stdout.strip()
+
+
+def _check_the_api_wants_a_token(state_dir: Path, api: str, operator_token: str) -> None:
+    devices = f"{api}/api/v1/cps/devices"
+    status, body = _get(devices, None)
+    assert status == 401
+    assert "aurora-bench token" in json.loads(body)["error"]
+    assert _get(devices, operator_token)[0] == 200
+    minted = _mint(state_dir, "--sub", "qa", "--type", "user", "--scope", "aurora.read")
+    assert _get(devices, minted)[0] == 200
+    mqtt_only = _mint(state_dir, "--sub", "svc-digital-twin", "--scope", "mqtt.write")
+    assert _get(devices, mqtt_only)[0] == 403
 
 
 def test_certs_issue_writes_and_prints_both_paths(tmp_path: Path) -> None:

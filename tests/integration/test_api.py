@@ -34,13 +34,25 @@ def _settings(bench: RunningBench, tmp_path: Path, **changes: Any) -> Settings:
         "redis_url": bench.site("a").redis,
         "database_url": f"sqlite:///{tmp_path / 'api.db'}",
         "mqtt_client_id": new_id("api-test"),
+        # The bench's token issuer, so requests carry the bench's operator token.
+        **_issuer_settings(bench),
     }
     values.update(changes)
     return Settings(**values)
 
 
-async def _client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://site")
+def _issuer_settings(bench: RunningBench) -> dict[str, Any]:
+    assert bench.issuer is not None
+    return {"auth_jwks_url": bench.issuer.jwks_url, "auth_issuer": bench.issuer.issuer}
+
+
+async def _client(app: FastAPI, bench: RunningBench) -> httpx.AsyncClient:
+    """A client of ``app`` carrying the bench's operator token (every API scope)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://site",
+        headers=bench.site("a").api_headers(),
+    )
 
 
 @pytest.fixture
@@ -50,7 +62,7 @@ async def site(
     app = create_app(_settings(bench_one, tmp_path))
     backend: Backend = app.state.backend
     await backend.start()
-    client = await _client(app)
+    client = await _client(app, bench_one)
     try:
         yield backend, client
     finally:
@@ -83,7 +95,7 @@ async def test_healthz_names_the_missing_dependency(
     backend: Backend = app.state.backend
     await backend.start()
     try:
-        async with await _client(app) as client:
+        async with await _client(app, bench_one) as client:
             response = await client.get("/healthz")
         assert response.status_code == 503
         body = response.json()
@@ -313,7 +325,7 @@ async def test_two_sites_live_in_one_process(bench_one: RunningBench, tmp_path: 
         await backend.start()
     try:
         for app, name in zip(apps, ("s1", "s2"), strict=True):
-            async with await _client(app) as client:
+            async with await _client(app, bench_one) as client:
                 created = await client.post(
                     "/api/v1/alerts", json={"type": "t", "severity": "low", "title": name}
                 )

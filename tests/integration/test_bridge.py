@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bench.cmd_hardware import make_bridge
@@ -129,9 +128,8 @@ async def test_virtual_door_through_the_bridge(
 ) -> None:
     board, device_id, _ = virtual_door
     bridge, console = running_bridge
-    api = bench_one.site("a").api
 
-    async with httpx.AsyncClient(base_url=api, timeout=10) as http:
+    async with bench_one.site("a").api_client(timeout=10) as http:
         # 1. The board's status frame, through pyserial and the bridge's own mTLS identity,
         #    registers it with the backend.
         async def registered() -> dict[str, object] | None:
@@ -266,7 +264,7 @@ async def test_swipe_to_unlock_latency_through_the_bridge(
     bridge, _ = running_bridge
     async with asyncio.timeout(DEADLINE_S):
         await bridge.wait_until(lambda s: s.broker_connects >= 1 and s.published >= 1)
-    async with httpx.AsyncClient(base_url=bench_one.site("a").api, timeout=10) as http:
+    async with bench_one.site("a").api_client(timeout=10) as http:
         grant = await http.post(
             "/api/v1/cps/access/grants", json={"uid": "0455AF30", "device_ids": [device_id]}
         )

@@ -465,11 +465,18 @@ def sites(bench_factory: Callable[..., RunningBench]) -> RunningBench:
     return bench_factory(["a", "b"], site_env={"a": dict(FAST), "b": dict(FAST)})
 
 
-def _http() -> httpx.AsyncClient:
+def _http(bench: RunningBench) -> httpx.AsyncClient:
     """A client that drops idle connections before uvicorn's 5 s keep-alive close: a
     connection left idle while the other site restarts would otherwise be reused just as
-    the server closes it ("Server disconnected without sending a response")."""
-    return httpx.AsyncClient(timeout=10, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S))
+    the server closes it ("Server disconnected without sending a response").
+
+    It carries the bench's operator token, which every site of the bench accepts (one
+    issuer)."""
+    return httpx.AsyncClient(
+        timeout=10,
+        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
+        headers=bench.site("a").api_headers(),
+    )
 
 
 async def _api_alerts(client: httpx.AsyncClient, base: str) -> list[dict[str, Any]]:
@@ -482,7 +489,7 @@ async def _api_alerts(client: httpx.AsyncClient, base: str) -> list[dict[str, An
 
 async def test_backends_federate_through_the_rest_api(sites: RunningBench) -> None:
     a_api, b_api = sites.site("a").api, sites.site("b").api
-    async with _http() as client:
+    async with _http(sites) as client:
 
         async def link_healthy() -> bool:
             response = await client.get(f"{a_api}/api/v1/system/topology")
@@ -564,7 +571,7 @@ async def _all_arrive_once(
 
 async def test_backends_survive_a_partition(sites: RunningBench) -> None:
     a_api, b_api = sites.site("a").api, sites.site("b").api
-    async with _http() as client:
+    async with _http(sites) as client:
 
         async def status(wanted: str) -> bool:
             return await _api_link_status(client, a_api) == wanted
@@ -586,7 +593,7 @@ async def test_backends_survive_a_partition(sites: RunningBench) -> None:
 
 async def test_restarting_either_backend_loses_nothing(sites: RunningBench) -> None:
     a_api, b_api = sites.site("a").api, sites.site("b").api
-    async with _http() as client:
+    async with _http(sites) as client:
         # a crashes; b raises alerts meanwhile; a's durable consumer resumes after restart.
         await asyncio.to_thread(sites.stop_backend, "a", kill=True)
         try:
@@ -619,7 +626,7 @@ async def test_sites_find_each_other_without_waiting_a_heartbeat(
     # Default timing (15 s heartbeat): discovery must not wait for the second heartbeat.
     fresh = bench_factory(["a", "b"])
     a_api, b_api = fresh.site("a").api, fresh.site("b").api
-    async with _http() as client:
+    async with _http(fresh) as client:
         alert_id = await _post_alert(client, b_api, title="right after start")
 
         async def arrived() -> bool:

@@ -61,7 +61,7 @@ async def site_fleet(bench_one) -> Any:
 
 @pytest.fixture
 async def api(bench_one) -> Any:
-    async with httpx.AsyncClient(base_url=bench_one.site("a").api, timeout=10) as client:
+    async with bench_one.site("a").api_client(timeout=10) as client:
         yield client
 
 

@@ -88,7 +88,7 @@ def trace_properties(trace: str) -> Properties:
 
 @pytest.fixture(scope="session")
 async def api(bench_one: RunningBench) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=bench_one.site("a").api, timeout=10) as client:
+    async with bench_one.site("a").api_client(timeout=10) as client:
         yield client
 
 
@@ -193,7 +193,10 @@ async def test_telemetry_reaches_streams_with_trace_and_anomaly_alerts(
     topic = topic_for(MessageKind.TELEMETRY, device_id)
     async with device_client(bench_one, device_id) as client:
         await client.publish(
-            topic, telemetry_payload(device_id, -4.25), qos=1, properties=trace_properties("t-1")
+            topic,
+            telemetry_payload(device_id, -4.25),
+            qos=1,
+            properties=trace_properties("t-1:7:1700000000000000000"),
         )
         await client.publish(topic, telemetry_payload(device_id, 99.5), qos=1)
 
@@ -208,7 +211,7 @@ async def test_telemetry_reaches_streams_with_trace_and_anomaly_alerts(
     entries = await eventually(both, "two telemetry stream entries")
     by_value = {e["data"]["value"]: e for e in entries}
     assert by_value[-4.25]["type"] == "telemetry"
-    assert by_value[-4.25]["trace"] == "t-1"
+    assert by_value[-4.25]["trace"] == "t-1:7:1700000000000000000"
     assert "trace" not in by_value[99.5]
     assert by_value[-4.25]["data"] == {
         "device_id": device_id,

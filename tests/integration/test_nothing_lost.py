@@ -8,7 +8,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -80,7 +79,7 @@ async def test_kill_minus_nine_loses_and_doubles_nothing(bench_factory: BenchFac
             return seen if set(seen) >= expected else None
 
         seen = await eventually(all_there, "every reading after the restart", SLOW_S)
-        async with httpx.AsyncClient(base_url=bench.site("a").api) as api:
+        async with bench.site("a").api_client() as api:
             redelivered = await metric_value(api, "aurora_ingest_duplicates_total")
         assert redelivered > 0, "the crash window held processed, unacknowledged messages"
         doubled = {key: n for key, n in seen.items() if n > 1}
@@ -145,7 +144,7 @@ async def test_redis_outage_delays_but_loses_nothing(bench_factory: BenchFactory
     meanwhile all arrive once Redis is back (the broker redelivers after a reconnect)."""
     bench = bench_factory(["a"], site_env={"a": {"AURORA_MQTT_RECONNECT_MAX_S": "1"}})
     device_id = new_id("esp32s3-outage")
-    async with httpx.AsyncClient(base_url=bench.site("a").api, timeout=10) as api:
+    async with bench.site("a").api_client(timeout=10) as api:
         await asyncio.to_thread(bench.stop_service, "a", "redis")
 
         async def redis_reported_down() -> dict[str, str] | None:

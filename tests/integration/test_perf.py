@@ -22,6 +22,15 @@ EXPECTED = {
     "devices.cert_issue_time": "s",
     "federation.propagation.p99": "ms",
     "federation.propagation.lost": "alerts",
+    "policy.acl_http.p99": "ms",
+    "policy.acl_http.p50": "ms",
+    "policy.acl_http.offered_rate": "req/s",
+    "policy.acl_http.serial.p99": "ms",
+    "policy.acl_http.serial.rate": "req/s",
+    "policy_mqtt.publish.cached": "msg/s",
+    "policy_mqtt.publish.uncached": "msg/s",
+    "device.delivery.subscribe_checked": "msg/s",
+    "device.subscribe.checked": "subscribes/s",
 }
 
 
@@ -60,6 +69,7 @@ def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     assert data["devices.connected_per_process"]["value"] == PerfConfig.tiny().devices
     assert data["devices.ramp_rate"]["value"] > 0
     assert data["federation.propagation.lost"]["value"] == 0
+    assert data["policy.acl_http.offered_rate"]["value"] > 0
     # The table printed is the file's content, and no measurement failed.
     assert "ingest.throughput" in done.stdout
     assert "devices.ramp_rate" in done.stdout

@@ -37,7 +37,7 @@ async def test_fixtures(bench_site, fleet):
     import httpx
     nodes = await fleet([{"id": "pl-env-01", "board": "esp32s3-env"}])
     assert nodes.has("pl-env-01")
-    async with httpx.AsyncClient(base_url=bench_site.api) as http:
+    async with bench_site.api_client() as http:
         assert (await http.get("/healthz")).status_code == 200
 """
 

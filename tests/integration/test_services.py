@@ -128,7 +128,12 @@ async def test_publish_under_another_id_is_refused(services_two: RunningBench) -
 
 async def test_device_reads_only_its_own_commands(services_two: RunningBench) -> None:
     async with device_client(services_two, "stm32f401-door-07") as door:
-        await door.subscribe("aurora/access/+/command", qos=1)
+        # Subscriptions are checked too (issue #11.2): a filter wider than its own topics
+        # is refused at SUBACK, its own command topic is granted.
+        refused = await door.subscribe("aurora/access/+/command", qos=1)
+        assert [code.is_failure for code in refused] == [True]  # type: ignore[union-attr]
+        granted = await door.subscribe("aurora/access/stm32f401-door-07/command", qos=1)
+        assert [code.is_failure for code in granted] == [False]  # type: ignore[union-attr]
         async with probe_client(services_two) as probe:
             await probe.publish("aurora/access/stm32f401-door-08/command", b"other", qos=1)
             await probe.publish("aurora/access/stm32f401-door-07/command", b"mine", qos=1)
@@ -247,7 +252,7 @@ def test_failed_bench_start_stops_what_was_started(
 ) -> None:
     import bench.services.providers
 
-    def broken_mosquitto(site_dir: Path, pki: Pki, site_id: str, port: int) -> Service:
+    def broken_mosquitto(site_dir: Path, pki: Pki, site_id: str, port: int, **_: object) -> Service:
         return Service(
             ServiceSpec(
                 name=f"mosquitto-{site_id}",

@@ -34,6 +34,17 @@ def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             {"AURORA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
             "check AURORA_DATABASE_URL",
         ),
+        (
+            {"AURORA_POLICY_RULES": "/nonexistent/rules.json"},
+            "/nonexistent/rules.json: cannot read the rules file",
+        ),
+        (
+            {
+                "AURORA_AUTH_JWKS_URL": "http://127.0.0.1:1/certs",
+                "AURORA_AUTH_ALGORITHMS": '["HS256"]',
+            },
+            "never none or HMAC",
+        ),
         # a cross-field settings check: no field location, the message names the variables
         ({"AURORA_FEDERATION_ENABLED": "true"}, "needs AURORA_NATS_URL"),
     ],

@@ -205,7 +205,10 @@ alerts = st.builds(
     event_details=st.text(max_size=300),
 )
 badges = st.builds(
-    BadgeEvent, device_id=ids, uid=st.from_regex(r"\A[0-9A-F]{8,20}\Z"), event=st.just("badge_read")
+    BadgeEvent,
+    device_id=ids,
+    uid=st.from_regex(r"\A(?:[0-9A-Fa-f]{2}){4,10}\Z"),
+    event=st.just("badge_read"),
 )
 upstream = statuses | telemetry | alerts | badges
 KIND = {

@@ -1,23 +1,14 @@
-"""The ACL engine: every default rule, deny-wins, %u/%c hygiene, user and superuser checks."""
+"""The engine over the bench's rules file: every device rule, deny wins, %u/%c hygiene,
+roles, superusers (certificate identities; tokens are in test_rules and test_tokens)."""
 
 from __future__ import annotations
-
-import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.policy.engine import (
-    ANY_DEVICE,
-    Access,
-    AclEngine,
-    Effect,
-    Rule,
-    default_rules,
-    site_engine,
-)
-from backend.policy.errors import InvalidRule
+from backend.policy.engine import Decision, PolicyEngine, SiteIdentities, bench_rules
+from backend.policy.rules import Subject, SubjectType, parse_rules
 
 BACKEND = "aurora-backend-a"
 OTHER_BACKEND = "aurora-backend-b"
@@ -26,7 +17,17 @@ DOOR = "stm32f401-door-03"
 ENV = "esp32s3-env-01"
 R, W, S = 1, 2, 4
 
-ENGINE = site_engine("a")
+ENGINE = PolicyEngine(bench_rules())
+IDENTITIES = SiteIdentities("a")
+
+
+def check(username: str, clientid: str, topic: str, acc: int) -> Decision:
+    """A check as a certificate identity of site a asks it."""
+    subject = IDENTITIES.subject(username)
+    if subject is None:
+        return Decision(False, f"{username!r} is nobody")
+    return ENGINE.check(subject, clientid, topic, acc)
+
 
 # (username, topic, acc, allowed) — one row per line of the bench's ACL file and its edges.
 TABLE = [
@@ -94,126 +95,116 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("username", "topic", "acc", "allowed"), TABLE)
-def test_default_rules(username: str, topic: str, acc: int, allowed: bool) -> None:
-    decision = ENGINE.check(username, f"{username}-client", topic, acc)
+def test_device_rules(username: str, topic: str, acc: int, allowed: bool) -> None:
+    decision = check(username, f"{username}-client", topic, acc)
     assert decision.allowed is allowed, decision
     assert (decision.reason == "") is allowed
 
 
-def test_the_other_backend_is_not_treated_as_a_device_here() -> None:
-    # In site "a" "aurora-backend-b" is just a device id; it gets the device patterns only.
-    assert ENGINE.check(OTHER_BACKEND, "c", f"aurora/sensors/{OTHER_BACKEND}/status", W).allowed
-    assert not ENGINE.check(OTHER_BACKEND, "c", "aurora/#", S).allowed
+def test_the_other_backend_is_just_a_device_here() -> None:
+    # In site "a" "aurora-backend-b" is just a device id; it gets the device rules only.
+    assert check(OTHER_BACKEND, "c", f"aurora/sensors/{OTHER_BACKEND}/status", W).allowed
+    assert not check(OTHER_BACKEND, "c", "aurora/#", S).allowed
 
 
 def test_service_identities_get_no_device_rights() -> None:
     # The backend's own name is a valid device id, but it is no device.
-    assert not ENGINE.check(BACKEND, "c", f"aurora/sensors/{BACKEND}/status", W).allowed
-    engine = AclEngine(default_rules([]), service_identities=("svc-1",))
-    assert not engine.check("svc-1", "c", "aurora/sensors/svc-1/status", W).allowed
-    assert not engine.check("svc-1", "c", "aurora/access/svc-1/command", S).allowed
-    assert engine.check("svc-2", "c", "aurora/access/svc-2/command", S).allowed
+    assert not check(BACKEND, "c", f"aurora/sensors/{BACKEND}/status", W).allowed
 
 
 @pytest.mark.parametrize(
     "username",
     ["+", "#", "a/b", "dev+", "dev#", "dévice", "dev\n", "", "x" * 65, "dev ice", "%u"],
 )
-def test_a_bad_username_never_fills_a_percent_u_rule(username: str) -> None:
-    topics = [
-        f"aurora/access/{username}/command",
-        "aurora/access/+/command",
-        "aurora/access/#",
-        "#",
-    ]
+def test_a_bad_username_is_nobody(username: str) -> None:
+    assert IDENTITIES.subject(username) is None
+
+
+@pytest.mark.parametrize(
+    "subject_id",
+    ["+", "#", "a/b", "dev+", "dev#", "dévice", "dev\n", "", "x" * 65, "dev ice", "%u"],
+)
+def test_a_bad_id_never_fills_a_percent_u_rule(subject_id: str) -> None:
+    # Even a token subject typed "device" (no token can claim it) with a hostile id.
+    who = Subject(SubjectType.DEVICE, subject_id)
+    topics = [f"aurora/access/{subject_id}/command", "aurora/access/+/command", "#"]
     for topic in topics:
-        for acc in (R, W, S):
-            assert not ENGINE.check(username, "client", topic, acc).allowed, (topic, acc)
+        for acc in (R, S):
+            assert not ENGINE.check(who, "client", topic, acc).allowed, (topic, acc)
     for topic in ("aurora/sensors/x/status", "aurora/sensors/a/b/status", "aurora/sensors/x"):
-        assert not ENGINE.check(username, "client", topic, W).allowed
+        assert not ENGINE.check(who, "client", topic, W).allowed
 
 
 @given(st.text(max_size=20), st.sampled_from([R, W, S]))
 def test_only_valid_device_ids_get_device_rights(username: str, acc: int) -> None:
     topic = "aurora/access/dev-1/command" if acc != W else "aurora/sensors/dev-1/status"
-    allowed = ENGINE.check(username, "c", topic, acc).allowed
+    allowed = check(username, "c", topic, acc).allowed
     assert allowed == (username in ("dev-1", PROBE) or (username == BACKEND and acc != W))
 
 
-def test_deny_wins_over_allow_in_any_order() -> None:
-    allow = Rule((ANY_DEVICE,), ("aurora/sensors/%u/#",), Access.WRITE, name="own sensors")
-    deny = Rule(
-        ("stm32f401-*",),
-        ("aurora/sensors/%u/alerts",),
-        Access.WRITE,
-        Effect.DENY,
-        name="doors raise no alerts",
+def _rules(*rules: str, roles: str = '"type_permissions": {"device": ["publish"]}') -> PolicyEngine:
+    text = (
+        f'{{"t": {{"mqtt": {{"acl": {{"rules": [{", ".join(rules)}]}}}}, "roles": {{{roles}}}}}}}'
     )
-    for rules in ((allow, deny), (deny, allow)):
-        engine = AclEngine(rules, service_identities=())
-        denied = engine.check(DOOR, "c", f"aurora/sensors/{DOOR}/alerts", W)
+    return PolicyEngine(parse_rules(text, "test.json"))
+
+
+ALLOW_OWN = (
+    '{"subjects": {"types": ["device"]}, "topics": ["aurora/sensors/%u/#"], "actions": ["publish"]}'
+)
+DENY_DOOR_ALERTS = (
+    '{"subjects": {"ids": ["stm32f401-door-03"]}, "topics": ["aurora/sensors/%u/alerts"], '
+    '"actions": ["publish"], "effect": "deny", "description": "door 3 raises no alerts"}'
+)
+
+
+def test_deny_wins_over_allow_in_any_order() -> None:
+    door, env = Subject(SubjectType.DEVICE, DOOR), Subject(SubjectType.DEVICE, ENV)
+    for engine in (_rules(ALLOW_OWN, DENY_DOOR_ALERTS), _rules(DENY_DOOR_ALERTS, ALLOW_OWN)):
+        denied = engine.check(door, "c", f"aurora/sensors/{DOOR}/alerts", W)
         assert not denied.allowed
-        assert "doors raise no alerts" in denied.reason
-        assert engine.check(DOOR, "c", f"aurora/sensors/{DOOR}/status", W).allowed
-        assert engine.check(ENV, "c", f"aurora/sensors/{ENV}/alerts", W).allowed
+        assert "door 3 raises no alerts" in denied.reason
+        assert "test.json: $.t.mqtt.acl.rules[" in denied.reason
+        assert engine.check(door, "c", f"aurora/sensors/{DOOR}/status", W).allowed
+        assert engine.check(env, "c", f"aurora/sensors/{ENV}/alerts", W).allowed
 
 
 def test_nothing_matching_is_a_deny() -> None:
-    engine = AclEngine((), service_identities=())
-    decision = engine.check(DOOR, "c", f"aurora/sensors/{DOOR}/status", W)
+    decision = _rules().check(Subject(SubjectType.DEVICE, DOOR), "c", f"aurora/sensors/{DOOR}/x", W)
     assert not decision.allowed
     assert "no rule allows" in decision.reason
 
 
+def test_a_rule_without_the_role_permission_allows_nothing() -> None:
+    engine = _rules(ALLOW_OWN, roles='"type_permissions": {"device": ["read"]}')
+    decision = engine.check(Subject(SubjectType.DEVICE, DOOR), "c", f"aurora/sensors/{DOOR}/x", W)
+    assert not decision.allowed
+    assert "holds no 'publish' permission" in decision.reason
+
+
 def test_client_id_substitution_is_validated_too() -> None:
-    rule = Rule((ANY_DEVICE,), ("clients/%c/#",), Access.WRITE)
-    engine = AclEngine((rule,), service_identities=())
-    assert engine.check(DOOR, "door-3-client", "clients/door-3-client/x", W).allowed
-    assert not engine.check(DOOR, "other", "clients/door-3-client/x", W).allowed
-    assert not engine.check(DOOR, "+", "clients/+/x", W).allowed
-    assert not engine.check(DOOR, "#", "clients/x", W).allowed
-    assert not engine.check(DOOR, "", "clients//x", W).allowed
-
-
-def test_a_glob_subject_never_matches_a_service_identity() -> None:
-    rule = Rule(("aurora-*",), ("x/#",), Access.WRITE)
-    engine = AclEngine((rule,), service_identities=(BACKEND,))
-    assert engine.check("aurora-door", "c", "x/y", W).allowed
-    assert not engine.check(BACKEND, "c", "x/y", W).allowed
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "problem"),
-    [
-        ({"subjects": (), "topics": ("a",), "actions": Access.READ}, "no subject"),
-        ({"subjects": ("x",), "topics": (), "actions": Access.READ}, "no topic filter"),
-        ({"subjects": ("x",), "topics": ("a",), "actions": Access(0)}, "no action"),
-        ({"subjects": ("x",), "topics": ("a/#/b",), "actions": Access.READ}, "'#' must"),
-        ({"subjects": ("x",), "topics": ("a/%u+",), "actions": Access.READ}, "'+' must"),
-    ],
-)
-def test_invalid_rules_are_refused(kwargs: dict[str, object], problem: str) -> None:
-    with pytest.raises(InvalidRule, match=re.escape(problem)):
-        Rule(**kwargs)  # type: ignore[arg-type]
-
-
-def test_user_check() -> None:
-    assert ENGINE.authenticate(DOOR).allowed
-    assert ENGINE.authenticate(BACKEND).allowed
-    assert ENGINE.authenticate(PROBE).allowed
-    for bad in ("", "a/b", "+", "dévice", "x" * 65):
-        decision = ENGINE.authenticate(bad)
-        assert not decision.allowed
-        assert "neither a service identity nor a valid device id" in decision.reason
+    rule = '{"subjects": {"types": ["device"]}, "topics": ["clients/%c/#"], "actions": ["publish"]}'
+    engine = _rules(rule)
+    door = Subject(SubjectType.DEVICE, DOOR)
+    assert engine.check(door, "door-3-client", "clients/door-3-client/x", W).allowed
+    assert not engine.check(door, "other", "clients/door-3-client/x", W).allowed
+    assert not engine.check(door, "+", "clients/+/x", W).allowed
+    assert not engine.check(door, "#", "clients/x", W).allowed
+    assert not engine.check(door, "", "clients//x", W).allowed
 
 
 def test_superuser_is_only_the_sites_backend() -> None:
-    assert ENGINE.superuser(BACKEND).allowed
-    for name in (OTHER_BACKEND, PROBE, DOOR, ""):
-        assert not ENGINE.superuser(name).allowed
+    backend = IDENTITIES.subject(BACKEND)
+    assert backend is not None
+    assert ENGINE.superuser(backend).allowed
+    for name in (OTHER_BACKEND, PROBE, DOOR):
+        subject = IDENTITIES.subject(name)
+        assert subject is not None
+        assert not ENGINE.superuser(subject).allowed
 
 
-def test_default_rules_serve_several_backends() -> None:
-    engine = AclEngine(default_rules([BACKEND, OTHER_BACKEND]), (BACKEND, OTHER_BACKEND))
-    for backend in (BACKEND, OTHER_BACKEND):
-        assert engine.check(backend, "c", f"aurora/access/{DOOR}/command", W).allowed
+def test_identities_of_a_site() -> None:
+    assert IDENTITIES.subject(BACKEND) == Subject(SubjectType.BACKEND, BACKEND)
+    assert IDENTITIES.subject(PROBE) == Subject(SubjectType.PROBE, PROBE)
+    assert IDENTITIES.subject(DOOR) == Subject(SubjectType.DEVICE, DOOR)
+    assert SiteIdentities("b").subject(BACKEND) == Subject(SubjectType.DEVICE, BACKEND)

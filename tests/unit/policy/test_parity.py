@@ -10,21 +10,24 @@ import itertools
 
 from backend.contract import MessageKind, topic_for
 from backend.policy.engine import (
-    ANY_DEVICE,
     PROBE_IDENTITY,
-    Access,
-    AclEngine,
-    Rule,
+    PolicyEngine,
+    SiteIdentities,
     backend_identity,
-    site_engine,
+    bench_rules,
 )
+from backend.policy.rules import Action, Roles, Rule, RuleSet, SubjectSelector
 from bench.services import config
 
 _ACCESS = {
     # In a Mosquitto ACL file "read" also grants subscribing.
-    "read": Access.READ | Access.SUBSCRIBE,
-    "write": Access.WRITE,
-    "readwrite": Access.READ | Access.WRITE | Access.SUBSCRIBE,
+    "read": frozenset({Action.READ, Action.SUBSCRIBE}),
+    "write": frozenset({Action.PUBLISH}),
+    "readwrite": frozenset(Action),
+}
+_DEVICES = SubjectSelector(types=frozenset({"device"}))
+_EVERY_TYPE = {
+    kind: frozenset(action.value for action in Action) for kind in ("device", "backend", "probe")
 }
 
 
@@ -43,10 +46,12 @@ def rules_of_acl_file(text: str) -> list[Rule]:
         assert keyword in ("topic", "pattern"), line
         access, _, topic_filter = rest.strip().partition(" ")
         if keyword == "pattern":
-            rules.append(Rule((ANY_DEVICE,), (topic_filter,), _ACCESS[access]))
+            rules.append(Rule(_DEVICES, (topic_filter,), _ACCESS[access]))
         else:
             assert user is not None, f"{line!r} before any user line"
-            rules.append(Rule((user,), (topic_filter,), _ACCESS[access]))
+            rules.append(
+                Rule(SubjectSelector(ids=frozenset({user})), (topic_filter,), _ACCESS[access])
+            )
     return rules
 
 
@@ -55,13 +60,16 @@ def test_identities_are_the_benchs() -> None:
     assert config.backend_identity("a") == backend_identity("a")
 
 
-def test_default_rules_decide_as_the_benchs_acl_file() -> None:
+def test_the_rules_file_decides_as_the_benchs_acl_file() -> None:
     backend = backend_identity("a")
-    from_file = AclEngine(
-        rules_of_acl_file(config.mosquitto_acl([backend])),
-        service_identities=(backend, PROBE_IDENTITY),
+    from_file = PolicyEngine(
+        RuleSet(
+            tuple(rules_of_acl_file(config.mosquitto_acl([backend]))),
+            Roles(type_permissions=_EVERY_TYPE),
+        )
     )
-    ours = site_engine("a")
+    ours = PolicyEngine(bench_rules())
+    identities = SiteIdentities("a")
     devices = ["stm32f401-door-03", "esp32s3-env-01"]
     users = [backend, PROBE_IDENTITY, *devices, "aurora-backend-b"]
     topics = [
@@ -84,8 +92,10 @@ def test_default_rules_decide_as_the_benchs_acl_file() -> None:
     for username, topic, acc in itertools.product(users, topics, (1, 2, 4)):
         if acc != 4 and ("+" in topic or "#" in topic):
             continue  # not a topic name; both refuse it
-        expected = from_file.check(username, "client-1", topic, acc)
-        actual = ours.check(username, "client-1", topic, acc)
+        subject = identities.subject(username)
+        assert subject is not None, username
+        expected = from_file.check(subject, "client-1", topic, acc)
+        actual = ours.check(subject, "client-1", topic, acc)
         assert actual.allowed == expected.allowed, (username, topic, acc, actual)
         checked += 1
     assert checked > 300
