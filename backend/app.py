@@ -25,6 +25,7 @@ from backend.errors import Unavailable
 from backend.ingest.consumer import MqttIngest
 from backend.ingest.pipeline import IngestPipeline
 from backend.ingest.registry import DeviceRegistry
+from backend.ingest.workers import IngestWorkers
 from backend.metrics import BackendMetrics
 from backend.policy.service import site_policy
 from backend.settings import Settings
@@ -56,6 +57,7 @@ class Backend:
         )
         self.registry = DeviceRegistry(self.store.sessionmaker)
         self.mqtt: MqttIngest | None = None
+        self.workers: IngestWorkers | None = None
         self.attestation = AttestationService(
             self.store.sessionmaker,
             self.alerts,
@@ -104,6 +106,9 @@ class Backend:
             self.mqtt = MqttIngest(self.settings, self.metrics)
             self.mqtt.attach(self.pipeline)
             self._spawn(self.mqtt.run(), "mqtt-ingest")
+            if self.settings.ingest_workers > 1 and self.settings.ingest_worker_index == 0:
+                self.workers = IngestWorkers(self.settings)
+                self._spawn(self.workers.run(), "ingest-workers")
         if self.federation is not None:
             await self.federation.start()
 

@@ -48,6 +48,12 @@ class BackendMetrics:
             "Redelivered messages recognised as already processed and only acknowledged",
             registry=self.registry,
         )
+        self.dead_lettered = Counter(
+            "aurora_ingest_dead_lettered",
+            "Messages whose processing failed on every delivery, acknowledged into "
+            "aurora:cps:deadletter",
+            registry=self.registry,
+        )
         self.handler_latency = Histogram(
             "aurora_ingest_handler_seconds",
             "Time to handle one message (per-batch average on the telemetry hot path)",

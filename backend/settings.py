@@ -7,6 +7,8 @@ Timing settings are settings so scenarios can shrink them (DESIGN.md, Time).
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Literal, Self
 
@@ -61,6 +63,18 @@ class Settings(BaseSettings):
     #: Fault injection for crash tests: wait this long between a batch landing and its
     #: PUBACKs, widening the "processed but not acknowledged" window. Keep 0 in production.
     ingest_ack_delay_s: float = 0.0
+    #: A message whose processing failed this many deliveries in a row is acknowledged
+    #: into the dead-letter stream instead of blocking the queue (issue 11.1).
+    ingest_max_deliveries: int = Field(default=3, ge=1)
+    #: Ingest processes on the shared subscription (issue 17). Worker 0 is this process
+    #: and takes every message kind; workers 1.. are child processes that share only the
+    #: telemetry filter, the hot path, so commands, attestation and federation stay here.
+    ingest_workers: int = Field(default=1, ge=1, le=32)
+    #: Which worker this process is (set by the parent for its children; 0 = the main one).
+    ingest_worker_index: int = Field(default=0, ge=0)
+    #: Fault injection for dead-letter tests: processing a payload that contains this
+    #: text raises (a stand-in for any bug a message can trigger). Keep unset in production.
+    ingest_fault_marker: str | None = None
     #: How often cached ``last_seen`` refreshes are written to the database.
     last_seen_flush_interval_s: float = 1.0
     #: Bytes of a rejected payload kept in its ``rejected_message`` audit entry.
@@ -136,4 +150,25 @@ class Settings(BaseSettings):
     @property
     def client_id(self) -> str:
         """MQTT client id; fixed per site so the persistent session survives restarts."""
-        return self.mqtt_client_id or f"aurora-backend-{self.site_id}"
+        base = self.mqtt_client_id or f"aurora-backend-{self.site_id}"
+        # Each worker keeps its own persistent session: a restarted worker gets back
+        # exactly the messages it had not acknowledged, and its markers match them.
+        return f"{base}-w{self.ingest_worker_index}" if self.ingest_worker_index else base
+
+    def for_worker(self, index: int) -> str:
+        """These settings for ingest worker ``index``, as the JSON its process reads."""
+        return self.model_copy(
+            update={"ingest_worker_index": index, "federation_enabled": False}
+        ).model_dump_json()
+
+
+#: Environment variable through which a worker process gets its parent's settings.
+WORKER_SETTINGS_ENV = "AURORA_INGEST_WORKER_SETTINGS"
+
+
+def worker_settings() -> Settings:
+    """The settings an ingest worker process was started with (see :meth:`for_worker`)."""
+    blob = os.environ.get(WORKER_SETTINGS_ENV)
+    if blob is None:
+        raise RuntimeError(f"{WORKER_SETTINGS_ENV} is not set: workers are started by the backend")
+    return Settings(**json.loads(blob))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bench.benchfile import DEFAULT_STATE_DIR
+from bench.cli_options import state_dir_option
 from bench.pki import Pki, Variant
 
 
@@ -17,12 +17,7 @@ def certs() -> None:
 
 @certs.command(name="issue")
 @click.argument("device_id")
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-)
+@state_dir_option()
 @click.option(
     "--variant",
     type=click.Choice([variant.value for variant in Variant]),

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import click
 
-from bench.benchfile import DEFAULT_STATE_DIR, read_bench_file
+from bench.benchfile import read_bench_file
+from bench.cli_options import site_option, state_dir_option
 from bench.cmd_hardware import _run, make_bridge
 from hardware.conformance import ConformanceCheck
 from hardware.emulated import EmulatedDoor
@@ -47,14 +48,8 @@ SCRIPT_HELP = "swipe UID (hex, 4/7/10 bytes) | quit"
     show_default=True,
     help="ELF to run (your own, speaking the framing; the reference one is built on demand).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="State directory of `aurora-bench up`.",
-)
-@click.option("--site", "site_id", default="a", show_default=True, help="Site to join.")
+@state_dir_option()
+@site_option()
 @click.option(
     "--conformance",
     "conformance_s",

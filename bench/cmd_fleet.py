@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bench.benchfile import DEFAULT_STATE_DIR
+from bench.cli_options import state_dir_option
 from bench.errors import BenchError
 
 
@@ -20,13 +20,7 @@ from bench.errors import BenchError
     type=click.Path(path_type=Path, dir_okay=False),
     help="Fleet spec YAML (see scenarios/fleets/).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="State dir of a bench started with `aurora-bench up`.",
-)
+@state_dir_option("State dir of a bench started with `aurora-bench up`.")
 @click.option("--site", default="a", show_default=True, help="Site to connect to.")
 @click.option(
     "--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per second."

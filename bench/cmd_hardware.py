@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
-from bench.benchfile import DEFAULT_STATE_DIR, BenchInfo, read_bench_file
+from bench.benchfile import BenchInfo, read_bench_file
+from bench.cli_options import site_option, state_dir_option
 from bench.errors import BenchError
 from hardware.bridge import Bridge, BrokerEndpoint, DeviceCredentials
 from hardware.conformance import ConformanceCheck, check_capture
@@ -227,14 +228,8 @@ def make_bridge(
     show_default=True,
     help="Reset the board on the first open (when its profile knows how).",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="State directory of `aurora-bench up`.",
-)
-@click.option("--site", "site_id", default="a", show_default=True, help="Site to join.")
+@state_dir_option()
+@site_option()
 @click.option(
     "--buffer",
     "buffer_frames",
@@ -291,13 +286,7 @@ def bridge(  # noqa: PLR0917 - click passes options positionally
     help="Which simulated board.",
 )
 @click.option("--id", "device_id", required=True, help="Its device id.")
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="Where the PTY link goes; its PKI signs the board.",
-)
+@state_dir_option("Where the PTY link goes; its PKI signs the board.")
 @click.option(
     "--link",
     "link_path",

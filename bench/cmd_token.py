@@ -16,7 +16,8 @@ from pathlib import Path
 
 import click
 
-from bench.benchfile import DEFAULT_STATE_DIR, read_bench_file
+from bench.benchfile import read_bench_file
+from bench.cli_options import state_dir_option
 from bench.errors import BenchError
 from bench.issuer import DEFAULT_TTL_S, ISSUER_DIR, MAX_TTL_S, TOKEN_TYPES, IssuerKey
 
@@ -46,13 +47,7 @@ from bench.issuer import DEFAULT_TTL_S, ISSUER_DIR, MAX_TTL_S, TOKEN_TYPES, Issu
     show_default=True,
     help="Lifetime in seconds.",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="The state dir of the running bench.",
-)
+@state_dir_option("The state dir of the running bench.")
 def token(
     *,
     sub: str,

@@ -16,7 +16,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from bench.benchfile import BENCH_FILE, DEFAULT_STATE_DIR
+from bench.benchfile import BENCH_FILE
+from bench.cli_options import state_dir_option
 from bench.errors import BenchError
 from bench.services.process import log_tail
 from bench.site import (
@@ -111,13 +112,7 @@ def sentinel_table(bench: RunningBench) -> Table:
 
 @click.command(name="up")
 @click.option("--sites", default="a", show_default=True, help="One or two site ids: a or a,b.")
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="Configs, logs, PKI and bench.json go here.",
-)
+@state_dir_option("Configs, logs, PKI and bench.json go here.")
 @click.option("--db", type=click.Choice(DATABASES), default="sqlite", show_default=True)
 @click.option(
     "--provider",

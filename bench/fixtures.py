@@ -14,11 +14,12 @@ The database comes from ``AURORA_TEST_DB`` (``sqlite`` default, ``postgres`` for
 
 Helpers (plain functions): :func:`tls_context`, :func:`device_client`,
 :func:`probe_client` (aiomqtt, MQTT v5, mTLS with the device's own cert) and
-:func:`publish_reason_code` (paho; the PUBACK reason code aiomqtt does not expose).
+:func:`publish_reason_code` (the MQTT layer; the PUBACK reason code aiomqtt does not expose).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import ssl
@@ -31,6 +32,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from backend.mqtt import ConnectFailed, ConnectOptions, MqttClient, MqttError, client_tls_context
 from bench.errors import BenchError
 from bench.pki import CertPair, Pki
 from bench.site import DATABASES, BenchOptions, RunningBench, start_bench
@@ -139,12 +141,11 @@ def pki(bench_one: RunningBench) -> Pki:
 
 
 def tls_context(ca: Path, pair: CertPair | None) -> ssl.SSLContext:
-    """A client TLS context trusting ``ca`` and presenting ``pair`` (None: no client cert)."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if pair is not None:
-        context.load_cert_chain(str(pair.cert), str(pair.key))
-    return context
+    """A client TLS context trusting ``ca`` and presenting ``pair`` (None: no client cert);
+    built by the project's one builder (TLS 1.3 minimum)."""
+    if pair is None:
+        return client_tls_context(ca)
+    return client_tls_context(ca, pair.cert, pair.key)
 
 
 def device_client(
@@ -197,48 +198,33 @@ def publish_reason_code(
     client_id: str | None = None,
     timeout_s: float = 10.0,
 ) -> int:
-    """Publish once with MQTT v5 QoS 1 through paho and return the PUBACK reason code.
+    """Publish once with MQTT v5 QoS 1 and return the PUBACK reason code.
 
     0 and 16 ("no matching subscribers") are success, 135 "not authorized" (the
-    broker's ACL refused it). aiomqtt ignores
-    PUBACK reason codes (DESIGN.md), hence paho here. Blocking: call it through
-    ``asyncio.to_thread`` from async tests.
+    broker's ACL refused it). Through the project's MQTT layer, which reports PUBACK reason
+    codes (aiomqtt does not, DESIGN.md). Blocking: call it through ``asyncio.to_thread``
+    from async tests (it runs its own event loop).
     """
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
     endpoint = bench.site(site).mqtt
-    connected = threading.Event()
-    acked = threading.Event()
-    result: dict[str, int] = {}
-
-    def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        result["connack"] = int(reason.value)
-        connected.set()
-
-    def on_publish(client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        result["puback"] = int(reason.value)
-        acked.set()
-
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id or f"reason-probe-{os.getpid()}-{threading.get_ident()}",
-        protocol=paho.MQTTv5,
+    options = ConnectOptions(
+        endpoint.host,
+        endpoint.port,
+        client_id or f"reason-probe-{os.getpid()}-{threading.get_ident()}",
+        tls=tls_context(bench.pki.ca_cert, pair),
+        timeout_s=timeout_s,
     )
-    client.tls_set_context(tls_context(bench.pki.ca_cert, pair))
-    client.on_connect = on_connect
-    client.on_publish = on_publish
-    client.connect(endpoint.host, endpoint.port)
-    client.loop_start()
-    try:
-        if not connected.wait(timeout_s):
-            raise BenchError(f"no CONNACK from {endpoint.host}:{endpoint.port} in {timeout_s} s")
-        if result["connack"] != 0:
-            raise BenchError(f"broker refused the connection: reason {result['connack']}")
-        client.publish(topic, payload, qos=1)
-        if not acked.wait(timeout_s):
-            raise BenchError(f"no PUBACK for {topic} in {timeout_s} s")
-        return result["puback"]
-    finally:
-        client.disconnect()
-        client.loop_stop()
+
+    async def publish_once() -> int:
+        try:
+            client = await MqttClient.connect(options)
+        except ConnectFailed as error:
+            raise BenchError(f"broker refused the connection: {error}") from None
+        try:
+            raw = payload.encode() if isinstance(payload, str) else payload
+            return await client.publish(topic, raw, 1, timeout_s=timeout_s)
+        except MqttError as error:
+            raise BenchError(f"no PUBACK for {topic}: {error}") from None
+        finally:
+            await client.aclose()
+
+    return asyncio.run(publish_once())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -28,8 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-import aiomqtt
-
+from backend.mqtt import FAILURE, ConnectOptions, MqttClient, MqttError, client_tls_context
 from backend.retry import Backoff
 from hardware.errors import HardwareError, PortError
 from hardware.framing import Violation
@@ -259,10 +257,7 @@ class Bridge:
     # -- broker side -----------------------------------------------------------------------
 
     def _tls_context(self, credentials: DeviceCredentials) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self._broker.ca_cert))
-        context.load_cert_chain(str(credentials.cert), str(credentials.key))
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        return context
+        return client_tls_context(self._broker.ca_cert, credentials.cert, credentials.key)
 
     async def _broker_loop(self) -> None:
         await self._pinned.wait()
@@ -276,7 +271,7 @@ class Bridge:
         self._say(f"-- client certificate for {device_id}: {credentials.cert}")
         try:
             context = await asyncio.to_thread(self._tls_context, credentials)
-        except (OSError, ssl.SSLError) as error:
+        except (OSError, ssl.SSLError, MqttError) as error:
             raise HardwareError(
                 f"TLS material for {device_id} is unusable ({error}); check "
                 f"{credentials.cert}, {credentials.key} and {self._broker.ca_cert}"
@@ -284,23 +279,21 @@ class Bridge:
         backoff = self._backoff()
         delays = backoff.delays()
         announced_outage = False
+        # The MQTT layer's transports disable Nagle: a frame is one small packet that would
+        # otherwise wait for the broker's delayed ACK (~40 ms per QoS 1 publish on Linux).
+        options = ConnectOptions(
+            self._broker.host,
+            self._broker.port,
+            device_id,
+            tls=context,
+            keepalive_s=5,
+            timeout_s=5,
+        )
         while True:
-            client = aiomqtt.Client(
-                self._broker.host,
-                self._broker.port,
-                identifier=device_id,
-                protocol=aiomqtt.ProtocolVersion.V5,
-                tls_context=context,
-                keepalive=5,
-                timeout=5,
-                # A frame is one small packet: Nagle would hold it for the broker's delayed
-                # ACK (~40 ms per QoS 1 publish on Linux).
-                socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-            )
             try:
+                client = await MqttClient.connect(options)
                 async with client:
-                    for topic in self.session.subscriptions():
-                        await client.subscribe(topic, qos=1)
+                    await client.subscribe([(t, 1) for t in self.session.subscriptions()])
                     delays = backoff.delays()
                     announced_outage = False
                     self.stats.broker_connects += 1
@@ -316,7 +309,7 @@ class Bridge:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._publisher(client), name=f"publish {device_id}")
                         group.create_task(self._commands(client), name=f"commands {device_id}")
-            except* aiomqtt.MqttError as errors:
+            except* MqttError as errors:
                 if not announced_outage:
                     reason = "; ".join(str(error) for error in errors.exceptions)
                     self._say(
@@ -327,14 +320,14 @@ class Bridge:
                 self._touch()
             await asyncio.sleep(next(delays))
 
-    async def _publisher(self, client: aiomqtt.Client) -> None:
+    async def _publisher(self, client: MqttClient) -> None:
         while True:
             while not self._outbound:
                 self._outbound_ready.clear()
                 await self._outbound_ready.wait()
             publish = self._outbound.popleft()
             try:
-                await client.publish(publish.topic, publish.payload, qos=publish.qos)
+                reason = await client.publish(publish.topic, publish.payload, publish.qos)
             except BaseException:
                 # Not confirmed: it goes first again after the reconnect (at least once;
                 # the backend's handlers are idempotent for this reason).
@@ -343,15 +336,16 @@ class Bridge:
                 else:
                     self._outbound.appendleft(publish)
                 raise
-            self.stats.published += 1
+            if reason >= FAILURE:
+                # The broker answered and refused (e.g. 135, its ACL): say so, never retry.
+                self._say(f"!! broker refused {publish.topic}: reason code {reason}")
+            else:
+                self.stats.published += 1
             self._touch()
 
-    async def _commands(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = str(payload).encode()
-            down = self.session.downward(str(message.topic), bytes(payload))
+    async def _commands(self, client: MqttClient) -> None:
+        async for message in client.messages():
+            down = self.session.downward(message.topic, message.payload)
             if isinstance(down, Violation):
                 self._say(f"!! not sent to the board: {down.one_line()}")
                 continue

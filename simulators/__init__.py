@@ -12,7 +12,7 @@ Layout::
     outbox.py     Outgoing / Downward and the Outbox the models write to
     clock.py      ClockBridge: simpy stepped from asyncio at a speed factor
     links.py      DeviceLink protocol, MemoryBroker / MemoryLink
-    mqtt_link.py  MqttLink (aiomqtt, MQTT v5, mTLS)
+    mqtt_link.py  MqttLink (backend.mqtt client, MQTT v5, mTLS)
     runtime.py    NodeRunner: node + link + clock, reconnect with backoff
     fleetspec.py  fleet spec YAML (pydantic) and building nodes from it
     fleet.py      Fleet: nodes + runners + one clock, found by id (door(), reader(), node())

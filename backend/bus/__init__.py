@@ -3,6 +3,7 @@
 from backend.bus.streams import (
     ALERTS_STREAM,
     AUDIT_STREAM,
+    DEADLETTER_STREAM,
     STREAMS,
     TELEMETRY_STREAM,
     ReadEntry,
@@ -14,6 +15,7 @@ from backend.bus.streams import (
 __all__ = [
     "ALERTS_STREAM",
     "AUDIT_STREAM",
+    "DEADLETTER_STREAM",
     "STREAMS",
     "TELEMETRY_STREAM",
     "ReadEntry",

@@ -20,6 +20,8 @@ from redis.exceptions import RedisError, ResponseError
 ALERTS_STREAM = "aurora:cps:alerts"
 TELEMETRY_STREAM = "aurora:cps:telemetry"
 AUDIT_STREAM = "aurora:audit"
+#: Messages the ingest gave up on (processing failed on every delivery), with the reason.
+DEADLETTER_STREAM = "aurora:cps:deadletter"
 STREAMS = (ALERTS_STREAM, TELEMETRY_STREAM, AUDIT_STREAM)
 
 

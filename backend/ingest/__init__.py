@@ -6,5 +6,4 @@
 * :mod:`backend.ingest.decisions` — the pure rules the handlers apply (TOFU, drift,
   thresholds, badge authorisation).
 * :mod:`backend.ingest.registry` — known devices and batched ``last_seen`` refreshes.
-* :mod:`backend.ingest.paho_speedups` — a measured fix for paho's per-packet overhead.
 """

@@ -10,6 +10,12 @@ landed; the consumer acknowledges only then. Per message:
    (``handler_error``) and the batch goes on — except an outage of Redis or the database,
    which propagates so the consumer reconnects and the broker redelivers.
 
+A batch failing on anything else (a bug a message can trigger: e.g. ``RecursionError`` in
+a decoder) is worked again message by message; the message at fault has its failed
+deliveries counted in Redis and, past ``ingest_max_deliveries``, is acknowledged into
+``aurora:cps:deadletter`` with the reason (audited ``dead_lettered``, counted in
+``aurora_ingest_dead_lettered_total``) so it never blocks the queue (issue 11.1).
+
 Stream entries of the batch and the "processed" markers of its QoS 1 messages are written in
 one atomic Lua call, so a redelivery after a crash is recognised and not counted twice.
 """
@@ -29,7 +35,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.alerts import AlertService
 from backend.attestation import AttestationService, bump_risk
-from backend.bus import AUDIT_STREAM, TELEMETRY_STREAM, StreamBus, StreamEntry
+from backend.bus import (
+    AUDIT_STREAM,
+    DEADLETTER_STREAM,
+    TELEMETRY_STREAM,
+    StreamBus,
+    StreamEntry,
+)
 from backend.contract import (
     AlertMessage,
     AttestationResponse,
@@ -77,6 +89,14 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: Failed-delivery counts are forgotten a day after the last failure.
+ATTEMPTS_TTL_S = 86_400
+
+
+class InjectedFault(RuntimeError):
+    """Raised for a payload carrying ``ingest_fault_marker`` (dead-letter tests only)."""
+
+
 def message_marker(message: RawMessage) -> str:
     """Redelivery marker: packet id plus a digest of topic and payload.
 
@@ -111,6 +131,10 @@ class IngestPipeline:
         self._publish = publish
         self._thresholds = dict(settings.telemetry_thresholds)
         self.marker_key = f"aurora:ingest:processed:{settings.client_id}"
+        #: Failed deliveries per redelivery marker (dead-letter bookkeeping).
+        self.attempts_key = f"aurora:ingest:attempts:{settings.client_id}"
+        fault = settings.ingest_fault_marker
+        self._fault_marker = fault.encode() if fault else None
         #: Markers whose PUBACKs went out: removed from Redis with the next batch.
         self._acked_markers: list[str] = []
         #: Markers of the batch processed last, until the consumer confirms its acks.
@@ -120,12 +144,91 @@ class IngestPipeline:
         self._latency = {kind: metrics.handler_latency.labels(kind.value) for kind in MessageKind}
 
     async def process(self, batch: list[RawMessage]) -> None:
-        """Handle ``batch``; returns when its entries and markers are in Redis."""
+        """Handle ``batch``; returns when its entries and markers are in Redis.
+
+        A batch that fails for any reason but an outage is worked again one message at a
+        time, so the message at fault is found; it is counted a failed delivery, and past
+        ``ingest_max_deliveries`` acknowledged into the dead-letter stream (issue 11.1).
+        Until then the error propagates: the consumer reconnects, the broker redelivers.
+        """
+        try:
+            markers = await self._process_batch(batch)
+        except INFRA_ERRORS:
+            raise
+        except Exception as error:
+            if len(batch) == 1 and batch[0].qos == 0:
+                markers = await self._dead_letter_or_raise(batch[0], error)
+            else:
+                log.warning(
+                    "batch of %d failed (%r); isolating the message at fault", len(batch), error
+                )
+                markers = []
+                for message in batch:
+                    try:
+                        markers += await self._process_batch([message])
+                    except INFRA_ERRORS:
+                        raise
+                    except Exception as single_error:
+                        markers += await self._dead_letter_or_raise(message, single_error)
+        self._unconfirmed = markers
+
+    async def _dead_letter_or_raise(self, message: RawMessage, error: Exception) -> list[str]:
+        """Count a failed delivery of ``message``; dead-letter it past the limit, else raise.
+
+        The count lives in Redis (a hash per client id, keyed by the redelivery marker),
+        so it survives the reconnect that brings the redelivery and a backend restart. A
+        QoS 0 message is never redelivered: it is dead-lettered at once.
+        """
+        marker = message_marker(message)
+        deliveries = 1
+        if message.qos > 0:
+            redis = self._bus.redis
+            deliveries = int(await redis.hincrby(self.attempts_key, marker, 1))
+            await redis.expire(self.attempts_key, ATTEMPTS_TTL_S)
+        limit = self._settings.ingest_max_deliveries
+        if message.qos > 0 and deliveries < limit:
+            log.warning(
+                "message on %r failed on delivery %d of %d: %r",
+                message.topic[:200],
+                deliveries,
+                limit,
+                error,
+            )
+            raise error
+        reason = f"{type(error).__name__}: {error}"[:300]
+        log.error(
+            "dead-lettering message on %r after %d failed deliveries: %s",
+            message.topic[:200],
+            deliveries,
+            reason,
+        )
+        data = {
+            "topic": message.topic[:300],
+            "reason": reason,
+            "deliveries": deliveries,
+            "qos": message.qos,
+            "payload": self._excerpt(message.payload),
+            "payload_bytes": len(message.payload),
+        }
+        entries = [
+            StreamEntry(DEADLETTER_STREAM, "dead_letter", dict(data), message.trace),
+            self.audit_entry("dead_lettered", data, message.trace),
+        ]
+        markers = [marker] if message.qos > 0 else []
+        await self._bus.add_many(entries, set_key=self.marker_key, set_add=markers)
+        if message.qos > 0:
+            await self._bus.redis.hdel(self.attempts_key, marker)
+        self._metrics.dead_lettered.inc()
+        return markers
+
+    async def _process_batch(self, batch: list[RawMessage]) -> list[str]:
+        """Handle ``batch`` and write its entries and markers; the markers written."""
         entries: list[StreamEntry] = []
         markers: list[str] = []
         already = await self._already_processed(batch)
         telemetry_n = 0
         telemetry_start = time.perf_counter()
+        fault = self._fault_marker
         for message in batch:
             if message.trace is not None and not valid_trace(message.trace):
                 # Test metadata from an untrusted sender: drop it, keep the reading.
@@ -137,6 +240,8 @@ class IngestPipeline:
                 # Acked with this batch; its marker can go once that ack is out.
                 markers.append(marker)
                 continue
+            if fault is not None and fault in message.payload:
+                raise InjectedFault(f"fault marker in the payload on {message.topic}")
             try:
                 topic, decoded = decode_upstream(message.topic, message.payload)
             except ContractViolation as violation:
@@ -162,7 +267,7 @@ class IngestPipeline:
             entries, set_key=self.marker_key, set_add=markers, set_remove=self._acked_markers
         )
         self._acked_markers = []
-        self._unconfirmed = markers
+        return markers
 
     def acknowledged(self) -> None:
         """The consumer sent the PUBACKs of the last batch: its markers may go next time.
@@ -458,4 +563,4 @@ class IngestPipeline:
         )
 
 
-__all__ = ["INFRA_ERRORS", "IngestPipeline", "TrustStatus", "message_marker"]
+__all__ = ["INFRA_ERRORS", "IngestPipeline", "InjectedFault", "TrustStatus", "message_marker"]

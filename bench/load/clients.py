@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from backend.mqtt import client_tls_context as mqtt_tls_context
 from bench.errors import BenchError
 from bench.load.trace import TRACE_PROPERTY
 
@@ -41,10 +42,9 @@ def no_delay(client: Any, userdata: Any, sock: Any) -> None:
 
 
 def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
-    """Client TLS context: trust the bench CA ``ca``, present ``cert``/``key``."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-    context.load_cert_chain(str(cert), str(key))
-    return context
+    """Client TLS context: trust the bench CA ``ca``, present ``cert``/``key`` (the project's
+    one builder, :func:`backend.mqtt.client_tls_context`: TLS 1.3 minimum)."""
+    return mqtt_tls_context(ca, cert, key)
 
 
 class _Client:

@@ -41,10 +41,9 @@ GOAL_DEVICES = 10_000
 GOAL_RAMP_PER_S = 500.0
 #: Devices of quick runs when the run's config does not say (else DEFAULT_DEVICES).
 QUICK_DEVICES = 100
-#: Connects in flight at once. The TLS handshakes run in the event loop's default executor
-#: (aiomqtt connects paho in a thread: min(32, cores + 4) threads), so a few dozen keep
-#: every thread busy while CONNACKs and SUBACKs are awaited; more only lengthens each
-#: connect and the tail once the budget is spent.
+#: Connects in flight at once: a few dozen keep the event loop busy with TLS handshakes
+#: while CONNACKs and SUBACKs are awaited; more only lengthens each connect and the tail
+#: once the budget is spent.
 IN_FLIGHT = 64
 #: Seconds an abandoned ramp waits for the connects in flight before closing everything.
 DRAIN_S = 15.0
@@ -133,7 +132,7 @@ async def ramp(
     (nor once ``result.stopping`` is set).
 
     Nothing is cancelled at the budget: connects in flight complete (or fail by their own
-    timeout), which keeps aiomqtt's bookkeeping whole and every connection closable.
+    timeout), which keeps every connection's bookkeeping whole and every one closable.
     """
     result = result or Ramp(started=time.perf_counter())
     deadline = result.started + budget_s
@@ -267,8 +266,8 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
             raise BenchError(f"no simulated device connected; first error: {first[:300]}")
         rss_per_device = (_rss_kib() - rss_before) / n
 
-        # What holding them costs: aiomqtt wakes every client once a second (paho
-        # loop_misc), so idle CPU grows with the count — a ceiling on devices per process.
+        # What holding them costs: idle CPU per held connection (keepalive timers) — a
+        # ceiling on devices per process.
         hold_s = 2.0 if quick else 5.0
         idle_before = time.process_time()
         await asyncio.sleep(hold_s)

@@ -54,6 +54,10 @@ class PerfConfig:
     throughput_messages: int = 30_000
     #: Upper bound of the fixed "moderate" rate for the latency figures (issue: 5,000 msg/s).
     latency_rate_cap: float = 5_000.0
+    #: QoS 1 telemetry queued at the broker while the backend is away, then drained
+    #: (issue 17 asks for >= 100,000; Mosquitto 2.0.11 here disconnects the publisher
+    #: "due to out of memory" at ~35,000 queued for one offline session, so less for now).
+    drain_messages: int = 30_000
     latency_duration_s: float = 8.0
     #: Badge -> unlock samples, idle and under load.
     unlock_samples: int = 300
@@ -77,6 +81,7 @@ class PerfConfig:
             throughput_messages=600,
             latency_rate_cap=200.0,
             latency_duration_s=1.5,
+            drain_messages=600,
             unlock_samples=10,
             devices=100,
             measurement_timeout_s=60.0,
@@ -99,6 +104,9 @@ class PerfConfig:
         if name == "sentinel":
             # Four parts with their own caps (bench/perf/sentinel.py: 120+150+300+150 s).
             return 760.0
+        if name == "ingest":
+            # The drain publishes and then ingests its backlog: allow down to 1,000 msg/s.
+            return self.measurement_timeout_s + self.drain_messages / 1000
         if name != "devices":
             return self.measurement_timeout_s
         per_device_s = 0.007 + 0.003 + 0.005  # issue + context + close, worst seen

@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 
 from backend.bus import ALERTS_STREAM, AUDIT_STREAM
 from backend.contract import ContractViolation, MessageKind, parse_topic
+from backend.mqtt import client_tls_context
 from bench.benchfile import SiteInfo
 from bench.scenario.timeline import EventKind, Timeline
 
@@ -65,9 +66,7 @@ class ProbeIdentity:
 
     def tls_context(self) -> ssl.SSLContext:
         """Client TLS context presenting the probe certificate."""
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
-        context.load_cert_chain(str(self.cert), str(self.key))
-        return context
+        return client_tls_context(self.ca, self.cert, self.key)
 
 
 class Probe:

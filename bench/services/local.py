@@ -13,13 +13,14 @@ import pwd
 import shutil
 import signal
 import socket
-import ssl
 import stat
 import subprocess
 import sysconfig
 import tempfile
 from pathlib import Path
 
+from backend.mqtt import MqttError, client_tls_context
+from backend.mqtt import codec as mqtt_codec
 from bench.errors import ServiceStartError
 from bench.pki import CertPair, Pki
 from bench.services.auth_plugin import ensure_plugin
@@ -115,33 +116,36 @@ def mosquitto_service(
 
 
 READY_CLIENT_ID = "bench-ready-check"
-#: MQTT 3.1.1 CONNECT (clean session, keepalive 60) and DISCONNECT for the readiness check.
-_CONNECT_BODY = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(READY_CLIENT_ID).to_bytes(2, "big")
-_CONNECT = bytes([0x10, len(_CONNECT_BODY) + len(READY_CLIENT_ID)]) + _CONNECT_BODY
-_CONNACK_OK = b"\x20\x02\x00\x00"
-_DISCONNECT = b"\xe0\x00"
 
 
 def mqtt_accepts(host: str, port: int, ca: Path, client: CertPair, timeout_s: float = 2.0) -> bool:
-    """True when the broker completes mTLS and accepts an MQTT CONNECT from ``client``.
+    """True when the broker completes mTLS and accepts an MQTT v5 CONNECT from ``client``.
 
     Stronger than a TCP connect (the TLS material and ACL file loaded) and leaves a clean
-    connect/disconnect in the broker log instead of a TLS error.
+    connect/disconnect in the broker log instead of a TLS error. Blocking on purpose (the
+    process helper polls it from a thread); the packets are the MQTT layer's codec's.
     """
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-    context.load_cert_chain(str(client.cert), str(client.key))
+    context = client_tls_context(ca, client.cert, client.key)
     try:
         with (
             socket.create_connection((host, port), timeout=timeout_s) as raw,
             context.wrap_socket(raw, server_hostname=host) as tls,
         ):
-            tls.sendall(_CONNECT + READY_CLIENT_ID.encode())
-            answer = tls.recv(4)
-            if answer == _CONNACK_OK:
-                tls.sendall(_DISCONNECT)
+            tls.sendall(mqtt_codec.encode(mqtt_codec.Connect(READY_CLIENT_ID)))
+            reader = mqtt_codec.PacketReader()
+            while True:
+                chunk = tls.recv(256)
+                if not chunk:
+                    return False
+                packets = reader.feed(chunk)
+                if packets:
+                    break
+            answer = packets[0]
+            if isinstance(answer, mqtt_codec.ConnAck) and answer.reason == 0:
+                tls.sendall(mqtt_codec.encode(mqtt_codec.Disconnect()))
                 return True
             return False
-    except OSError:
+    except (OSError, MqttError):
         return False
 
 

@@ -16,9 +16,10 @@ from backend.bus import AUDIT_STREAM, TELEMETRY_STREAM
 from backend.contract import MessageKind, topic_for
 from backend.ingest.consumer import RawMessage
 from backend.settings import Settings
+from bench.eventually import eventually
 from bench.fixtures import BenchFactory, device_client
 from bench.site import RunningBench
-from tests.integration.test_ingest import eventually, metric_value, new_id, telemetry_payload
+from tests.integration.test_ingest import metric_value, new_id, telemetry_payload
 
 DEVICES = 3
 #: Deadline for steps that move thousands of messages (the CI machine has two cores).

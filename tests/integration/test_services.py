@@ -16,6 +16,8 @@ import redis.asyncio as aioredis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from backend.mqtt import ProtocolViolation
+from backend.mqtt import codec as mqtt_codec
 from bench.errors import BenchError, ServiceStartError
 from bench.fixtures import (
     BenchFactory,
@@ -142,38 +144,42 @@ async def test_device_reads_only_its_own_commands(services_two: RunningBench) ->
         assert message.payload == b"mine"
 
 
-def _mqtt_connect(bench: RunningBench, pair: CertPair | None, client_id: str) -> bytes:
-    """Send a raw MQTT 3.1.1 CONNECT over TLS; return what the broker answers (b"" = closed).
+def _mqtt_connect(bench: RunningBench, pair: CertPair | None, client_id: str) -> int | None:
+    """Send an MQTT v5 CONNECT over TLS on a blocking socket; the CONNACK reason code, or
+    None when the broker closed the connection instead.
 
-    A raw socket shows the broker's verdict at once: TLS 1.3 reports a refused client
+    A blocking socket shows the broker's verdict at once: TLS 1.3 reports a refused client
     certificate only after the handshake, which MQTT clients turn into a long timeout.
     """
     endpoint = bench.site("a").mqtt
-    name = client_id.encode()
-    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(name).to_bytes(2, "big") + name
-    packet = bytes([0x10, len(body)]) + body
     context = tls_context(bench.pki.ca_cert, pair)
     with (
         socket.create_connection((endpoint.host, endpoint.port), timeout=DEADLINE_S) as raw,
         context.wrap_socket(raw, server_hostname=endpoint.host) as tls,
     ):
         try:
-            tls.sendall(packet)
-            return tls.recv(4)
-        except (ssl.SSLError, ConnectionError):
-            return b""
+            tls.sendall(mqtt_codec.encode(mqtt_codec.Connect(client_id)))
+            reader = mqtt_codec.PacketReader()
+            packets: list[mqtt_codec.Packet] = []
+            while not packets:
+                chunk = tls.recv(256)
+                if not chunk:
+                    return None
+                packets = reader.feed(chunk)
+        except (ssl.SSLError, ConnectionError, ProtocolViolation):
+            return None
+        answer = packets[0]
+        return answer.reason if isinstance(answer, mqtt_codec.ConnAck) else None
 
 
 def test_client_certificates_decide_who_gets_in(services_two: RunningBench) -> None:
     pki = services_two.pki
-    # CONNACK 0x20 0x02 0x00 0x00: accepted.
-    assert _mqtt_connect(services_two, pki.device("esp32s3-env-09"), "esp32s3-env-09") == (
-        b"\x20\x02\x00\x00"
-    )
-    assert _mqtt_connect(services_two, None, "no-cert") == b""
+    # CONNACK reason 0: accepted.
+    assert _mqtt_connect(services_two, pki.device("esp32s3-env-09"), "esp32s3-env-09") == 0
+    assert _mqtt_connect(services_two, None, "no-cert") is None
     for variant in ("wrong_ca", "expired", "not_yet_valid", "revoked"):
         pair = pki.device_variant("esp32s3-env-09", variant)
-        assert _mqtt_connect(services_two, pair, "esp32s3-env-09") == b"", variant
+        assert _mqtt_connect(services_two, pair, "esp32s3-env-09") is None, variant
 
 
 async def test_nats_restart_reuses_ports_and_heals_the_leafnode(

@@ -1,0 +1,37 @@
+"""The project's one MQTT v5 layer: a pure codec, an asyncio client, the TLS context builder.
+
+Used by the backend's ingest, the simulated devices' links, the serial bridge and the bench's
+readiness check, so MQTT is written once. It imports nothing else of ours, which is why the
+simulators and the hardware bridge may use it (import-linter contract, docs/architecture.md).
+
+* :mod:`backend.mqtt.codec` — packets as values, bytes in and out, no I/O.
+* :mod:`backend.mqtt.client` — :class:`MqttClient`: manual acks, buffered reads, PUBACK
+  reason codes, keepalive; the socket owned by an asyncio transport.
+* :mod:`backend.mqtt.tls` — :func:`client_tls_context`, TLS 1.3 minimum, for every client.
+* :mod:`backend.mqtt.errors` — :class:`MqttError` and its tree.
+"""
+
+from backend.mqtt.client import FAILURE, ConnectOptions, MqttClient
+from backend.mqtt.codec import Publish, Will
+from backend.mqtt.errors import (
+    ConnectFailed,
+    ConnectionLost,
+    MqttError,
+    MqttTimeout,
+    ProtocolViolation,
+)
+from backend.mqtt.tls import client_tls_context
+
+__all__ = [
+    "FAILURE",
+    "ConnectFailed",
+    "ConnectOptions",
+    "ConnectionLost",
+    "MqttClient",
+    "MqttError",
+    "MqttTimeout",
+    "ProtocolViolation",
+    "Publish",
+    "Will",
+    "client_tls_context",
+]

@@ -1,0 +1,39 @@
+"""The one TLS client-context builder of the project (devices, backend, bench, bridge).
+
+Every MQTT client of ours — the backend's ingest, simulated devices, the serial bridge, the
+bench's readiness check and probes, the load tool — builds its context here, so they agree:
+TLS 1.3 at least (the site's Mosquitto listens with ``tls_version tlsv1.3``, DESIGN.md), the
+bench CA as the only trust anchor, and the client's own certificate for mutual TLS.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from backend.mqtt.errors import ConnectFailed
+
+
+def client_tls_context(
+    ca: Path | str | None,
+    cert: Path | str | None = None,
+    key: Path | str | None = None,
+    *,
+    check_hostname: bool = True,
+) -> ssl.SSLContext:
+    """A TLS >= 1.3 client context trusting ``ca`` (None: the system store) and presenting
+    ``cert``/``key`` when given (``key`` None: the key is in the ``cert`` file).
+
+    A certificate or key that cannot be loaded raises :class:`ConnectFailed` naming the file.
+    """
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca is not None else None
+    )
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.check_hostname = check_hostname
+    if cert is not None:
+        try:
+            context.load_cert_chain(str(cert), str(key) if key is not None else None)
+        except (OSError, ssl.SSLError) as error:
+            raise ConnectFailed(f"cannot load client certificate {cert}: {error}") from None
+    return context
