@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,13 @@ def demo_file() -> Path:
     type=click.Path(path_type=Path),
     help="write FILE.html or FILE.json (default: <state-dir>/report.html)",
 )
-@click.option("--hold", is_flag=True, help="keep the sites running after the story (Ctrl-C ends)")
+@click.option(
+    "--hold/--no-hold",
+    default=True,
+    show_default=True,
+    help="keep the sites (and their consoles) running after the story until Ctrl-C; "
+    "--no-hold ends at once (CI)",
+)
 def demo(
     scenario_path: Path | None, pace: float, state_dir: Path, report: Path | None, hold: bool
 ) -> None:
@@ -66,6 +73,8 @@ def demo(
             console.print(
                 f"  site {site_id}: API {site.api}  MQTT {site.mqtt.host}:{site.mqtt.port}"
             )
+            token = f"#token={site.api_token}" if site.api_token else ""
+            console.print(f"  site {site_id} console: [link]{site.api}/{token}[/link]")
         narrator = Narrator(console)
         result = asyncio.run(run_scenario(loaded, bench, narrator, pace_s=pace))
         # The story is over and the sites go away with Ctrl-C: the report is what stays.
@@ -73,7 +82,9 @@ def demo(
         narrator.summary([result])
         console.print(f"report: {written}")
         if hold:
-            console.print("sites keep running; press Ctrl-C to stop them")
+            console.print("sites keep running (consoles above); press Ctrl-C to stop them")
+            # SIGTERM ends the hold like Ctrl-C, so the sites are stopped, never orphaned.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
                 while True:
                     time.sleep(3600)

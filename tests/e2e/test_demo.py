@@ -14,7 +14,7 @@ def test_demo_plays_the_story_and_leaves_a_report(tmp_path: Path) -> None:
     state_dir = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "demo", "--pace", "0", "--state-dir", str(state_dir),
-         "--report", str(tmp_path / "demo.json")],
+         "--report", str(tmp_path / "demo.json"), "--no-hold"],
         cwd=ROOT, capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
     output = done.stdout + done.stderr
@@ -25,3 +25,5 @@ def test_demo_plays_the_story_and_leaves_a_report(tmp_path: Path) -> None:
     assert document["passed"] is True
     assert [s["name"] for s in document["scenarios"]] == ["demo"]
     assert output.index("report:") < output.index("stopping the sites")
+    assert "site a console: http://127.0.0.1:" in output
+    assert "#token=" in output  # the console link logs the operator in

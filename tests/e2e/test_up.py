@@ -60,7 +60,16 @@ def test_up_writes_bench_json_and_stops_everything_on_sigterm(tmp_path: Path) ->
         assert set(raw["token_issuer"]) == {"issuer", "jwks", "token_url", "audience"}
         assert set(raw["sites"]) == {"a"}
         site = raw["sites"]["a"]
-        assert set(site) == {"site_id", "api", "mqtt", "redis", "nats", "database", "api_token"}
+        assert set(site) == {
+            "site_id",
+            "api",
+            "mqtt",
+            "policy_mqtt",
+            "redis",
+            "nats",
+            "database",
+            "api_token",
+        }
         assert site["site_id"] == "a"
         assert site["mqtt"]["tls"] is True
         assert site["redis"].startswith("redis://127.0.0.1:") and site["redis"].endswith("/0")
