@@ -117,8 +117,36 @@ enum verdict { DENY = 0, ALLOW = 1, ERROR = -1 };
 
 /* POST one go-auth request; ALLOW / DENY are answers of the service, ERROR is no answer
  * (transport failure, timeout, 5xx): refused too, but never cached. */
+/* The request headers for one check: the base ones, plus `Authorization: Bearer <token>`
+ * when the check is a token client's (go-auth's JWT remote mode sends the token so; the
+ * body keeps exactly the HTTP backend's fields). NULL when allocation fails. */
+static struct curl_slist *headers_for(struct plugin *p, const char *bearer, char **line)
+{
+	*line = NULL;
+	if(!bearer || !*bearer) return p->headers;
+	size_t n = strlen(bearer) + sizeof("Authorization: Bearer ");
+	*line = malloc(n);
+	if(!*line) return NULL;
+	snprintf(*line, n, "Authorization: Bearer %s", bearer);
+	struct curl_slist *list = NULL;
+	for(struct curl_slist *h = p->headers; h; h = h->next){
+		struct curl_slist *grown = curl_slist_append(list, h->data);
+		if(!grown){
+			curl_slist_free_all(list);
+			return NULL;
+		}
+		list = grown;
+	}
+	struct curl_slist *grown = curl_slist_append(list, *line);
+	if(!grown){
+		curl_slist_free_all(list);
+		return NULL;
+	}
+	return grown;
+}
+
 static enum verdict ask(struct plugin *p, const char *url, const struct field *fields,
-		size_t n, const char *what)
+		size_t n, const char *what, const char *bearer)
 {
 	double now = now_s();
 	if(now < p->down_until){
@@ -141,10 +169,23 @@ static enum verdict ask(struct plugin *p, const char *url, const struct field *f
 	abuf_reset(&p->answer);
 	p->answer_too_big = false;
 	p->last_error[0] = '\0';
+	char *auth_line = NULL;
+	struct curl_slist *headers = headers_for(p, bearer, &auth_line);
+	if(!headers){
+		free(auth_line);
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "%s check refused: out of memory", what);
+		return ERROR;
+	}
+	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(p->curl, CURLOPT_URL, url);
 	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, p->body.data);
 	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDSIZE, (long)p->body.len);
 	CURLcode rc = curl_easy_perform(p->curl);
+	if(headers != p->headers){
+		curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, p->headers);
+		curl_slist_free_all(headers);
+	}
+	free(auth_line);
 	if(rc != CURLE_OK){
 		const char *reason = p->answer_too_big ? "answer larger than max_response_bytes"
 				: (p->last_error[0] ? p->last_error : curl_easy_strerror(rc));
@@ -176,14 +217,14 @@ static enum verdict ask(struct plugin *p, const char *url, const struct field *f
 /* Cached wrapper around ask(). */
 static enum verdict decide(struct plugin *p, char kind, const char *const *parts, size_t nparts,
 		double ttl_s, const char *url, const struct field *fields, size_t n,
-		const char *what)
+		const char *what, const char *bearer)
 {
 	bool keyed = p->cache_on && cache_key(&p->key, kind, parts, nparts);
 	if(keyed){
 		int hit = cache_get(p->cache, p->key.data, p->key.len, now_s());
 		if(hit >= 0) return hit ? ALLOW : DENY;
 	}
-	enum verdict v = ask(p, url, fields, n, what);
+	enum verdict v = ask(p, url, fields, n, what, bearer);
 	if(keyed && v != ERROR){
 		double now = now_s();
 		/* the key buffer was not touched by ask() */
@@ -335,7 +376,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 		{"password", ed->password, false},
 		{"clientid", clientid, false},
 	};
-	enum verdict v = decide(p, 'u', parts, 3, p->auth_ttl_s, p->user_url, fields, 3, "user");
+	enum verdict v = decide(p, 'u', parts, 3, p->auth_ttl_s, p->user_url, fields, 3, "user", NULL);
 	if(v != ALLOW){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
 				LOG_PREFIX "connect of '%s' (client id '%s') from %s refused by the policy "
@@ -387,15 +428,16 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		}
 		return MOSQ_ERR_ACL_DENIED;
 	}
-	/* The token goes with every check of a token client (and into the cache key, so a
-	 * client that logs in again with other claims is not judged by the old ones). */
+	/* The token goes with every check of a token client, as `Authorization: Bearer`
+	 * (go-auth's JWT remote mode; the body stays the HTTP backend's), and into the cache
+	 * key, so a client that logs in again with other claims is not judged by old ones. */
 	const char *token = token_of(p, clientid);
 	if(!token) token = "";
 	if(p->superuser_url){
 		const char *sparts[] = {username, token};
-		struct field sfields[] = {{"username", username, false}, {"password", token, false}};
-		if(decide(p, 's', sparts, 2, p->acl_ttl_s, p->superuser_url, sfields, 2, "superuser")
-				== ALLOW){
+		struct field sfields[] = {{"username", username, false}};
+		if(decide(p, 's', sparts, 2, p->acl_ttl_s, p->superuser_url, sfields, 1, "superuser",
+				token) == ALLOW){
 			return MOSQ_ERR_SUCCESS;
 		}
 	}
@@ -407,9 +449,8 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 		{"clientid", clientid, false},
 		{"topic", ed->topic, false},
 		{"acc", acc, true},
-		{"password", token, false},
 	};
-	enum verdict v = decide(p, 'a', parts, 5, p->acl_ttl_s, p->acl_url, fields, 5, "acl");
+	enum verdict v = decide(p, 'a', parts, 5, p->acl_ttl_s, p->acl_url, fields, 4, "acl", token);
 	if(v != ALLOW && ed->access == MOSQ_ACL_SUBSCRIBE){
 		mosquitto_log_printf(MOSQ_LOG_NOTICE,
 				LOG_PREFIX "'%s' refused SUBSCRIBE to '%s' by the policy service%s", username,
