@@ -232,7 +232,7 @@ def test_fleet_command_explains_a_bad_spec(bench_one, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["fleet", "--spec", str(spec), "--state-dir", str(bench_one.state_dir)])
     assert caught.value.code == 2
-    assert "unknown board; known boards: esp32s3-env" in capsys.readouterr().err
+    assert "unknown board 'toaster'; choose one of esp32s3-env" in capsys.readouterr().err
 
 
 async def test_devices_measurement_runs_small(bench_one) -> None:
