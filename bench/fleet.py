@@ -101,9 +101,10 @@ def judge_fleet(fleet: Fleet) -> FleetVerdict:
     for runner in runners:
         if runner.connects == 0:
             device = runner.node.device_id
-            # Link errors name their device; the reason is what they have in common.
-            reason = (runner.last_error or "never tried to connect").removeprefix(f"{device}: ")
-            problems.record("connect", reason, f"{device}: {reason}")
+            # Link errors name their device (as a prefix, or inside the MQTT layer's
+            # "as <id>"); the reason is what they have in common, so the id is masked.
+            message = (runner.last_error or "never tried to connect").removeprefix(f"{device}: ")
+            problems.record("connect", message.replace(device, "<id>"), f"{device}: {message}")
         if runner.status is LinkStatus.CLOSED:
             problems.record("runner", "ended", f"{runner.node.device_id}: its runner ended")
     connected = sum(1 for runner in runners if runner.connects > 0)
