@@ -9,6 +9,7 @@ code 2 instead of a traceback.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import Any
 
@@ -74,8 +75,21 @@ def cli() -> None:
     """aurora-bench: a hardware-in-the-loop test bench for the AuroraSOC CPS backend."""
 
 
+class _QuietSslEof(logging.Filter):
+    """Drop asyncio's "returning true from eof_received() has no effect when using ssl".
+
+    nats-py upgrades a plain asyncio stream to TLS, and the stream protocol then answers
+    True at EOF; asyncio warns once per closed TLS connection. It means nothing to a user
+    and buried `aurora-bench up --sentinel`'s own output under its readiness checks.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received()" not in record.getMessage()
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI, turning bench errors into one clear line."""
+    logging.getLogger("asyncio").addFilter(_QuietSslEof())
     try:
         return cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
