@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+from pathlib import Path
 from typing import Any, Protocol
 
 from backend.retry import Backoff
@@ -22,6 +24,8 @@ from bench.scenario.loader import node_group
 from bench.scenario.schema import NodeSpec, Scenario
 from bench.scenario.timeline import EventKind, Timeline
 from bench.site import RunningBench
+from hardware.emulated import EmulatedDoor
+from hardware.emulator import EmulatorSpec
 from simulators.boards import BOARDS, DoorNode
 from simulators.fleet import Fleet
 from simulators.fleetspec import FleetSpec
@@ -32,6 +36,15 @@ from simulators.outbox import QueueOutbox
 from simulators.runtime import NodeRunner
 
 LOCK_SAMPLE_S = 0.005
+#: The emulated firmware's lock lines: `lock: unlocked for 5 s (unlock)`, `lock: lockdown (…)`.
+#: The bridge's console prefixes each board line with its time and `[<id>] `.
+_LOCK_LINE = re.compile(r"(?:^|\] )lock: (locked|unlocked|lockdown)\b")
+
+
+def lock_line_state(line: str) -> str | None:
+    """The lock state a firmware log line reports, or None (pure)."""
+    match = _LOCK_LINE.search(line.strip())
+    return match.group(1) if match else None
 
 
 class ScenarioFleet(Protocol):
@@ -57,9 +70,13 @@ class SimulatedFleet:
         self._lock_task: asyncio.Task[None] | None = None
         self._boards: list[tuple[NodeSpec, str]] = []
         self._bridges: list[asyncio.Task[None]] = []
+        self._emulated: dict[str, tuple[NodeSpec, str]] = {}
+        self._doors: dict[str, EmulatedDoor] = {}
         for spec in scenario.fleet:
             site = spec.site or scenario.first_site
-            if spec.port is not None:
+            if spec.emulated is not None:
+                self._emulated[spec.id] = (spec, site)
+            elif spec.port is not None:
                 self._boards.append((spec, site))
             else:
                 self._add(spec, site)
@@ -72,6 +89,7 @@ class SimulatedFleet:
         pair = self._bench.pki.device(spec.id)
         identity = DeviceIdentity.from_files(spec.id, pair.cert, pair.key)
         config = node_group(spec).node_config()
+        assert spec.board is not None  # emulated nodes never get here
         node = BOARDS[spec.board](
             self._fleet.env, spec.id, QueueOutbox(), config=config, identity=identity
         )
@@ -119,6 +137,8 @@ class SimulatedFleet:
         await self._fleet.start()
         for spec, site in self._boards:
             self._bridges.append(self._start_bridge(spec, site))
+        for spec, site in self._emulated.values():
+            await self._start_emulated(spec, site)
         self._lock_task = asyncio.create_task(self._sample_locks(), name="scenario-locks")
 
     def _start_bridge(self, spec: NodeSpec, site: str) -> asyncio.Task[None]:
@@ -137,6 +157,40 @@ class SimulatedFleet:
         except Exception as error:
             raise BenchError(f"{spec.id}: cannot bridge {spec.port}: {error}") from None
         return asyncio.create_task(bridge.run(), name=f"bridge:{spec.id}")
+
+    async def _start_emulated(self, spec: NodeSpec, site: str) -> None:
+        # Real firmware under QEMU, bridged like a USB board (the emulated tier). Its lock
+        # changes are the firmware's own `lock: <state>` log lines, so a `lock` expectation
+        # reads what the C code did, not what a model thinks.
+        from bench.cmd_hardware import make_bridge
+        from hardware.emulator import DEFAULT_FIRMWARE, ensure_firmware
+
+        assert spec.emulated is not None
+        last: dict[str, str] = {}
+
+        def console(line: str) -> None:
+            self._timeline.record(EventKind.NOTE, "board", site=site, device=spec.id, text=line)
+            state = lock_line_state(line)
+            if state is not None and last.get("state") != state:
+                last["state"] = state
+                self._timeline.record(
+                    EventKind.LOCK, "node", site=site, device=spec.id, state=state
+                )
+
+        firmware = Path(spec.emulated.firmware) if spec.emulated.firmware else DEFAULT_FIRMWARE
+        try:
+            elf = await asyncio.to_thread(ensure_firmware, firmware)
+            door = EmulatedDoor(
+                EmulatorSpec(elf, spec.id), self._bench.state_dir / f"qemu-{spec.id}.log"
+            )
+            await door.start()
+        except Exception as error:
+            raise BenchError(f"{spec.id}: cannot start the emulated board: {error}") from None
+        self._doors[spec.id] = door
+        bridge = make_bridge(self._bench.info, site, door.console_port, console=console)
+        self._bridges.append(asyncio.create_task(bridge.run(), name=f"bridge:{spec.id}"))
+        await bridge.wait_until(lambda stats: stats.port_opens >= 1)
+        await door.boot()
 
     async def _sample_locks(self) -> None:
         doors = {
@@ -162,11 +216,14 @@ class SimulatedFleet:
         return frozenset(self._fleet.nodes)
 
     def has(self, device_id: str) -> bool:
-        """True for a node of this fleet."""
-        return device_id in self._fleet.nodes
+        """True for a node of this fleet (simulated or emulated)."""
+        return device_id in self._fleet.nodes or device_id in self._doors
 
     def swipe(self, device_id: str, uid: str) -> None:
-        """Present a badge at a reader or door."""
+        """Present a badge at a reader or door (an emulated one's PN532 reads it)."""
+        if device_id in self._doors:
+            self._doors[device_id].swipe(uid)
+            return
         self._fleet.reader(device_id).swipe(uid)
 
     def fault(self, device_id: str, kind: str, params: dict[str, Any]) -> None:
@@ -207,6 +264,9 @@ class SimulatedFleet:
         for running in [*bridges, *([task] if task else [])]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await running
+        doors, self._doors = self._doors, {}
+        for door in doors.values():
+            await door.aclose()
         await self._fleet.aclose()
 
 

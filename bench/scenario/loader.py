@@ -357,7 +357,7 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
                         f"(fleet: {_names(nodes) or 'empty'}; `*` grants every door)",
                     )
                 )
-            elif node.board not in _DOOR_BOARDS:
+            elif node.emulated is None and node.board not in _DOOR_BOARDS:
                 problems.append(
                     (
                         (*loc, "doors", d_index),
@@ -395,10 +395,19 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
                         f"on {board.port} (do it by hand, and expect what follows)",
                     )
                 )
+            elif board is not None and board.emulated is not None and akey != "swipe":
+                problems.append(
+                    (
+                        (*base, akey, "device"),
+                        f"`{akey}` needs a simulated node; {action.device} runs real firmware "
+                        "under QEMU (a swipe goes through its PN532; build another image for "
+                        "drift)",
+                    )
+                )
         if akey == "attest" and action.respond != "honest":
             node_ok((*base, akey, "device"), action.device, "`attest` with `respond`")
             board = nodes.get(action.device)
-            if board is not None and board.port is not None:
+            if board is not None and (board.port is not None or board.emulated is not None):
                 problems.append(
                     ((*base, akey, "respond"), "`respond` needs a simulated node, not a real board")
                 )
@@ -420,9 +429,15 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
                 if (
                     expectation.key == "lock"
                     and door
+                    and door.emulated is None
                     and door.board is not BoardKind.STM32F401_DOOR
                 ):
-                    problems.append(((*eloc, "device"), "`lock` needs a stm32f401-door node"))
+                    problems.append(
+                        (
+                            (*eloc, "device"),
+                            "`lock` needs a stm32f401-door node or an emulated door",
+                        )
+                    )
                 if expectation.key == "lock" and door and door.port is not None:
                     problems.append(
                         (
@@ -448,6 +463,8 @@ def node_group(node: NodeSpec) -> Any:
 
     Raises pydantic's ``ValidationError`` when the options do not fit the board.
     """
+    if node.board is None:
+        raise ValueError(f"{node.id} is emulated: it has no simulator model")
     raw: dict[str, Any] = {"board": node.board.value, "id_pattern": "scenario-{n}", **node.options}
     if node.firmware_version is not None:
         raw["firmware_version"] = node.firmware_version
@@ -456,6 +473,8 @@ def node_group(node: NodeSpec) -> Any:
 
 def node_options_problem(node: NodeSpec) -> str | None:
     """Why ``node.options`` do not fit its board's model (the fleet spec's), or None."""
+    if node.emulated is not None:
+        return None  # no model: the schema already refuses options on an emulated node
     try:
         node_group(node)
     except ValidationError as error:

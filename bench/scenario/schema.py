@@ -30,7 +30,7 @@ expectation models in :mod:`~bench.scenario.checks`.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -161,19 +161,42 @@ def _board(value: object) -> object:
     return parse_board(value) if isinstance(value, str) else value
 
 
+class EmulatedSpec(Strict):
+    """Real firmware under QEMU (the emulated tier, ``hardware/firmware/``)."""
+
+    board: Literal["stm32f405-door"] = Field(
+        "stm32f405-door", description="emulated board (QEMU netduinoplus2, an STM32F405)"
+    )
+    firmware: str | None = Field(
+        None, description="ELF to run (default: the reference door firmware, built on demand)"
+    )
+
+
 class NodeSpec(Strict):
-    """A simulated device, or a real board when ``port`` names its serial port."""
+    """A simulated device (``board``), a real board when ``port`` names its serial port, or
+    real firmware under QEMU (``emulated``)."""
 
     id: DeviceId
-    board: Annotated[BoardKind, BeforeValidator(_board)]
+    board: Annotated[BoardKind | None, BeforeValidator(_board)] = None
     site: SiteId | None = Field(None, description="default: the first site")
     firmware_version: str | None = None
     port: str | None = Field(
         None, description="serial port of a real board (e.g. /dev/ttyACM0) instead of a model"
     )
+    emulated: EmulatedSpec | None = Field(
+        None, description="run the board's firmware under QEMU instead of a model"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="model parameters passed to the simulator"
     )
+
+    @model_validator(mode="after")
+    def _board_or_emulated(self) -> NodeSpec:
+        if (self.board is None) == (self.emulated is None):
+            raise ValueError("a fleet node names exactly one of `board` or `emulated`")
+        if self.emulated is not None and (self.port is not None or self.options):
+            raise ValueError("an `emulated` node takes no `port` or `options`")
+        return self
 
 
 #: A grant of the scenario's setup (the same fields as the ``grant`` action).
