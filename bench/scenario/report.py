@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.scenario.report_charts import FILTER_SCRIPT, latency_histograms, timeline_chart
 from bench.scenario.results import ExpectationResult, ScenarioResult, failure_text
 from bench.scenario.timeline import EventKind
 
@@ -47,6 +48,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 details{margin:.3em 0} pre{background:#f7f7f7;padding:.6em;overflow:auto}
 tr.k-step td{font-weight:600;background:#fafafa} tr.k-alert td{color:#b45309}
 tr.k-command td,tr.k-lock td{color:#1d4ed8}
+td.obs{color:#555;max-width:28em} .charts svg{margin:0 1em 1em 0}
+.filters label{margin-right:.8em} svg.timeline{display:block;margin:.5em 0}
 """
 
 
@@ -69,7 +72,7 @@ def html_report(results: Sequence[ScenarioResult], title: str = "aurora-bench sc
     parts.append("</table>")
     for index, result in enumerate(results):
         parts.append(_scenario_html(index, result))
-    parts.append("</body></html>")
+    parts.append(f"<script>{FILTER_SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
@@ -84,6 +87,7 @@ def _word(ok: bool) -> str:
 def _scenario_html(index: int, result: ScenarioResult) -> str:
     e = html.escape
     out = [
+        "<section>",
         f"<h2 id='s{index}'>{e(result.name)} "
         f"<span class='{_cls(result.passed)}'>{_word(result.passed)}</span></h2>",
         f"<div>{e(result.path)} &middot; started {e(result.started_at)} &middot; "
@@ -92,9 +96,10 @@ def _scenario_html(index: int, result: ScenarioResult) -> str:
     if not result.passed:
         out.append(f"<pre>{e(failure_text(result))}</pre>")
     scale = max([0.001, *(latency_s for _, latency_s in result.latencies())])
+    out.append(latency_histograms(result))
     out.append(
         "<table><tr><th>at</th><th>step</th><th>action</th><th>action time</th>"
-        "<th>expectation</th><th>result</th><th>latency</th><th></th></tr>"
+        "<th>expectation</th><th>observed</th><th>result</th><th>latency</th><th></th></tr>"
     )
     for step in result.steps:
         rows: list[ExpectationResult | None] = [*step.expectations] or [None]
@@ -108,7 +113,7 @@ def _scenario_html(index: int, result: ScenarioResult) -> str:
                 else "<td></td><td></td><td></td><td></td>"
             )
             if expectation is None:
-                out.append(f"<tr>{head}<td>-</td><td></td><td></td><td></td></tr>")
+                out.append(f"<tr>{head}<td>-</td><td></td><td></td><td></td><td></td></tr>")
                 continue
             latency = expectation.latency_s
             bar = (
@@ -117,14 +122,18 @@ def _scenario_html(index: int, result: ScenarioResult) -> str:
                 else ""
             )
             shown = f"{latency * 1000:.1f}ms" if latency is not None else ""
-            title = e(f"observed: {expectation.observed}")
+            observed = expectation.observed
+            short = observed if len(observed) <= 160 else observed[:157] + "..."
             out.append(
-                f"<tr>{head}<td title='{title}'>{e(expectation.description)}</td>"
+                f"<tr>{head}<td>{e(expectation.description)}</td>"
+                f"<td class='obs' title='{e(observed[:2000])}'>{e(short)}</td>"
                 f"<td class='{_cls(expectation.passed)}'>{e(expectation.verdict.value)}</td>"
                 f"<td class='num'>{shown}</td><td>{bar}</td></tr>"
             )
     out.append("</table>")
-    out.append(f"<details><summary>timeline ({len(result.events)} events)</summary>")
+    out.append(f"<h3>timeline ({len(result.events)} events)</h3>")
+    out.append(timeline_chart(result, index))
+    out.append(f"<details><summary>all {len(result.events)} events</summary>")
     out.append(
         "<table><tr><th>t</th><th>kind</th><th>site</th><th>device</th><th>source</th>"
         "<th>what</th></tr>"
@@ -132,12 +141,13 @@ def _scenario_html(index: int, result: ScenarioResult) -> str:
     for event in result.events:
         data = json.dumps(dict(event.data), default=str)
         out.append(
-            f"<tr class='k-{event.kind.value}'><td class='num'>{event.t:.3f}s</td>"
+            f"<tr class='k-{event.kind.value}' data-source='{e(event.source)}'>"
+            f"<td class='num'>{event.t:.3f}s</td>"
             f"<td>{e(event.kind.value)}</td><td>{e(event.site or '')}</td>"
             f"<td>{e(event.device or '')}</td><td>{e(event.source)}</td>"
             f"<td title='{e(data[:2000])}'>{e(_what(event.kind, event.summary()))}</td></tr>"
         )
-    out.append("</table></details>")
+    out.append("</table></details></section>")
     return "\n".join(out)
 
 

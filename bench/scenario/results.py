@@ -18,6 +18,8 @@ class ExpectationResult:
     expected: str
     observed: str
     at: float | None = None
+    #: The expectation's YAML key (``lock``, ``alert``...), for grouping in reports.
+    kind: str = ""
     latency_s: float | None = None
     figures: dict[str, float] = field(default_factory=dict)
     context: list[Event] = field(default_factory=list)
@@ -31,6 +33,7 @@ class ExpectationResult:
         """JSON-safe dict."""
         return {
             "description": self.description,
+            "kind": self.kind,
             "verdict": self.verdict.value,
             "expected": self.expected,
             "observed": self.observed,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +66,12 @@ def metric_sums(text: str, bodies: Sequence[MetricExpect]) -> list[float]:
                 ):
                     sums[index] += float(sample.value)
     return sums
+
+
+def expectation_kind(body: object) -> str:
+    """The YAML key of an expectation model: ``NoAlertExpect`` -> ``no_alert``."""
+    name = type(body).__name__.removesuffix("Expect")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class RunObserver(Protocol):
@@ -331,6 +338,7 @@ class _Run:
         at = outcome.at if outcome.at is not None else now
         return ExpectationResult(
             description=describe(body),
+            kind=expectation_kind(body),
             verdict=outcome.verdict,
             expected=outcome.expected,
             observed=outcome.observed,
