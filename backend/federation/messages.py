@@ -166,6 +166,10 @@ def _one_ioc(item: object) -> dict[str, str] | None:
             value = item[value_key]
             if type_key is not None and isinstance(item[type_key], str):
                 ioc_type = _canonical_type(item[type_key])
+            elif type_key is None and isinstance(value, str):
+                # {"value": "ip:1.2.3.4"} (how the local alert path stores a typed string)
+                # names its type exactly as the bare string would.
+                return _one_ioc(value)
         elif len(item) == 1 and type_key is None:  # {"ip": "1.2.3.4"}
             ((key, value),) = item.items()
             ioc_type = _canonical_type(str(key))

@@ -144,6 +144,11 @@ def test_iocs_normalise_to_one_shape() -> None:
         (17, []),
         ("203.0.113.9", [{"type": "ip", "value": "203.0.113.9"}]),
         ({"type": "domain", "value": "x.example"}, [{"type": "domain", "value": "x.example"}]),
+        # A typed string as the local alert path stores it keeps its type (seed 002:
+        # "IOCs normalize to the canonical dict shape"); it arrived as type unknown.
+        ({"value": "ip:203.0.113.9"}, [{"type": "ip", "value": "203.0.113.9"}]),
+        ({"value": "domain:C2.Evil.Example"}, [{"type": "domain", "value": "c2.evil.example"}]),
+        ({"value": "http://x.example/a"}, [{"type": "url", "value": "http://x.example/a"}]),
     ],
 )
 def test_single_iocs_and_junk(raw: object, expected: list[dict[str, str]]) -> None:
