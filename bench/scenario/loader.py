@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from bench.errors import ScenarioError
 from bench.scenario.actions import GrantAction
 from bench.scenario.schema import NodeSpec, Scenario
+from bench.scenario.yaml_limits import MAX_DEPTH, structure_problem
 from simulators.board_names import BoardKind
 
 #: The file suffixes read as scenarios.
@@ -104,9 +105,9 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
             source,
             [Problem(_line(node), "a scenario is a mapping with `name`, `sites`, `steps`, ...")],
         )
-    shape = _structure_problem(node)
+    shape = structure_problem(node)
     if shape is not None:
-        raise ScenarioLoadError(source, [shape])
+        raise ScenarioLoadError(source, [Problem(_line(shape[0]), shape[1])])
     duplicates = list(_duplicate_keys(node))
     if duplicates:
         raise ScenarioLoadError(source, duplicates)
@@ -124,41 +125,6 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     if problems:
         raise ScenarioLoadError(source, problems)
     return scenario
-
-
-#: Deepest nesting a scenario may have (the shipped ones stay under 10).
-MAX_DEPTH = 64
-#: Most values a scenario may expand to once aliases are followed (the shipped ones stay
-#: under 2,000): aliases are welcome for shared settings, a "billion laughs" file is not.
-MAX_EXPANDED_NODES = 100_000
-
-
-def _structure_problem(root: yaml.Node) -> Problem | None:
-    """Refuse what would cost more to read than a scenario can mean: nesting deeper than
-    MAX_DEPTH, or aliases that expand to more than MAX_EXPANDED_NODES values (a few lines
-    that would become billions of items). Iterative, and it stops at the budget."""
-    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
-    expanded = 0
-    while stack:
-        node, depth = stack.pop()
-        expanded += 1
-        if expanded > MAX_EXPANDED_NODES:
-            return Problem(
-                _line(node),
-                f"expands to more than {MAX_EXPANDED_NODES:,} values once its aliases "
-                "(*name) are followed; write a smaller file",
-            )
-        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            continue
-        if depth > MAX_DEPTH:
-            return Problem(_line(node), f"nested more than {MAX_DEPTH} levels deep")
-        children = (
-            [v for pair in node.value for v in pair]
-            if isinstance(node, yaml.MappingNode)
-            else list(node.value)
-        )
-        stack.extend((child, depth + 1) for child in children)
-    return None
 
 
 _STEPS_KEY = re.compile(r"^steps\s*:", re.MULTILINE)
