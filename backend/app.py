@@ -21,6 +21,7 @@ from fastapi_offline import FastAPIOffline
 from backend.alerts import AlertService
 from backend.attestation import AttestationService, load_ca
 from backend.bus import StreamBus
+from backend.console.sentinel import SentinelWatch
 from backend.errors import Unavailable
 from backend.ingest.consumer import MqttIngest
 from backend.ingest.pipeline import IngestPipeline
@@ -80,6 +81,12 @@ class Backend:
         self.tokens = self.policy.verifier
         #: What the console shows as the site topology (the federation's, when enabled).
         self.topology_source: Callable[[], Awaitable[dict[str, Any]]] | None = None
+        #: The console's Sentinel panel, when the Sentinel's node monitors are configured.
+        self.sentinel_watch = (
+            SentinelWatch(settings.sentinel_monitors, self.bus.redis)
+            if settings.sentinel_monitors
+            else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
@@ -109,6 +116,8 @@ class Backend:
             if self.settings.ingest_workers > 1 and self.settings.ingest_worker_index == 0:
                 self.workers = IngestWorkers(self.settings)
                 self._spawn(self.workers.run(), "ingest-workers")
+        if self.sentinel_watch is not None:
+            self._spawn(self.sentinel_watch.run(), "sentinel-watch")
         if self.federation is not None:
             await self.federation.start()
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.contract import Severity
 
@@ -112,9 +113,19 @@ class Settings(BaseSettings):
     #: Leave ``/metrics`` open to scrapers without a token.
     api_open_metrics: bool = True
 
+    #: The Sentinel nodes' monitor URLs by region, for the console's Sentinel panel:
+    #: ``AURORA_SENTINEL_MONITORS="us-east=http://127.0.0.1:8222,eu-west=..."`` (the bench
+    #: passes it to the origin site's backend with ``--sentinel``). Empty: no panel.
+    sentinel_monitors: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+
     log_level: str = "INFO"
     #: ``json`` (one object per line: site, device, trace id) or ``text`` for a terminal.
     log_format: Literal["json", "text"] = "json"
+
+    @field_validator("sentinel_monitors", mode="before")
+    @classmethod
+    def _monitors_from_text(cls, value: Any) -> Any:
+        return parse_monitors(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _federation_timing_works(self) -> Self:
@@ -160,6 +171,28 @@ class Settings(BaseSettings):
         return self.model_copy(
             update={"ingest_worker_index": index, "federation_enabled": False}
         ).model_dump_json()
+
+
+_REGION = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def parse_monitors(text: str) -> dict[str, str]:
+    """``region=url,region=url`` as a dict; ValueError naming the bad item and why."""
+    monitors: dict[str, str] = {}
+    for position, raw in enumerate(text.split(","), start=1):
+        item = raw.strip()
+        if not item:
+            continue
+        region, sep, url = (part.strip() for part in item.partition("="))
+        where = f"AURORA_SENTINEL_MONITORS item {position} ({item[:80]!r})"
+        if not sep or not _REGION.fullmatch(region):
+            raise ValueError(f"{where}: expected region=http://host:port, region as [a-z0-9_-]")
+        if not url.startswith(("http://", "https://")) or len(url) <= len("http://"):
+            raise ValueError(f"{where}: the monitor URL must start with http:// or https://")
+        if region in monitors:
+            raise ValueError(f"{where}: region {region!r} is given twice")
+        monitors[region] = url.rstrip("/")
+    return monitors
 
 
 #: Environment variable through which a worker process gets its parent's settings.

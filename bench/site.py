@@ -231,6 +231,12 @@ class RunningBench:
         }
         if self.issuer is not None:
             env.update(self.issuer.backend_env())
+        sentinel = self.sentinel
+        if sentinel is not None and sentinel.site is not None and sentinel.site.site_id == site_id:
+            # The origin site's console shows the Sentinel panel (its Redis has the counters).
+            env["AURORA_SENTINEL_MONITORS"] = ",".join(
+                f"{node.region}={node.monitor}" for node in sentinel.info().nodes
+            )
         env.update(self.options.site_env.get(site_id, {}))
         return env
 

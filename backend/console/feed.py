@@ -7,6 +7,8 @@ The page receives server-sent events (``event: <kind>`` + one JSON ``data:`` lin
 * ``device``: something happened to a device (status, attestation result, command sent,
   badge read); the page refreshes that device's row and shows the event in its log.
 * ``security_event``: a Sentinel security event (``aurora:sentinel:events``).
+* ``sentinel``: the Sentinel panel (client connections per region, the pipeline's counters;
+  ``backend.console.sentinel``), when it changed; only where the Sentinel is configured.
 * ``topology``: the site topology (``GET /api/v1/system/topology``), about once a second.
 * ``status``: the feed's own health (e.g. Redis unreachable; the page says so).
 """

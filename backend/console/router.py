@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from backend.api.deps import BackendDep, api_access
 from backend.console.feed import FOLLOWED_STREAMS, console_event, sse
+from backend.console.sentinel import SentinelWatch
 from backend.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ def console_router() -> APIRouter:
         responses={200: {"content": {"text/event-stream": {}}}},
     )
     async def events(request: Request, backend: BackendDep) -> StreamingResponse:
-        """Server-sent events the console follows: alerts, device events, Sentinel
-        security events and the topology (see ``backend.console.feed``)."""
+        """Server-sent events the console follows: alerts, device events, the topology,
+        Sentinel security events and its panel (see ``backend.console.feed``)."""
         topology: TopologySource | None = getattr(backend, "topology_source", None)
         return StreamingResponse(
             _follow(request, backend, topology),
@@ -70,15 +71,28 @@ async def _follow(
     request: Request, backend: Any, topology: TopologySource | None
 ) -> AsyncIterator[bytes]:
     bus = backend.bus
+    watch: SentinelWatch | None = getattr(backend, "sentinel_watch", None)
     yield sse(
         "hello",
-        {"site_id": backend.settings.site_id, "topology": topology is not None},
+        {
+            "site_id": backend.settings.site_id,
+            "topology": topology is not None,
+            "sentinel": watch is not None,
+        },
     )
     after: dict[str, str] | None = None
     next_topology_at = 0.0
     redis_down = False
+    shown_sentinel: dict[str, Any] | None = None
     while not await request.is_disconnected():
         sent = False
+        if watch is not None:
+            # The watch polls on its own; a page is only told when something changed.
+            current = watch.latest()
+            if current is not None and current != shown_sentinel:
+                shown_sentinel = current
+                yield sse("sentinel", current)
+                sent = True
         if topology is not None and time.monotonic() >= next_topology_at:
             next_topology_at = time.monotonic() + TOPOLOGY_EVERY_S
             try:

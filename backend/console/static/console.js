@@ -280,20 +280,41 @@ function renderTopology(topology) {
 }
 
 // ---- sentinel --------------------------------------------------------------------------
+function showSentinel() { document.getElementById("sentinel-panel").hidden = false; }
+
 function onSecurityEvent(event) {
-  document.getElementById("sentinel-panel").hidden = false;
+  showSentinel();
   const list = document.getElementById("security-events");
+  list.querySelector("li.muted")?.remove();
   list.prepend(el("li", { class: "sev-" + event.severity },
     `${clock(event.at || event.last_at)} ${event.severity} ${event.stage}/${event.rule} ` +
     `client ${event.client_id} ×${event.count}`));
   while (list.children.length > MAX_LOG) list.lastChild.remove();
 }
 
+function number(value) {
+  return typeof value === "number" ? value.toLocaleString() : "?";
+}
+
 function renderSentinel(summary) {
-  document.getElementById("sentinel-panel").hidden = false;
-  const counts = document.getElementById("sentinel-counts");
-  counts.replaceChildren(...Object.entries(summary).map(([name, value]) =>
-    el("div", {}, el("b", {}, typeof value === "number" ? value.toLocaleString() : String(value)), name)));
+  showSentinel();
+  // Per region: the node's client connections, or "down" and why (in the tooltip).
+  const regions = (summary.regions || []).map((region) => {
+    const up = region.status === "up";
+    const title = up ? `${region.services} service connection(s) not counted` : region.reason;
+    return el("div", { "data-region": region.region, "data-status": region.status, title,
+      class: up ? "" : "region-down" },
+      el("b", { class: up ? "" : "sev-high" }, up ? number(region.clients) : "down"), region.region);
+  });
+  document.getElementById("sentinel-regions").replaceChildren(...regions);
+  const counters = summary.counters || {};
+  const cls = { flagged: "sev-medium", quarantined: "sev-high" };
+  document.getElementById("sentinel-counts").replaceChildren(
+    ...["inspected", "delivered", "flagged", "quarantined"].map((name) =>
+      el("div", { "data-counter": name },
+        el("b", { class: counters[name] ? (cls[name] || "") : "" }, number(counters[name])), name)));
+  document.getElementById("sentinel-note").textContent =
+    summary.counters_note ? "(counters: " + summary.counters_note + ")" : "";
 }
 
 // ---- live stream -----------------------------------------------------------------------
@@ -304,7 +325,7 @@ function setSite(siteId) {
 }
 
 const HANDLERS = {
-  hello: (data) => setSite(data.site_id),
+  hello: (data) => { setSite(data.site_id); if (data.sentinel) showSentinel(); },
   alert: (data) => addAlert(data, true),
   alerts_changed: () => loadAlerts(),
   device: onDeviceEvent,
