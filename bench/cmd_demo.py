@@ -52,8 +52,8 @@ def demo(
     """Bring up two sites and a mixed fleet, play the story, narrate it live."""
     from rich.console import Console
 
-    from bench.scenario.console import Narrator
     from bench.scenario.loader import load_scenario
+    from bench.scenario.narration import Narrator
     from bench.scenario.report import write_report
     from bench.scenario.runner import BenchPool, run_scenario
 

@@ -1,4 +1,5 @@
-"""Terminal output of scenario runs: progress for ``aurora-bench run``, narration for the demo."""
+"""Terminal output of scenario runs: progress for ``aurora-bench run`` (the demo's
+narration, built on it, is in ``bench.scenario.narration``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from rich.table import Table
 from bench.scenario.loader import LoadedScenario
 from bench.scenario.results import ScenarioResult, StepResult, failure_text
 from bench.scenario.schema import Step
-from bench.scenario.timeline import Event, EventKind
+from bench.scenario.timeline import Event
 
-_MARK = {True: "[green]✓[/green]", False: "[red]✗[/red]"}
+MARK = {True: "[green]✓[/green]", False: "[red]✗[/red]"}
 
 
 class ConsoleProgress:
@@ -44,7 +45,7 @@ class ConsoleProgress:
             if "p99" in e.figures
         )
         self.console.print(
-            f"  {_MARK[result.passed]} {result.started:7.2f}s {escape(result.name)}"
+            f"  {MARK[result.passed]} {result.started:7.2f}s {escape(result.name)}"
             f"{detail}{slowest}{figures}"
         )
         self._problems(result)
@@ -85,64 +86,3 @@ class ConsoleProgress:
         failed = sum(not r.passed for r in results)
         colour = "red" if failed else "green"
         self.console.print(f"[{colour}]{len(results) - failed} passed, {failed} failed[/{colour}]")
-
-
-_NARRATED = {
-    EventKind.ALERT,
-    EventKind.COMMAND,
-    EventKind.LOCK,
-    EventKind.LINK,
-    EventKind.NOTE,
-    EventKind.ACTION,
-}
-
-
-class Narrator(ConsoleProgress):
-    """The demo's voice: every step as it starts, and what the sites did, live."""
-
-    def __init__(self, console: Console | None = None) -> None:
-        super().__init__(console)
-        self._trust: dict[tuple[str | None, str | None], object] = {}
-
-    def step_started(self, step: Step, index: int, t: float) -> None:
-        """Announce the step."""
-        self.console.print(f"\n[bold cyan]{t:7.2f}s  {escape(step.name)}[/bold cyan]")
-
-    def step_finished(self, result: StepResult) -> None:
-        """What was checked, in one line."""
-        checked = len(result.expectations)
-        latencies = [e.latency_s for e in result.expectations if e.latency_s is not None]
-        slowest = f", slowest {max(latencies) * 1000:.0f}ms" if latencies else ""
-        word = "as expected" if result.passed else "[red]NOT as expected[/red]"
-        if checked or not result.passed:
-            self.console.print(f"  {_MARK[result.passed]} {checked} checks {word}{slowest}")
-        self._problems(result)
-
-    def event(self, event: Event) -> None:
-        """Alerts, commands, door states, link states and the runner's actions as they happen."""
-        if event.kind is EventKind.DEVICE:
-            key = (event.site, event.device)
-            trust = event.get("trust_status")
-            if self._trust.get(key) not in (None, trust) and trust == "drift_detected":
-                self._say(
-                    event, "magenta", f"firmware drift detected, risk {event.get('risk_score')}"
-                )
-            self._trust[key] = trust
-            return
-        if event.kind not in _NARRATED:
-            return
-        if event.kind is EventKind.COMMAND and event.source != "node":
-            return  # the node's receipt is the interesting half
-        colour = {
-            EventKind.ALERT: "yellow",
-            EventKind.COMMAND: "blue",
-            EventKind.LOCK: "blue",
-            EventKind.LINK: "magenta",
-            EventKind.ACTION: "dim",
-        }.get(event.kind, "white")
-        self.console.print(f"  [{colour}]{event.t:7.2f}s  {escape(event.summary())}[/{colour}]")
-
-    def _say(self, event: Event, colour: str, text: str) -> None:
-        where = f"[{event.site}] " if event.site else ""
-        line = f"{event.t:7.2f}s  {where}{event.device or ''} {text}"
-        self.console.print(f"  [{colour}]{escape(line)}[/{colour}]")
