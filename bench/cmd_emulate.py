@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -19,6 +19,7 @@ import click
 from bench.benchfile import read_bench_file
 from bench.cli_options import site_option, state_dir_option
 from bench.cmd_hardware import _run, make_bridge
+from bench.stdin_script import run_script, stdin_restored
 from hardware.conformance import ConformanceCheck
 from hardware.emulated import EmulatedDoor
 from hardware.emulator import DEFAULT_FIRMWARE, EmulatorSpec, ensure_firmware
@@ -100,14 +101,10 @@ def emulate(  # noqa: PLR0917 - click passes options positionally
                 runner = group.create_task(bridge.run(), name="bridge")
                 await bridge.wait_until(lambda stats: stats.port_opens >= 1)
                 await door.boot()
-                group.create_task(_script(door, runner), name="script")
+                group.create_task(run_script(runner, swipe_command(door, runner)), name="script")
 
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            _run(main)
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            os.set_blocking(sys.stdin.fileno(), True)
+    with stdin_restored(), contextlib.suppress(asyncio.CancelledError):
+        _run(main)
 
 
 async def _conformance(spec: EmulatorSpec, duration_s: float) -> ConformanceCheck:
@@ -130,28 +127,23 @@ async def _conformance(spec: EmulatorSpec, duration_s: float) -> ConformanceChec
     return check
 
 
-async def _script(door: EmulatedDoor, runner: asyncio.Task[None]) -> None:
-    """``swipe UID`` lines from stdin; EOF leaves the board running until a signal."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except (ValueError, OSError):
-        return
-    while not runner.done():
-        line = await reader.readline()
-        if not line:
-            return
-        words = line.decode(errors="replace").split()
+def swipe_command(door: EmulatedDoor, runner: asyncio.Task[None]) -> Callable[[str], bool]:
+    """``swipe UID`` or ``quit`` (which ends the bridge) from one stdin line."""
+
+    def handle(text: str) -> bool:
+        words = text.split()
         if words[:1] == ["quit"]:
             runner.cancel()
-            return
+            return False
         if len(words) == 2 and words[0] == "swipe":
             try:
                 door.swipe(words[1])
             except ValueError as error:
                 click.echo(f"error: {error}")
-                continue
+                return True
             click.echo(f"ok swipe {words[1].upper()} (on the reader until the next poll)")
         elif words:
             click.echo(f"error: unknown command; {SCRIPT_HELP}")
+        return True
+
+    return handle

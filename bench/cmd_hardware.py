@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ import click
 from bench.benchfile import BenchInfo, read_bench_file
 from bench.cli_options import site_option, state_dir_option
 from bench.errors import BenchError
+from bench.stdin_script import run_script, stdin_restored
 from hardware.bridge import Bridge, BrokerEndpoint, DeviceCredentials
 from hardware.conformance import ConformanceCheck, check_capture
 from hardware.discovery import BoardPort, list_boards, select_board
@@ -341,16 +341,25 @@ def virtual_board(  # noqa: PLR0917 - click passes options positionally
         click.echo(f"commands: {SCRIPT_HELP}")
         async with asyncio.TaskGroup() as group:
             runner = group.create_task(board.run(), name="virtual board")
-            group.create_task(_script(board, runner), name="script")
+            group.create_task(run_script(runner, board_command(board)), name="script")
 
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            _run(main)
-    finally:
-        # Reading stdin through asyncio made it non-blocking; a shell sharing the terminal
-        # must get it back as it was.
-        with contextlib.suppress(OSError, ValueError):
-            os.set_blocking(sys.stdin.fileno(), True)
+    with stdin_restored(), contextlib.suppress(asyncio.CancelledError):
+        _run(main)
+
+
+def board_command(board: Any) -> Callable[[str], bool]:
+    """One stdin line to the virtual board (``help`` lists them); False after ``quit``."""
+
+    def handle(text: str) -> bool:
+        if text in ("help", "?"):
+            from bench.virtual_board import SCRIPT_HELP
+
+            click.echo(f"commands: {SCRIPT_HELP}")
+            return True
+        click.echo(board.execute(text))
+        return text != "quit"
+
+    return handle
 
 
 def _board_identity(state_dir: Path, device_id: str) -> Any:
@@ -363,29 +372,6 @@ def _board_identity(state_dir: Path, device_id: str) -> Any:
         pair = Pki.ensure(state_dir / "pki").device(device_id)
         return DeviceIdentity.from_files(device_id, pair.cert, pair.key)
     return self_signed_identity(device_id)
-
-
-async def _script(board: Any, runner: asyncio.Task[None]) -> None:
-    """Feed stdin lines to the board; EOF leaves it running until a signal or ``quit``."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except (ValueError, OSError):
-        return  # no usable stdin (closed, or a file): the board just runs
-    while not runner.done():
-        line = await reader.readline()
-        if not line:
-            return
-        text = line.decode(errors="replace").strip()
-        if text in ("help", "?"):
-            from bench.virtual_board import SCRIPT_HELP
-
-            click.echo(f"commands: {SCRIPT_HELP}")
-            continue
-        click.echo(board.execute(text))
-        if text == "quit":
-            return
 
 
 # -- conformance ---------------------------------------------------------------------------
