@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import select
 
 from backend.alerts import AlertRecord
@@ -34,27 +34,26 @@ class AlertBody(BaseModel):
     details: FreeJson = {}
 
 
-class AlertOut(BaseModel):
-    """An alert as the API shows it (``AlertRecord.as_json``)."""
+#: Fields of :class:`AlertRecord` the API does not show (internal to federation dedup).
+_NOT_SHOWN = frozenset({"dedup_key"})
 
-    id: str
-    type: str
-    severity: Severity
-    title: str
-    description: str
-    device_id: str | None
-    source: str
-    origin_site: str | None
-    origin_alert_id: str | None
-    iocs: list[dict[str, Any]]
-    details: dict[str, Any]
-    created_at: str | None
+#: An alert as the API shows it: ``AlertRecord.as_json()``, i.e. the record's own fields
+#: (one source of truth) with ``created_at`` as RFC 3339 text.
+AlertOut = create_model(
+    "AlertOut",
+    __doc__="An alert as the API shows it (``AlertRecord.as_json``).",
+    **{  # type: ignore[call-overload]
+        name: ((str | None) if name == "created_at" else hint, ...)
+        for name, hint in get_type_hints(AlertRecord).items()
+        if name not in _NOT_SHOWN
+    },
+)
 
 
 class AlertList(BaseModel):
     """``{"items": [...], "count": N}``, newest first."""
 
-    items: list[AlertOut]
+    items: list[AlertOut]  # type: ignore[valid-type]
     count: int
 
 
