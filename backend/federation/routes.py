@@ -8,13 +8,14 @@ them part of the OpenAPI document, each operation with a stable, unique id.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Self
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from backend.federation.store import FederationStore
-from backend.federation.tables import SharedIocRow, SiteLinkRow, SiteRow
+from backend.federation.tables import SiteRow
 from backend.store import iso
 
 
@@ -22,7 +23,21 @@ class _Out(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class SiteOut(_Out):
+class _RowOut(_Out):
+    """A response read off an ORM row whose attributes carry the same names; times become
+    RFC 3339 text (``iso``), as everywhere in the API."""
+
+    @classmethod
+    def of(cls, row: object) -> Self:
+        """From its row."""
+        return cls(**{name: _shown(getattr(row, name)) for name in cls.model_fields})
+
+
+def _shown(value: object) -> object:
+    return iso(value) if isinstance(value, datetime) else value
+
+
+class SiteOut(_RowOut):
     """One site as this site sees it."""
 
     site_id: str
@@ -33,21 +48,8 @@ class SiteOut(_Out):
     last_heartbeat: str | None
     health: dict[str, Any] | None
 
-    @classmethod
-    def of(cls, row: SiteRow) -> SiteOut:
-        """From its row."""
-        return cls(
-            site_id=row.site_id,
-            name=row.name,
-            is_local=row.is_local,
-            status=row.status,
-            jetstream_domain=row.jetstream_domain,
-            last_heartbeat=iso(row.last_heartbeat),
-            health=row.health,
-        )
 
-
-class LinkOut(_Out):
+class LinkOut(_RowOut):
     """One undirected link between two sites."""
 
     link_id: str
@@ -57,19 +59,6 @@ class LinkOut(_Out):
     latency_ms: float | None
     last_heartbeat: str | None
     status_since: str | None
-
-    @classmethod
-    def of(cls, row: SiteLinkRow) -> LinkOut:
-        """From its row."""
-        return cls(
-            link_id=row.link_id,
-            site_a=row.site_a,
-            site_b=row.site_b,
-            status=row.status,
-            latency_ms=row.latency_ms,
-            last_heartbeat=iso(row.last_heartbeat),
-            status_since=iso(row.status_since),
-        )
 
 
 class PeerHealth(_Out):
@@ -111,7 +100,7 @@ class Topology(_Out):
     federation: FederationHealth
 
 
-class SharedIocOut(_Out):
+class SharedIocOut(_RowOut):
     """An indicator a peer shared."""
 
     type: str
@@ -120,18 +109,6 @@ class SharedIocOut(_Out):
     context: str
     first_seen: str | None
     last_seen: str | None
-
-    @classmethod
-    def of(cls, row: SharedIocRow) -> SharedIocOut:
-        """From its row."""
-        return cls(
-            type=row.type,
-            value=row.value,
-            origin_site=row.origin_site,
-            context=row.context,
-            first_seen=iso(row.first_seen),
-            last_seen=iso(row.last_seen),
-        )
 
 
 class SharedIocList(_Out):
