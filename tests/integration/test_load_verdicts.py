@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -33,14 +34,48 @@ def site(bench_factory) -> RunningBench:
     return bench
 
 
+def _load_command(state_dir: Path, *args: str) -> list[str]:
+    return [*CLI, "load", "--state-dir", str(state_dir), "--boards", "esp32s3=1", *args]
+
+
 def _load(state_dir: Path, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, "load", "--state-dir", str(state_dir), "--boards", "esp32s3=1", *args],
+        _load_command(state_dir, *args),
         capture_output=True,
         text=True,
         timeout=timeout_s,
         check=False,
     )
+
+
+def _load_and_break(
+    state_dir: Path,
+    args: tuple[str, ...],
+    ready: Callable[[str], bool],
+    what: str,
+    break_it: Callable[[subprocess.Popen[str]], None],
+) -> tuple[int, str, str]:
+    """Start a load run, wait for the progress line ``ready`` accepts (failing if the run
+    ends before ``what``), break something, and return (exit code, stdout, stderr)."""
+    process = subprocess.Popen(
+        _load_command(state_dir, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        for line in process.stdout:
+            lines.append(line)
+            if ready(line):
+                break
+        else:
+            pytest.fail(f"the run ended before {what}:\n" + "".join(lines))
+        break_it(process)
+        rest, err = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, "".join(lines) + rest, err
 
 
 def _failed_cases(junit: Path) -> dict[str, str]:
@@ -92,21 +127,8 @@ def test_broker_gone_reports_connect_errors_by_reason(site: RunningBench, tmp_pa
 
 def test_a_killed_worker_fails_the_run_at_once(site: RunningBench, tmp_path: Path) -> None:
     junit = tmp_path / "load.xml"
-    process = subprocess.Popen(
-        [*CLI, "load", "--state-dir", str(site.state_dir), "--boards", "esp32s3=1",
-         "--devices", "4", "--rate", "4", "--duration", "120", "--workers", "2",
-         "--junit", str(junit)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        for line in process.stdout:
-            lines.append(line)
-            if "connected 4" in line:
-                break
-        else:
-            pytest.fail("the run ended before every device connected:\n" + "".join(lines))
+
+    def kill_a_worker(process: subprocess.Popen[str]) -> None:
         workers = [
             child
             for child in psutil.Process(process.pid).children(recursive=True)
@@ -114,13 +136,16 @@ def test_a_killed_worker_fails_the_run_at_once(site: RunningBench, tmp_path: Pat
         ]
         assert len(workers) == 2, workers
         os.kill(workers[0].pid, signal.SIGKILL)
-        rest, err = process.communicate(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    out = "".join(lines) + rest
-    assert process.returncode == 1, out + err
+
+    code, out, err = _load_and_break(
+        site.state_dir,
+        ("--devices", "4", "--rate", "4", "--duration", "120", "--workers", "2",
+         "--junit", str(junit)),
+        lambda line: "connected 4" in line,
+        "every device connected",
+        kill_a_worker,
+    )  # fmt: skip
+    assert code == 1, out + err
     assert "stopping the run: worker" in out
     assert "FAIL workers healthy: worker stopped answering" in out
     assert "stopped answering" in _failed_cases(junit)["workers healthy"]
@@ -128,29 +153,15 @@ def test_a_killed_worker_fails_the_run_at_once(site: RunningBench, tmp_path: Pat
 
 def _break_mid_run(site: RunningBench, junit: Path, service: str) -> str:
     """Run 3 devices for 20 s, stop ``service`` once they all sent; return the output."""
-    process = subprocess.Popen(
-        [*CLI, "load", "--state-dir", str(site.state_dir), "--boards", "esp32s3=1",
-         "--devices", "3", "--rate", "6", "--duration", "20", "--drain", "1",
-         "--junit", str(junit)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    code, out, err = _load_and_break(
+        site.state_dir,
+        ("--devices", "3", "--rate", "6", "--duration", "20", "--drain", "1",
+         "--junit", str(junit)),
+        lambda line: "connected 3  sent" in line and " sent 0 " not in line,
+        "every device published",
+        lambda _process: site.stop_service("a", service),
     )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        for line in process.stdout:
-            lines.append(line)
-            if "connected 3  sent" in line and " sent 0 " not in line:
-                break
-        else:
-            pytest.fail("the run ended before every device published:\n" + "".join(lines))
-        site.stop_service("a", service)
-        rest, err = process.communicate(timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    out = "".join(lines) + rest
-    assert process.returncode == 1, out + err
+    assert code == 1, out + err
     # Every device connected and sent: what broke later is what fails the run.
     assert "FAIL devices connected" not in out
     assert "FAIL messages sent" not in out
