@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import subprocess
 import threading
 import time
@@ -39,6 +38,7 @@ from bench.load.profiles import PROFILES, DeviceTraffic
 from bench.load.summary import percentile_of
 from bench.load.trace import TRACE_FIELD, TRACE_PROPERTY, Trace, TraceError, decode_trace
 from bench.perf.figures import Figure
+from bench.perf.line_counter import LineCounter, c_clients
 from bench.perf.runner import PerfContext
 from bench.pki import CertPair
 
@@ -208,12 +208,6 @@ class TracedDevice:
         return self.send(*self.traffic.status())
 
 
-def c_clients() -> tuple[str, str] | None:
-    """Paths of ``mosquitto_pub`` and ``mosquitto_sub`` (package mosquitto-clients), if any."""
-    pub, sub = shutil.which("mosquitto_pub"), shutil.which("mosquitto_sub")
-    return (pub, sub) if pub and sub else None
-
-
 def tls_args(ctx: PerfContext, pair: CertPair, client_id: str) -> list[str]:
     """Connection arguments of the mosquitto C clients (MQTT v5, mTLS, QoS 1)."""
     site = ctx.info.site(ctx.site_id)
@@ -279,61 +273,6 @@ class LinePublisher:
             self._process.stderr.close()
 
 
-class LineCounter:
-    """``mosquitto_sub`` (line-buffered) with a thread timestamping each printed message."""
-
-    def __init__(self, ctx: PerfContext, pair: CertPair, client_id: str, topic: str) -> None:
-        tools = c_clients()
-        assert tools is not None
-        self._process = subprocess.Popen(
-            ["stdbuf", "-oL", tools[1], *tls_args(ctx, pair, client_id), "-t", topic],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.times: list[float] = []
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._read, name="baseline-sub", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for _ in iter(self._process.stdout.readline, b""):
-            now = time.perf_counter()
-            with self._cond:
-                self.times.append(now)
-                self._cond.notify_all()
-
-    def wait_count(self, count: int, timeout_s: float) -> None:
-        """Block until ``count`` lines (messages) were printed in total."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while len(self.times) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._process.poll() is not None:
-                    stderr = b""
-                    if self._process.poll() is not None and self._process.stderr is not None:
-                        stderr = self._process.stderr.read()
-                    raise MeasurementError(
-                        f"plain subscriber saw {len(self.times)} of {count} messages"
-                        f" {stderr.decode(errors='replace').strip()}"
-                    )
-                self._cond.wait(min(remaining, 0.2))
-
-    def close(self) -> None:
-        """Stop mosquitto_sub (safe to call twice)."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._thread.join(timeout=5)
-        for stream in (self._process.stdout, self._process.stderr):
-            if stream is not None:
-                stream.close()
-
-
 def broker_throughput(ctx: PerfContext, count: int) -> float:
     """Baseline: ``count`` QoS 1 messages, ``mosquitto_pub`` -> Mosquitto -> ``mosquitto_sub``.
 
@@ -344,7 +283,9 @@ def broker_throughput(ctx: PerfContext, count: int) -> float:
     payload = encode(
         TelemetryMessage(device_id="perf-baseline", metric="temperature_c", value=21.5, unit="C")
     )
-    counter = LineCounter(ctx, probe, "perf-baseline-sub", BASELINE_TOPIC)
+    counter = LineCounter(
+        tls_args(ctx, probe, "perf-baseline-sub"), BASELINE_TOPIC, "plain subscriber"
+    )
     publisher = LinePublisher(ctx, probe, client_id="perf-baseline-pub", topic=BASELINE_TOPIC)
     try:
         # The subscription may not be in place yet: repeat the warm-up until one arrives.

@@ -25,14 +25,13 @@ import asyncio
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.errors import BenchError
 from bench.load.clients import MeasurementError
 from bench.perf.figures import Figure
+from bench.perf.line_counter import LineCounter, require_c_clients
 from bench.perf.runner import PerfContext
 from bench.pki import CertPair, Pki
 from bench.policy_probe import (
@@ -52,13 +51,6 @@ SUBSCRIBES = 300
 DRAIN_TIMEOUT_S = 120.0
 
 
-def _tools() -> tuple[str, str]:
-    pub, sub = shutil.which("mosquitto_pub"), shutil.which("mosquitto_sub")
-    if not pub or not sub:
-        raise BenchError("mosquitto_pub/mosquitto_sub missing: apt-get install mosquitto-clients")
-    return pub, sub
-
-
 def _cert_args(pki: Pki, pair: CertPair, port: int, client_id: str) -> list[str]:
     return [
         *("-V", "mqttv5", "-h", LOOPBACK, "-p", str(port), "-q", "1", "-i", client_id),
@@ -73,51 +65,10 @@ def _token_args(pki: Pki, port: int, client_id: str, username: str) -> list[str]
     ]
 
 
-class _Counter:
-    """``mosquitto_sub`` printing one line per message; a thread stamps each arrival."""
-
-    def __init__(self, args: Sequence[str], topic: str) -> None:
-        self._process = subprocess.Popen(
-            ["stdbuf", "-oL", _tools()[1], *args, "-t", topic],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.times: list[float] = []
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._read, name="policy-counter", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for _ in iter(self._process.stdout.readline, b""):
-            now = time.perf_counter()
-            with self._cond:
-                self.times.append(now)
-                self._cond.notify_all()
-
-    def wait_count(self, count: int, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while len(self.times) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._process.poll() is not None:
-                    raise MeasurementError(f"subscriber saw {len(self.times)} of {count} messages")
-                self._cond.wait(min(remaining, 0.2))
-
-    def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=5)
-        self._thread.join(timeout=5)
-        for stream in (self._process.stdout, self._process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def _throughput(publisher_args: Sequence[str], counter: _Counter, messages: int) -> float:
+def _throughput(publisher_args: Sequence[str], counter: LineCounter, messages: int) -> float:
     """Messages per second from first to last arrival of ``messages`` after one warm-up."""
     process = subprocess.Popen(
-        [_tools()[0], *publisher_args, "-t", TOPIC, "-l"],
+        [require_c_clients()[0], *publisher_args, "-t", TOPIC, "-l"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -165,12 +116,12 @@ def _subscribe_rate(broker: PolicyBroker, pair: CertPair, count: int) -> float:
 
 def _device_delivery(broker: PolicyBroker, device: CertPair, probe: CertPair, n: int) -> float:
     topic = f"aurora/access/{DEVICE}/command"
-    counter = _Counter(_cert_args(broker.pki, device, broker.mqtt_port, DEVICE), topic)
+    counter = LineCounter(_cert_args(broker.pki, device, broker.mqtt_port, DEVICE), topic)
     try:
         # mosquitto_sub subscribes right after connecting; a warm-up proves it is in.
         publisher = _cert_args(broker.pki, probe, broker.mqtt_port, "perf-cmd")
         process = subprocess.Popen(
-            [_tools()[0], *publisher, "-t", topic, "-l"],
+            [require_c_clients()[0], *publisher, "-t", topic, "-l"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -207,7 +158,7 @@ def _measure(pki: Pki, work: Path, messages: int, subscribes: int) -> list[Figur
         publish: dict[bool, tuple[float, float]] = {}
         for cache in (True, False):
             broker = start_policy_broker(work / f"cache-{cache}", pki, policy.port, cache=cache)
-            counter = _Counter(_cert_args(pki, probe, broker.mqtt_port, "perf-sink"), TOPIC)
+            counter = LineCounter(_cert_args(pki, probe, broker.mqtt_port, "perf-sink"), TOPIC)
             try:
                 count = messages if cache else min(messages, UNCACHED_MESSAGES_MAX)
                 assert broker.token_port is not None
@@ -274,7 +225,8 @@ def _measure(pki: Pki, work: Path, messages: int, subscribes: int) -> list[Figur
 
 async def measure(ctx: PerfContext) -> list[Figure]:
     """The plugin's figures (see the module docstring)."""
-    work = Path(tempfile.mkdtemp(prefix="policy-perf-", dir=ctx.config.output_dir))
+    # Absolute: each broker runs in its own directory and reads its config by this path.
+    work = Path(tempfile.mkdtemp(prefix="policy-perf-", dir=ctx.config.output_dir.resolve()))
     messages = ctx.config.throughput_messages
     subscribes = 30 if ctx.config.quick else SUBSCRIBES
     ctx.progress(f"policy plugin: {messages} messages per path, cache on and off")
