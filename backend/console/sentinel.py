@@ -141,15 +141,21 @@ class SentinelWatch:
         def connz(**params: str | int) -> Any:
             return _get_json(http, f"{monitor}/connz", {"acc": CLIENT_ACCOUNT, **params})
 
-        try:
-            answers = await asyncio.gather(
-                connz(limit=1),
-                *(connz(user=user, limit=_SERVICE_LIMIT) for user in SERVICE_USERS),
-            )
-        except httpx.TimeoutException:
-            return RegionState(region, "down", reason=f"no answer within {POLL_TIMEOUT_S:g} s")
-        except (httpx.HTTPError, ValueError) as error:
-            return RegionState(region, "down", reason=_reason(error))
+        # Every request ends within the timeout, so none outlives this poll.
+        answers = await asyncio.gather(
+            connz(limit=1),
+            *(connz(user=user, limit=_SERVICE_LIMIT) for user in SERVICE_USERS),
+            return_exceptions=True,
+        )
+        for answer in answers:
+            if isinstance(answer, httpx.TimeoutException):
+                return RegionState(region, "down", reason=f"no answer within {POLL_TIMEOUT_S:g} s")
+            if isinstance(answer, Exception):
+                # Refused, HTTP error, not JSON, a URL httpx rejects: the node is down for
+                # the panel, and the reason is on its tile; the watch itself keeps going.
+                return RegionState(region, "down", reason=_reason(answer))
+            if isinstance(answer, BaseException):
+                raise answer
         return region_state(region, answers[0], list(answers[1:]))
 
     async def _counters(self) -> tuple[dict[str, int | None] | None, str]:
