@@ -27,3 +27,9 @@ def test_demo_plays_the_story_and_leaves_a_report(tmp_path: Path) -> None:
     assert output.index("report:") < output.index("stopping the sites")
     assert "site a console: http://127.0.0.1:" in output
     assert "#token=" in output  # the console link logs the operator in
+    # Causes before effects: the analyst's alert and the operator's lockdown are told
+    # before the alert reaches HQ and before the door reports lockdown.
+    assert output.index("→ an analyst raises") < output.index("c2_beacon (critical) origin=b")
+    assert output.index("→ an operator sends lockdown") < output.index("lock hq-door-lab lockdown")
+    # Checks are printed in words, not counted.
+    assert "✓ door hq-door-lab lockdown within 2s, then held for 1s" in output
