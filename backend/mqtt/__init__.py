@@ -7,7 +7,8 @@ simulators and the hardware bridge may use it (import-linter contract, docs/arch
 * :mod:`backend.mqtt.codec` — packets as values, bytes in and out, no I/O.
 * :mod:`backend.mqtt.client` — :class:`MqttClient`: manual acks, buffered reads, PUBACK
   reason codes, keepalive; the socket owned by an asyncio transport.
-* :mod:`backend.mqtt.tls` — :func:`client_tls_context`, TLS 1.3 minimum, for every client.
+* :mod:`backend.mqtt.tls` — :func:`client_tls_context`, TLS 1.3 minimum, for every client;
+  :func:`resumable_session`, the ticket a device offers on its next connect.
 * :mod:`backend.mqtt.errors` — :class:`MqttError` and its tree.
 """
 
@@ -20,7 +21,7 @@ from backend.mqtt.errors import (
     MqttTimeout,
     ProtocolViolation,
 )
-from backend.mqtt.tls import client_tls_context
+from backend.mqtt.tls import client_tls_context, resumable_session, session_alive
 
 __all__ = [
     "FAILURE",
@@ -34,4 +35,6 @@ __all__ = [
     "Publish",
     "Will",
     "client_tls_context",
+    "resumable_session",
+    "session_alive",
 ]

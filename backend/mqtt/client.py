@@ -83,6 +83,9 @@ class ConnectOptions:
     #: loop's SSL transport (a 256 KiB read buffer per connection, but uvloop's is compiled):
     #: True for the many small links of a device fleet, False for one busy consumer.
     tls_over_bio: bool = True
+    #: A TLS session of an earlier connection with the same ``tls`` context, offered for
+    #: resumption (TLS 1.3 ticket; see :mod:`backend.mqtt.tls`). Over memory BIOs only.
+    tls_session: ssl.SSLSession | None = None
 
 
 class MqttClient(asyncio.Protocol):
@@ -182,6 +185,14 @@ class MqttClient(asyncio.Protocol):
     def is_connected(self) -> bool:
         """True until the connection ended (either side)."""
         return not self._closed.done()
+
+    @property
+    def tls(self) -> ssl.SSLObject | None:
+        """The connection's TLS object (``session``, ``session_reused``), None without TLS."""
+        if self._tls is not None or self._transport is None:
+            return self._tls
+        found = self._transport.get_extra_info("ssl_object")
+        return found if isinstance(found, ssl.SSLObject) else None
 
     async def wait_closed(self) -> MqttError:
         """Wait until the connection ends; return why (never raises it)."""
@@ -374,7 +385,12 @@ class MqttClient(asyncio.Protocol):
         if tls is None or not self.options.tls_over_bio:
             self._handshake.set_result(None)  # none, or done by the loop's SSL transport
             return
-        self._tls = tls.wrap_bio(self._tls_in, self._tls_out, server_hostname=self.options.host)
+        self._tls = tls.wrap_bio(
+            self._tls_in,
+            self._tls_out,
+            server_hostname=self.options.host,
+            session=self.options.tls_session,
+        )
         self._continue_handshake()
 
     def _continue_handshake(self) -> None:

@@ -9,6 +9,7 @@ bench CA as the only trust anchor, and the client's own certificate for mutual T
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 
 from backend.mqtt.errors import ConnectFailed
@@ -37,3 +38,31 @@ def client_tls_context(
         except (OSError, ssl.SSLError) as error:
             raise ConnectFailed(f"cannot load client certificate {cert}: {error}") from None
     return context
+
+
+def resumable_session(
+    tls: ssl.SSLObject | ssl.SSLSocket | None, now: float | None = None
+) -> ssl.SSLSession | None:
+    """The session of an established connection worth offering on the next connect.
+
+    TLS 1.3 has no session until the server's NewSessionTicket arrives *after* the
+    handshake; a session read before it cannot resume anything. Mosquitto (through
+    OpenSSL) sends its tickets right after the client's Finished, so they are read by the
+    time the CONNACK is: call this after a successful connect. A session past its lifetime
+    (``timeout``, 7,200 s from OpenSSL) is not worth offering: the server would refuse it.
+    """
+    session = tls.session if tls is not None else None
+    if session is None or not session.has_ticket:
+        return None
+    if not session_alive(session, now):
+        return None
+    return session
+
+
+def session_alive(
+    session: ssl.SSLSession, now: float | None = None, *, lifetime_share: float = 1.0
+) -> bool:
+    """True while ``session`` is within the lifetime the server gave its ticket (or within
+    that ``lifetime_share`` of it)."""
+    moment = time.time() if now is None else now
+    return moment < session.time + session.timeout * lifetime_share
