@@ -101,7 +101,9 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
             note=(
                 f"{result.resumed} resumed, {result.full} full handshakes on the way back; "
                 f"{result.offered_not_resumed} offered a ticket the restarted broker could "
-                "not read (Mosquitto makes a new ticket key at every start)"
+                "not read (the bench's Mosquitto keeps its ticket key while its CRL is "
+                "unchanged, bench/services/ticket_keys.py; stock Mosquitto makes a new one "
+                "at every start)"
             ),
         ),
     ]

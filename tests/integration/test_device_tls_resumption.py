@@ -1,9 +1,10 @@
 """TLS 1.3 session resumption of simulated devices against the site's real Mosquitto.
 
 What a resumed device may do is what its certificate allows (the broker's ACL still sees the
-CN kept in the session), a ticket does not survive a broker restart (the restart that loads
-a new CRL), and an expired certificate can resume until its ticket expires: the window
-docs/architecture.md (Security) describes.
+CN kept in the session), a ticket does not survive the broker restart that loads a changed
+CRL (a restart without one keeps them: tests/integration/test_reconnect_storm.py), and an
+expired certificate can resume until its ticket expires: the window docs/architecture.md
+(Security) describes.
 """
 
 from __future__ import annotations
@@ -160,8 +161,9 @@ async def test_a_revoked_certificate_cannot_ride_a_ticket_from_before_the_restar
         await link.aclose()
     assert len(sessions) == 2
 
-    # Mosquitto reads its crlfile when it starts: revoking means a restart, and the
-    # restarted broker has a new ticket key, so every stored ticket is worthless.
+    # Mosquitto reads its crlfile when it starts: revoking means a restart. The bench's
+    # broker derives its ticket key from the CRL (bench/services/ticket_keys.py), so the
+    # new CRL makes every stored ticket worthless and each device shows its certificate.
     revoke(pair.cert)
     await asyncio.to_thread(site.stop_service, "a", "mosquitto")
     await asyncio.to_thread(site.start_service, "a", "mosquitto")

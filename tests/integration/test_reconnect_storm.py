@@ -2,7 +2,7 @@
 
 Every device comes back (with jittered backoff), nothing queued during the restart is lost —
 neither what the broker held for the backend's persistent session nor what the devices held
-while the broker was down — and the devices offer their TLS tickets on the way back. The
+while the broker was down — and the devices resume their TLS sessions on the way back. The
 10,000-device figure is ``python -m bench.perf --only storm``.
 """
 
@@ -50,7 +50,6 @@ async def test_a_restarted_broker_gets_every_device_back_and_loses_nothing(
     assert result.expected == result.received == 2 * DEVICES
     assert result.session_present  # Mosquitto restored the backend's session from disk
     assert all(d.connects >= 2 for d in devices)
-    # Every device offered its ticket on the way back; Mosquitto's ticket key is new
-    # after a restart, so each one fell back to a full handshake.
-    assert result.offered_not_resumed == result.full == DEVICES
-    assert result.resumed == 0
+    # Every device came back on its ticket: the bench's Mosquitto keeps its ticket key
+    # across a restart with an unchanged CRL (bench/services/ticket_keys.py).
+    assert (result.resumed, result.full, result.offered_not_resumed) == (DEVICES, 0, 0)
