@@ -203,6 +203,8 @@ class StormResult:
     failures: int
     session_present: bool
     missing: list[tuple[str, str]]
+    #: This process's CPU seconds from the broker serving again until every queue was empty.
+    client_cpu_s: float = 0.0
 
 
 async def wait_until(
@@ -252,6 +254,7 @@ async def storm(
         progress("storm: broker holds one message per device for the backend; restarting it")
         down_s = await restart()
         up = time.perf_counter()
+        cpu_up = time.process_time()
         await wait_until(
             lambda: all(d.connects >= 2 and d.connected.is_set() for d in devices),
             timeout_s,
@@ -260,6 +263,7 @@ async def storm(
         back_s = max(d.connected_at for d in devices) - up
         await wait_until(lambda: all(not d.outbox for d in devices), timeout_s, "queues empty")
         flushed_s = time.perf_counter() - up
+        client_cpu_s = time.process_time() - cpu_up
         after = counts()
         progress(f"storm: all {len(devices)} back {back_s:.1f} s after the broker was up")
         present = await backend.connect()
@@ -288,6 +292,7 @@ async def storm(
         failures=sum(d.failures for d in devices) - failures_before,
         session_present=present,
         missing=missing[:10],
+        client_cpu_s=client_cpu_s,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from backend.retry import Backoff
 from bench.errors import BenchError
 from bench.fleet import raise_nofile_limit
-from bench.perf.devices import QUICK_DEVICES, _issue
+from bench.perf.devices import QUICK_DEVICES, _broker_pid, _cpu_s, _issue
 from bench.perf.figures import Figure
 from bench.perf.runner import DEFAULT_DEVICES
 from bench.reconnect_storm import backend_session, restart_broker, storm, storm_devices
@@ -70,6 +70,7 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
         progress=progress,
     )
     load = os.getloadavg()[0]
+    broker_cpu = _cpu_s(_broker_pid(ctx))  # the restarted broker's, since its start
     reconnects = result.resumed + result.full
     note = (
         f"goal <= {GOAL_BACK_S:.0f} s; {count} devices (fd limit {limit}), broker down "
@@ -83,6 +84,11 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
         f"{'yes' if result.session_present else 'NO'}) and one per device queued on the "
         f"device while the broker was down; {result.duplicates} duplicates"
     )
+    if broker_cpu is not None:
+        note += (
+            f"; broker CPU {1000 * broker_cpu / count:.2f} ms per device since its start "
+            "(restoring its persistence, every reconnect and publish)"
+        )
     if result.missing:
         lost_note += f"; first missing: {result.missing[:3]}"
     return [
@@ -94,6 +100,12 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
             note="from the broker serving again until every device's queue was PUBACKed",
         ),
         Figure("storm.lost", result.lost, "messages", note=lost_note),
+        Figure(
+            "storm.client_cpu_per_reconnect",
+            round(1000 * result.client_cpu_s / count, 2),
+            "ms",
+            note="this process (every device) from the broker up until every queue was empty",
+        ),
         Figure(
             "storm.resumed_share",
             round(100 * result.resumed / reconnects, 1) if reconnects else 0.0,
