@@ -4,6 +4,10 @@ Every MQTT client of ours — the backend's ingest, simulated devices, the seria
 bench's readiness check and probes, the load tool — builds its context here, so they agree:
 TLS 1.3 at least (the site's Mosquitto listens with ``tls_version tlsv1.3``, DESIGN.md), the
 bench CA as the only trust anchor, and the client's own certificate for mutual TLS.
+
+:func:`resumable_session` says which session of a connection is worth offering on the next
+one (``ConnectOptions.tls_session``): a device that resumes skips the certificate exchange
+and its signatures, the expensive part of a handshake on both ends.
 """
 
 from __future__ import annotations
