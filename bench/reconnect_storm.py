@@ -275,6 +275,7 @@ async def storm(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await backend.disconnect()  # a no-op unless a phase failed half-way
     missing = sorted(expected - backend.received.keys())
     got = [backend.received[key] for key in expected if key in backend.received]
     return StormResult(
