@@ -181,7 +181,7 @@ async def test_an_expired_certificate_resumes_until_its_ticket_expires(
 ) -> None:
     # OpenSSL checks a certificate's dates in the full handshake only: a ticket issued
     # while it was valid resumes after it expired, for the ticket's lifetime (7,200 s).
-    pair = _short_lived(site, "itr-expiring-01", tmp_path, valid_s=3)
+    pair = _short_lived(site, "itr-expiring-01", tmp_path, valid_s=6)
     sessions = TlsSessions()
     link = await _connect(site, "itr-expiring-01", sessions, pair)
     await link.aclose()
