@@ -31,6 +31,7 @@ from backend.contract import MessageKind, StatusMessage, encode
 from bench.errors import BenchError
 from bench.fleet import raise_nofile_limit
 from bench.perf.figures import Figure
+from bench.perf.procstat import cpu_seconds
 from bench.perf.runner import DEFAULT_DEVICES, PerfConfig
 from simulators.boards import EnvPresenceNode
 from simulators.errors import LinkError
@@ -64,17 +65,6 @@ def _rss_kib() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def _cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of ``pid`` (None when it cannot be read)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _status_payload(device_id: str) -> bytes:
@@ -235,7 +225,7 @@ async def _timed_ramp(
     and its SUBACK unmatched, so those in flight finish first; the caller closes them all.
     """
     cpu_before = time.process_time()
-    broker_before = _cpu_s(broker_pid)
+    broker_before = cpu_seconds(broker_pid)
     ramping = asyncio.create_task(ramp(links, budget_s, progress, reached))
     try:
         await asyncio.shield(ramping)
@@ -244,10 +234,10 @@ async def _timed_ramp(
         await asyncio.wait([ramping], timeout=DRAIN_S)
         ramping.cancel()
         raise
-    return time.process_time() - cpu_before, broker_before, _cpu_s(broker_pid)
+    return time.process_time() - cpu_before, broker_before, cpu_seconds(broker_pid)
 
 
-def _issue(ctx: Any, ids: Sequence[str], progress: Progress) -> tuple[float, int]:
+def issue_devices(ctx: Any, ids: Sequence[str], progress: Progress) -> tuple[float, int]:
     """Issue (or reuse) every device certificate; (seconds, newly issued)."""
     devices_dir = Path(ctx.pki.root) / "devices"
     started = time.perf_counter()
@@ -281,7 +271,7 @@ def _links(ctx: Any, ids: Sequence[str], sessions: TlsSessions) -> list[MqttLink
     return links
 
 
-def _broker_pid(ctx: Any) -> int | None:
+def broker_pid_of(ctx: Any) -> int | None:
     bench = getattr(ctx, "bench", None)
     if bench is None:
         return None
@@ -308,7 +298,7 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
 
     # Before the clock: certificates (issued once per state directory) and TLS contexts.
     progress(f"devices: {count} device certificates (issued once, then reused) and contexts")
-    issue_s, issued = await asyncio.to_thread(_issue, ctx, ids, progress)
+    issue_s, issued = await asyncio.to_thread(issue_devices, ctx, ids, progress)
     rss_before = _rss_kib()
     started = time.perf_counter()
     sessions = TlsSessions()
@@ -318,7 +308,7 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
         f"TLS contexts in {time.perf_counter() - started:.1f} s"
     )
 
-    broker_pid = _broker_pid(ctx)
+    broker_pid = broker_pid_of(ctx)
     progress(
         f"devices: connecting {count} mTLS devices, {IN_FLIGHT} at a time, "
         f"budget {budget_s:.0f} s (fd limit {limit})"

@@ -19,8 +19,9 @@ from typing import Any
 from backend.retry import Backoff
 from bench.errors import BenchError
 from bench.fleet import raise_nofile_limit
-from bench.perf.devices import QUICK_DEVICES, _broker_pid, _cpu_s, _issue
+from bench.perf.devices import QUICK_DEVICES, broker_pid_of, issue_devices
 from bench.perf.figures import Figure
+from bench.perf.procstat import cpu_seconds
 from bench.perf.runner import DEFAULT_DEVICES
 from bench.reconnect_storm import backend_session, restart_broker, storm, storm_devices
 from simulators.tls_sessions import TlsSessions
@@ -49,7 +50,7 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
     limit = raise_nofile_limit(count + 1024)
     ids = [f"storm-dev-{n:05d}" for n in range(count)]
     progress(f"storm: {count} device certificates and TLS contexts")
-    await asyncio.to_thread(_issue, ctx, ids, progress)
+    await asyncio.to_thread(issue_devices, ctx, ids, progress)
     sessions = TlsSessions()
     fleet = await asyncio.to_thread(
         storm_devices, bench, site, ids, sessions, STORM_BACKOFF, timeout_s=30.0
@@ -70,7 +71,7 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
         progress=progress,
     )
     load = os.getloadavg()[0]
-    broker_cpu = _cpu_s(_broker_pid(ctx))  # the restarted broker's, since its start
+    broker_cpu = cpu_seconds(broker_pid_of(ctx))  # the restarted broker's, since its start
     reconnects = result.resumed + result.full
     note = (
         f"goal <= {GOAL_BACK_S:.0f} s; {count} devices (fd limit {limit}), broker down "
