@@ -52,19 +52,21 @@ steps:
     ]
 
 
-def test_a_client_used_before_it_is_connected_is_named_with_its_line() -> None:
+def test_an_unknown_key_in_a_token_step_is_named_with_its_line() -> None:
     lines = problems(
         """name: bad
 steps:
-  - name: p
-    token_publish: {client: w, topic: a/b}
   - name: c
-    token_connect: {client: v, sub: victor, unknown: 1}
+    token_connect:
+      client: v
+      sub: victor
+      scope: [mqtt.write]
 """
     )
-    assert lines == [
-        "t.yaml:6: unknown key 'unknown' in steps.1.token_connect",
-    ]
+    assert lines == ["t.yaml:7: unknown key 'scope' in steps.0.token_connect"]
+
+
+def test_a_client_used_before_it_is_connected_is_named_with_its_line() -> None:
     lines = problems(
         """name: bad
 steps:
