@@ -161,20 +161,54 @@ static enum verdict ask(struct plugin *p, const char *url, const struct field *f
 }
 
 /* Cached wrapper around ask(). */
+/* One log line when the shared cache fails, one when it works again. */
+static void shared_status(struct plugin *p)
+{
+	if(p->shared->error[0] && !p->shared_down){
+		p->shared_down = true;
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+				LOG_PREFIX "shared cache at %s:%ld unavailable (%s); deciding without it, "
+				"trying again in %ld ms", p->shared->host, p->shared->port, p->shared->error,
+				p->shared->retry_ms);
+	}else if(!p->shared->error[0] && p->shared_down && p->shared->fd >= 0){
+		p->shared_down = false;
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "shared cache at %s:%ld is back",
+				p->shared->host, p->shared->port);
+	}
+}
+
 static enum verdict decide(struct plugin *p, char kind, const char *const *parts, size_t nparts,
 		double ttl_s, const char *url, const struct field *fields, size_t n,
 		const char *what, const char *bearer)
 {
 	bool keyed = p->cache_on && cache_key(&p->key, kind, parts, nparts);
+	char shared_key[REDIS_KEY_BYTES];
+	size_t shared_len = 0;
 	if(keyed){
-		int hit = cache_get(p->cache, p->key.data, p->key.len, now_s());
+		double now = now_s();
+		int hit = cache_get(p->cache, p->key.data, p->key.len, now);
 		if(hit >= 0) return hit ? ALLOW : DENY;
+		if(p->shared && (shared_len = redis_key_of(p->key.data, p->key.len, shared_key)) > 0){
+			double left = 0.0;
+			hit = redis_get(p->shared, shared_key, shared_len, now, &left);
+			shared_status(p);
+			if(hit >= 0){
+				/* Never longer than this broker's own TTL, nor than the shared entry. */
+				cache_put(p->cache, p->key.data, p->key.len, hit == 1,
+						now + (left < ttl_s ? left : ttl_s), now);
+				return hit ? ALLOW : DENY;
+			}
+		}
 	}
 	enum verdict v = ask(p, url, fields, n, what, bearer);
 	if(keyed && v != ERROR){
 		double now = now_s();
 		/* the key buffer was not touched by ask() */
 		cache_put(p->cache, p->key.data, p->key.len, v == ALLOW, now + ttl_s, now);
+		if(shared_len > 0){
+			redis_put(p->shared, shared_key, shared_len, v == ALLOW, (long)(ttl_s * 1000.0), now);
+			shared_status(p);
+		}
 	}
 	return v;
 }

@@ -54,6 +54,10 @@ void plugin_free(struct plugin *p)
 	free(p->user_url);
 	free(p->superuser_url);
 	free(p->acl_url);
+	if(p->shared){
+		redis_close(p->shared);
+		free(p->shared);
+	}
 	cache_free(p->cache);
 	cache_free(p->kinds);
 	plugin_tokens_free(p);
@@ -72,7 +76,9 @@ bool plugin_configure(struct plugin *p, struct mosquitto_opt *opts, int count)
 	long port = 0, timeout_s = 5, timeout_ms = -1, retry_ms = 1000;
 	long auth_ttl = 30, acl_ttl = 30, max_entries = 100000;
 	long max_user = 1024, max_password = 8192, max_response = 4096;
-	bool tls = false, disable_superuser = false, ok = true;
+	bool tls = false, disable_superuser = false, ok = true, shared = false;
+	const char *cache_host = "127.0.0.1";
+	long cache_port = 6379, cache_db = 0, cache_timeout_ms = 100, cache_retry_ms = 1000;
 	p->verify_peer = true;
 	p->cache_on = true;
 	for(int i = 0; ok && i < count; i++){
@@ -97,6 +103,21 @@ bool plugin_configure(struct plugin *p, struct mosquitto_opt *opts, int count)
 		else if(!strcmp(k, "max_response_bytes")) ok = parse_long(k, v, 16, 1 << 20, &max_response);
 		else if(!strcmp(k, "disable_superuser")) ok = parse_bool(k, v, &disable_superuser);
 		else if(!strcmp(k, "cert_acl_file")) cert_acl_file = v;
+		else if(!strcmp(k, "cache_host")) cache_host = v;
+		else if(!strcmp(k, "cache_port")) ok = parse_long(k, v, 1, 65535, &cache_port);
+		else if(!strcmp(k, "cache_db")) ok = parse_long(k, v, 0, 1000000, &cache_db);
+		else if(!strcmp(k, "cache_timeout_ms")) ok = parse_long(k, v, 1, 60000, &cache_timeout_ms);
+		else if(!strcmp(k, "cache_retry_after_ms")){
+			ok = parse_long(k, v, 0, 600000, &cache_retry_ms);
+		}else if(!strcmp(k, "cache_type")){
+			if(!strcmp(v, "memory")) shared = false;
+			else if(!strcmp(v, "redis")) shared = true;
+			else{
+				mosquitto_log_printf(MOSQ_LOG_ERR,
+						LOG_PREFIX "plugin_opt_cache_type '%s' is not memory or redis", v);
+				ok = false;
+			}
+		}
 		else if(!strcmp(k, "http_params_mode")){
 			if(!strcmp(v, "json")) p->params = PARAMS_JSON;
 			else if(!strcmp(v, "form")) p->params = PARAMS_FORM;
@@ -144,6 +165,12 @@ bool plugin_configure(struct plugin *p, struct mosquitto_opt *opts, int count)
 	p->max_tokens = (size_t)max_entries;
 	p->kinds = cache_new(1000000);
 	if(!p->cache || !p->kinds) return false;
+	if(shared && p->cache_on){
+		p->shared = malloc(sizeof(*p->shared));
+		if(!p->shared) return false;
+		redis_init(p->shared, cache_host, cache_port, cache_db, cache_timeout_ms, cache_retry_ms);
+		if(!p->shared->host) return false;
+	}
 	if(cert_acl_file){
 		char err[512];
 		if(!acl_load_file(cert_acl_file, &p->cert_rules, err, sizeof(err))){
@@ -179,10 +206,12 @@ bool plugin_configure(struct plugin *p, struct mosquitto_opt *opts, int count)
 	if(ca_file && *ca_file) curl_easy_setopt(p->curl, CURLOPT_CAINFO, ca_file);
 	mosquitto_log_printf(MOSQ_LOG_NOTICE,
 			LOG_PREFIX "asking %s, %s, %s (%s bodies, timeout %ld ms, cache %s: auth %ld s, "
-			"acl %ld s); certificate clients: %s",
+			"acl %ld s%s%s:%ld); certificate clients: %s",
 			p->user_url, p->superuser_url ? p->superuser_url : "(no superuser check)",
 			p->acl_url, p->params == PARAMS_JSON ? "json" : "form", p->timeout_ms,
 			p->cache_on ? "on" : "off", auth_ttl, acl_ttl,
+			p->shared ? ", shared in redis at " : "", p->shared ? cache_host : "",
+			p->shared ? cache_port : 0L,
 			p->have_cert_rules ? cert_acl_file : "asked like everyone");
 	return true;
 }

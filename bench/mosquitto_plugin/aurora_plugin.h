@@ -9,6 +9,7 @@
 #include <mosquitto_plugin.h>
 
 #include "aurora_core.h"
+#include "aurora_redis.h"
 
 #define LOG_PREFIX "aurora_auth: "
 #define MAX_BODY_BYTES (1u << 20)
@@ -57,6 +58,9 @@ struct plugin {
 	struct abuf answer;
 	struct abuf key;
 	bool answer_too_big;
+	/* go-auth's cache_type redis: decisions shared between brokers (NULL: memory only) */
+	struct redis *shared;
+	bool shared_down;  /* a failure was logged; the next success logs the recovery */
 };
 
 /* aurora_options.c: read plugin_opt_* into p and set up libcurl; false (logged) on error. */
