@@ -49,8 +49,8 @@ from bench.scenario.token_clients import publish as _token_publish
 from bench.scenario.token_clients import subscribe as _token_subscribe
 from bench.scenario.token_steps import TokenConnectAction, TokenPublishAction, TokenSubscribeAction
 from bench.site import RunningBench
+from simulators.faults import Fault
 from simulators.mqtt_link import device_tls_context
-from simulators.node import Fault
 
 
 class StepError(BenchError):
