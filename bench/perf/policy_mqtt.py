@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.errors import BenchError
 from bench.load.clients import MeasurementError
 from bench.perf.figures import Figure
 from bench.perf.line_counter import LineCounter, require_c_clients
