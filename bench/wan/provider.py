@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.errors import BenchError
 from bench.pki import Pki
@@ -44,6 +45,8 @@ class WanProvider:
         self._state_dir = state_dir
         self._pki = pki
         self.conditions = conditions
+        #: What the bench was started with (:meth:`reset` goes back to it).
+        self.configured = conditions
         self.topology: Topology = claim_plan(2)
         self.control_path = state_dir / "wan-link.sock"
         self._services: list[Service] = []
@@ -140,7 +143,12 @@ class WanProvider:
         control.set_conditions(self.control_path, conditions)
         self.conditions = conditions
 
-    def stats(self) -> dict[str, object]:
+    def reset(self) -> None:
+        """Back to the conditions the bench was started with, link restored."""
+        self.set_conditions(self.configured)
+        self.restore()
+
+    def stats(self) -> dict[str, Any]:
         """Conditions and packet counts of the link."""
         return control.stats(self.control_path)
 
