@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,19 +21,29 @@ from bench.wan.conditions import parse_conditions
 from bench.wan.provider import WAN_FILE
 
 
-def control_path(state_dir: Path) -> Path:
-    """The link's control socket, from ``wan.json`` (clear error when none runs)."""
+def wan_info(state_dir: Path) -> dict[str, Any]:
+    """``<state>/wan.json`` of a running WAN bench (clear error when none runs)."""
     path = state_dir / WAN_FILE
     try:
         info = json.loads(path.read_text())
-        return Path(info["control"])
     except FileNotFoundError:
         raise BenchError(
             f"no {path}: start the sites with `aurora-bench up --sites a,b --wan ...` "
             "(or give its --state-dir)"
         ) from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError) as error:
         raise BenchError(f"{path}: unreadable ({error})") from None
+    if not isinstance(info, dict):
+        raise BenchError(f"{path}: not a JSON object")
+    return info
+
+
+def control_path(state_dir: Path) -> Path:
+    """The link's control socket, from ``wan.json``."""
+    try:
+        return Path(wan_info(state_dir)["control"])
+    except (KeyError, TypeError) as error:
+        raise BenchError(f"{state_dir / WAN_FILE}: no control socket ({error})") from None
 
 
 def _show(stats: dict[str, object]) -> None:

@@ -38,7 +38,8 @@ from bench.services.providers import PROVIDERS as PROVIDER_FACTORIES
 from bench.services.providers import ExternalEndpoints, SiteProvider
 from bench.services.sentinel import SentinelCluster, SiteLink
 from bench.site_options import DATABASES, PROVIDERS, SITE_ID, BenchOptions
-from bench.wan.provider import WanProvider
+from bench.wan.provider import WAN_FILE, WanProvider
+from bench.wan.topology import is_wan_address
 
 SERVICES = ("mosquitto", "nats", "redis")
 BACKEND_START_TIMEOUT_S = 60.0
@@ -450,6 +451,10 @@ def _refuse_a_running_bench(state_dir: Path) -> None:
     except BenchFileError:
         return  # none, or a leftover we may overwrite
     for site in info.sites.values():
+        if is_wan_address(site.mqtt.host) and not (state_dir / WAN_FILE).exists():
+            # A WAN bench removes wan.json when it stops; without its namespace the address
+            # goes to the default route, where a proxy may well accept any connection.
+            continue
         if tcp_accepts(site.mqtt.host, site.mqtt.port, 0.3):
             raise BenchError(
                 f"a bench is already running in {state_dir} (site {site.site_id} answers at "

@@ -198,5 +198,6 @@ class WanProvider:
             ],
             "load_netns": self.loader_netns,
             "load_address": plan.loader_ip(),
+            "master_address": plan.master_ip(),
         }
         (self._state_dir / WAN_FILE).write_text(json.dumps(info, indent=2) + "\n")

@@ -6,7 +6,9 @@ lock, so two WAN benches can run side by side)::
 
     root ns  10.201.B.1/30 --veth-- 10.201.B.2/30  site 0 (every service of the site)
     root ns  10.201.B.5/30 --veth-- 10.201.B.6/30  site 1
-    site 0   10.201.B.9/30 --veth-- 10.201.B.10/30 load "host" (``aurora-bench load``)
+    site 0   10.201.B.9/30 --veth-- 10.201.B.10/30 load "host" (locust workers)
+    root ns  10.201.B.13/30 --veth-- 10.201.B.14/30 load "host" (its management link:
+                                                    the workers reach their master here)
     site 0   <-- wan TUN, routes to each other's /30 --> site 1
 
 Scripts in the root namespace reach a site at its ``10.201.B.{2,6}`` address directly (on
@@ -37,6 +39,11 @@ LOADER_INDEX = 2
 
 class WanError(BenchError):
     """The emulated WAN cannot be set up here (not root, no ``ip``, no TUN) or failed."""
+
+
+def is_wan_address(host: str) -> bool:
+    """True for an address of a WAN bench's namespaces (:class:`AddressPlan`)."""
+    return host.startswith(f"{BASE}.")
 
 
 def support_problem() -> str | None:
@@ -96,6 +103,11 @@ class AddressPlan:
         """The load host's address (on a veth to site 0)."""
         return f"{BASE}.{self.block}.10"
 
+    def master_ip(self) -> str:
+        """The root namespace's end of the load host's management veth (the locust master
+        listens there for its workers)."""
+        return f"{BASE}.{self.block}.13"
+
 
 @dataclass
 class Topology:
@@ -144,6 +156,13 @@ class Topology:
         # Site 0's services listen on its LAN address, which its namespace accepts on any
         # of its interfaces: the load host routes that one address through the veth.
         ip("route", "add", f"{self.plan.site_ip(0)}/32", "via", gateway, namespace=ns)
+        # The management link: a lab's load machines reach their locust master this way.
+        veth, master = self.plan.root_veth(index), self.plan.master_ip()
+        ip("link", "add", veth, "type", "veth", "peer", "name", "mgmt0", "netns", ns)
+        ip("addr", "add", f"{master}/30", "dev", veth)
+        ip("link", "set", veth, "up")
+        ip("addr", "add", f"{BASE}.{self.plan.block}.14/30", "dev", "mgmt0", namespace=ns)
+        ip("link", "set", "mgmt0", "up", namespace=ns)
         return ns
 
     def _create_namespace(self, index: int) -> None:

@@ -8,6 +8,9 @@ cleanly where namespaces or TUN devices cannot be made (not root, no ``ip``).
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import httpx
 import pytest
 
 from bench.eventually import eventually
+from bench.load.summary import LoadSummary
 from bench.perf.federation import KEEPALIVE_EXPIRY_S
 from bench.site import RunningBench
 from bench.wan.conditions import LinkConditions
@@ -169,3 +173,41 @@ async def test_a_cut_stops_propagation_and_restore_converges_once(
             got = [i for i in await _federated_from(client, api, origin) if i in set(ids)]
             assert sorted(got) == sorted(ids), "an alert arrived twice"
         await eventually(lambda: _healthy(client, a_api), "a healthy link again", 30)
+
+
+def _rx_bytes(netns: str, device: str) -> int:
+    out = subprocess.run(
+        ["ip", "-n", netns, "-j", "-s", "link", "show", device],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(json.loads(out)[0]["stats64"]["rx"]["bytes"])
+
+
+def test_load_from_the_load_host_reaches_site_a_through_its_own_link(
+    wan_sites: RunningBench, tmp_path: Path
+) -> None:
+    wan = wan_sites.wan
+    assert wan is not None
+    site_ns = wan.plan.namespace(0)
+    before = _rx_bytes(site_ns, "load0")
+    summary_file = tmp_path / "summary.json"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench", "load", "--state-dir", wan_sites.info.state_dir),
+            *("--site", "a", "--devices", "8", "--rate", "40", "--duration", "3"),
+            *("--drain", "10", "--workers", "2", "--id-prefix", "wanload", "--on-load-host"),
+            *("--json", str(summary_file), "--assert", "loss==0"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = LoadSummary.model_validate_json(summary_file.read_text())
+    assert summary.counters.connected == 8
+    assert summary.counters.ingested == summary.counters.sent > 8
+    # The devices' traffic came in on site a's veth from the load host, not from here.
+    assert _rx_bytes(site_ns, "load0") > before + 10_000
