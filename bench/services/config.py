@@ -235,6 +235,9 @@ class NatsConfig:
     host: str = "127.0.0.1"
     leaf_listener: LeafListener | None = None
     leaf_remote: LeafRemote | None = None
+    #: Seconds between the server's pings on every connection (NATS default: 2 minutes);
+    #: two unanswered pings close a connection, so a dead leafnode link is noticed sooner.
+    ping_interval_s: int | None = None
 
 
 def _q(value: object) -> str:
@@ -249,6 +252,7 @@ def nats_conf(config: NatsConfig) -> str:
         f"server_name: {_q('aurora-' + config.site_id)}",
         f"listen: {_q(f'{config.host}:{config.port}')}",
         f"http: {_q(f'{config.host}:{config.http_port}')}",
+        *([f"ping_interval: {_q(f'{config.ping_interval_s}s')}"] if config.ping_interval_s else []),
         "jetstream {",
         f"  store_dir: {_q(config.store_dir)}",
         # One JetStream domain per site is what lets streams source each other across the

@@ -213,6 +213,7 @@ def nats_service(
     leaf_remote_host: str = LOOPBACK,
     host: str = LOOPBACK,
     netns: str | None = None,
+    ping_interval_s: int | None = None,
 ) -> Service:
     """nats-server with JetStream (domain = site id) and, optionally, a TLS leafnode link.
 
@@ -244,6 +245,7 @@ def nats_service(
                 http_port=http_port,
                 host=host,
                 store_dir=store,
+                ping_interval_s=ping_interval_s,
                 leaf_listener=listener,
                 leaf_remote=remote,
             )

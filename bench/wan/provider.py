@@ -28,6 +28,10 @@ from bench.wan.topology import AddressPlan, Topology, WanError, claim_plan, supp
 #: Each site has its own namespace, so every site uses the well-known ports.
 MQTT_PORT, POLICY_PORT, REDIS_PORT = 8883, 8884, 6379
 NATS_PORT, NATS_HTTP_PORT, LEAF_PORT, API_PORT = 4222, 8222, 7422, 8080
+#: NATS pings every connection this often (default 2 min): across a WAN a silently dead
+#: leafnode is closed after two missed pings and redialled every second, instead of
+#: waiting for TCP's retransmission backoff once the path is back.
+NATS_PING_INTERVAL_S = 5
 #: Where a WAN bench describes its network for scripts (next to bench.json).
 WAN_FILE = "wan.json"
 
@@ -91,6 +95,7 @@ class WanProvider:
             leaf_remote_host=self.plan.site_ip(0),
             host=host,
             netns=netns,
+            ping_interval_s=NATS_PING_INTERVAL_S,
         )
         servers.services["mosquitto"] = mosquitto_service(
             directory,
