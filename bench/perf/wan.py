@@ -12,6 +12,8 @@ elsewhere), then measures:
   retransmissions set its tail);
 * ``wan.topology.latency``: the link latency ``/api/v1/system/topology`` reports (the
   echo, half a round trip) against the configured one-way delay (baseline);
+  ``wan.link.rtt.p50/p99``: TCP handshakes from site a's namespace to site b's, the link
+  alone, against twice the delay (how faithful the emulator is on this machine);
 * ``wan.cut.*``: the link cut for 60 s while both sites raise critical alerts, then
   restored: seconds until every alert is at the other site, how many crossed during the
   cut (0: it really was cut), were lost (goal 0) or stored twice (goal 0).
@@ -20,8 +22,10 @@ elsewhere), then measures:
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +40,7 @@ from bench.perf.federation import KEEPALIVE_EXPIRY_S, propagation_run
 from bench.perf.figures import Figure
 from bench.site import BenchOptions, RunningBench, start_bench
 from bench.wan.conditions import LinkConditions
+from bench.wan.provider import API_PORT
 from bench.wan.topology import support_problem
 
 DELAY_MS = 50.0
@@ -48,6 +53,7 @@ ALERTS, LOSSY_ALERTS, WARMUP = 200, 100, 10
 CUT_S, CUT_ALERTS_PER_SITE = 60.0, 20
 CONVERGE_TIMEOUT_S = 240.0
 LATENCY_SAMPLES, LATENCY_EVERY_S = 10, 1.0
+RTT_SAMPLES = 100
 #: Heartbeats (and so echo probes) every 2 s instead of 15 s: enough samples in seconds.
 SITE_ENV = {"AURORA_HEARTBEAT_INTERVAL_SECONDS": "2"}
 #: The figure's whole budget (the runner's cap): start, three runs, a 60 s cut, converge.
@@ -106,6 +112,7 @@ async def _measure(bench: RunningBench, quick: bool, say: Callable[[str], None])
     say(f"wan: {alerts} critical alerts b -> a across {CLEAN.describe()}")
     clean = await propagation_run(info, "b", "a", alerts=alerts, warmup=2)
     latency = await _topology_latency(info.site("a"), 3 if quick else LATENCY_SAMPLES)
+    rtt = await link_rtt_ms(bench, 10 if quick else RTT_SAMPLES)
     await asyncio.to_thread(wan.set_conditions, LOSSY)
     lossy_alerts = 20 if quick else LOSSY_ALERTS
     say(f"wan: {lossy_alerts} alerts b -> a across {LOSSY.describe()}")
@@ -120,6 +127,7 @@ async def _measure(bench: RunningBench, quick: bool, say: Callable[[str], None])
     clean_note = f"{len(clean.samples)} alerts b->a, {CLEAN.describe()}; {goal}"
     lossy_note = f"{len(lossy.samples)} alerts b->a, {LOSSY.describe()}; no goal"
     nodelay_note = f"{len(nodelay.samples)} alerts b->a through the link at no delay"
+    rtt_note = f"{len(rtt)} TCP handshakes a->b, the link alone; baseline: twice the delay"
     cut_note = (
         f"{cut_s:g} s cut, {per_site} critical alerts at each site during it; goal 0 lost, "
         f"0 duplicated; link dropped {sum(stats['dropped'])} packets in all"
@@ -142,6 +150,8 @@ async def _measure(bench: RunningBench, quick: bool, say: Callable[[str], None])
             f"range {min(latency, default=0):.1f}-{max(latency, default=0):.1f} ms; "
             "baseline: the configured one-way delay",
         ),
+        Figure("wan.link.rtt.p50", _p(rtt, 0.5), "ms", 2 * DELAY_MS, rtt_note),
+        Figure("wan.link.rtt.p99", _p(rtt, 0.99), "ms", 2 * DELAY_MS, rtt_note),
         Figure("wan.cut.converge", round(cut["converge_s"], 2), "s", note=cut_note),
         Figure("wan.cut.crossed_while_cut", cut["crossed"], "alerts", note=cut_note),
         Figure("wan.cut.lost", cut["lost"], "alerts", note=cut_note),
@@ -233,3 +243,34 @@ async def _cut_run(bench: RunningBench, cut_s: float, per_site: int) -> dict[str
         "lost": float(lost),
         "duplicated": float(duplicated),
     }
+
+
+#: Run inside site 0's namespace: TCP handshakes to site 1, one at a time; prints the
+#: round trips (ms) as JSON. A SYN/SYN-ACK pair is one trip each way through the link.
+_RTT_SCRIPT = """
+import json, socket, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out = []
+for _ in range(count):
+    began = time.perf_counter()
+    with socket.create_connection((host, port), timeout=10):
+        out.append((time.perf_counter() - began) * 1000.0)
+print(json.dumps(out))
+"""
+
+
+async def link_rtt_ms(bench: RunningBench, count: int) -> list[float]:
+    """TCP handshake round trips from site a's namespace to site b's API (the link alone)."""
+    wan = bench.wan
+    assert wan is not None
+    command = [
+        *("ip", "netns", "exec", wan.plan.namespace(0), sys.executable, "-c", _RTT_SCRIPT),
+        *(wan.plan.site_ip(1), str(API_PORT), str(count)),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise BenchError(f"round trips across the link failed: {err.decode()[-300:]}")
+    return [float(value) for value in json.loads(out)]

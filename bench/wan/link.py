@@ -37,6 +37,9 @@ IFF_NO_PI = 0x1000
 MAX_PACKET = 65_536
 #: Packets read from one device per wake-up before the other side gets its turn.
 READ_BURST = 64
+#: Scheduling priority of the link (root may raise it): netem runs in the kernel's softirq,
+#: so an emulated link should not wait behind the very processes it carries traffic for.
+LINK_NICE = -10
 
 
 def open_tun(name: str) -> int:
@@ -168,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, LINK_NICE)
     tuns = (open_tun(args.tun[0]), open_tun(args.tun[1]))
     args.control.unlink(missing_ok=True)
     control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

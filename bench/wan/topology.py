@@ -218,6 +218,24 @@ def _namespaces() -> list[str]:
     return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
 
 
+def _blocks_with_links() -> set[int]:
+    """Blocks whose root veths still exist: a deleted namespace lives on (and keeps its
+    veth) until its last socket is gone, which took over a minute here after a bench
+    whose link had been cut."""
+    result = subprocess.run(
+        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
+    )
+    blocks: set[int] = set()
+    for line in result.stdout.splitlines():
+        parts = line.split(":", 2)
+        name = parts[1].strip().split("@", 1)[0] if len(parts) > 1 else ""
+        if name.startswith("awn") and "r" in name:
+            digits = name.removeprefix("awn").split("r", 1)[0]
+            if digits.isdigit():
+                blocks.add(int(digits))
+    return blocks
+
+
 def sweep_orphans() -> list[str]:
     """Remove the namespaces of WAN benches whose owner process is gone; returns them.
 
@@ -253,6 +271,7 @@ def claim_plan(sites: int) -> Topology:
             if ns.startswith("aurora-wan")
             and (text := ns.removeprefix("aurora-wan").split("-", 1)[0]).isdigit()
         }
+        taken |= _blocks_with_links()
         taken |= {
             int(path.stem.removeprefix("block"))
             for path in RUN_DIR.glob("block*.json")
