@@ -14,6 +14,7 @@ from bench.errors import BenchError
 from bench.services.providers import PROVIDERS as PROVIDER_FACTORIES
 from bench.services.providers import ExternalEndpoints
 from bench.wan.conditions import LinkConditions
+from bench.wan.topology import support_problem
 
 SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 DATABASES = ("sqlite", "postgres")
@@ -84,3 +85,6 @@ class BenchOptions:
                 "--wan runs with --db sqlite (one PostgreSQL cluster on the root namespace's "
                 "loopback is not reachable from the site namespaces)"
             )
+        problem = support_problem()
+        if problem is not None:
+            raise BenchError(problem)

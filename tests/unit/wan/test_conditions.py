@@ -124,3 +124,12 @@ def test_wan_options_that_cannot_work_are_refused(changes: dict[str, object], sa
         setattr(options, name, value)
     with pytest.raises(BenchError, match=says):
         options.validate()
+
+
+def test_without_root_a_wan_bench_says_why_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    options = BenchOptions(sites=["a", "b"], wan=LinkConditions(delay_ms=50.0))
+    with pytest.raises(BenchError, match="--wan needs root"):
+        options.validate()
