@@ -104,6 +104,8 @@ class PerfConfig:
         if name == "sentinel":
             # Four parts with their own caps (bench/perf/sentinel.py: 120+150+300+150 s).
             return 760.0
+        if name == "wan":
+            return 600.0  # its own bench, three runs and a 60 s cut (bench/perf/wan.py)
         if name == "ingest":
             # The drain publishes and then ingests its backlog: allow down to 1,000 msg/s.
             return self.measurement_timeout_s + self.drain_messages / 1000
@@ -163,6 +165,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("sentinel", "bench.perf.sentinel", sentinel=True),
     Measurement("policy", "bench.perf.policy"),
     Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
+    # Starts its own two sites in network namespaces (root only; skipped elsewhere).
+    Measurement("wan", "bench.perf.wan"),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]
