@@ -1,8 +1,9 @@
-"""The ingress worker: ``sentinel.ingress.clients.<id>.alerts`` -> stages -> ``MQTT_ALERTS``.
+"""The ingress worker: ``sentinel.ingress.clients.<id>.alerts`` -> stages -> ``MQTT_ALERTS``
+and the MQTT QoS 1 feed (:mod:`backend.sentinel.delivery`).
 
 Workers share the ingress in the NATS queue group
 :data:`~backend.sentinel.naming.WORKER_QUEUE` (add processes to scale). Each message is
-published to the stream with a ``Nats-Msg-Id`` and retried until stored, so a node loss or
+published to the streams with a ``Nats-Msg-Id`` and retried until stored, so a node loss or
 a stream-leader election (6-8 s here) delays alerts but loses and doubles none (DESIGN:
 Retention and HA). The id is the client plus a digest of the payload: the origin bridge
 resends an unacknowledged QoS 1 alert after a reconnect, and alerts carry their own id
@@ -29,13 +30,13 @@ from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry, Counter
 
+from backend.sentinel.delivery import DUPLICATE_WINDOW_S, Delivery, ensure_qos1_stream
 from backend.sentinel.errors import SentinelError
 from backend.sentinel.naming import (
     INGRESS_SUBJECTS,
@@ -55,9 +56,6 @@ log = logging.getLogger("backend.sentinel.worker")
 #: fits many times over).
 PENDING_MESSAGES = 1_000_000
 PENDING_BYTES = 1024**3
-#: Retry pause bounds while the stream has no leader (re-election took 6-8 s here).
-RETRY_MIN_S = 0.05
-RETRY_MAX_S = 1.0
 
 
 def message_id(client_id: str, payload: bytes) -> str:
@@ -75,12 +73,13 @@ def alerts_stream_config() -> StreamConfig:
         storage=StorageType.FILE,
         num_replicas=STREAM_REPLICAS,
         discard=DiscardPolicy.OLD,
-        duplicate_window=120.0,
+        duplicate_window=DUPLICATE_WINDOW_S,
     )
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create ``MQTT_ALERTS``, or bring its config back to the seed's (idempotent)."""
+    """Create ``MQTT_ALERTS``, or bring its config back to the seed's, and the QoS 1 feed's
+    stream (idempotent)."""
     config = alerts_stream_config()
     try:
         await js.stream_info(STREAM)
@@ -88,6 +87,7 @@ async def ensure_streams(js: JetStreamContext) -> None:
         await js.add_stream(config)
     else:
         await js.update_stream(config)
+    await ensure_qos1_stream(js)
 
 
 @dataclass
@@ -124,8 +124,10 @@ class IngressWorker:
         self._js = nc.jetstream(timeout=5.0)
         self._stages = tuple(stages)
         self._batch = batch
-        self._retry_budget_s = retry_budget_s
         self.metrics = metrics or WorkerMetrics()
+        self._delivery = Delivery(
+            self._js, retry_budget_s=retry_budget_s, on_retry=self.metrics.retries.inc
+        )
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
         """Handle ingress in batches until ``stop`` (``ready`` once subscribed)."""
@@ -179,18 +181,5 @@ class IngressWorker:
             self.metrics.messages.labels("gave_up").inc(lost)
 
     async def _publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
-        deadline = time.monotonic() + self._retry_budget_s
-        pause = RETRY_MIN_S
-        while True:
-            try:
-                await self._js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
-                return True
-            except NatsError as error:
-                # Timeouts, no responders, "no response from stream", 503 while a leader is
-                # elected: all transient for a replicated stream, so retry within the budget.
-                if time.monotonic() + pause > deadline:
-                    log.warning("publish of %s to %s gave up: %s", msg_id, subject, error)
-                    return False
-                self.metrics.retries.inc()
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, RETRY_MAX_S)
+        # Both streams, exactly once each: see backend.sentinel.delivery for the why.
+        return await self._delivery.deliver(subject, payload, msg_id)

@@ -418,14 +418,19 @@ async def test_cli_adds_watches_and_disables_a_client(
             runner.invoke, sentinel, ["watch", client_id, "--count", "1", "--state-dir", state]
         )
     )
-    body = json.dumps({"hello": client_id}).encode()
+    sent = 0
     async with asyncio.timeout(60):
         while not watching.done():  # publish until the watcher has subscribed and got one
+            # Each body its own: an identical one is the same alert (same Nats-Msg-Id) and
+            # is stored, hence delivered at QoS 1, once.
+            body = json.dumps({"hello": client_id, "n": sent}).encode()
             await publisher.publish(f"clients/{client_id}/alerts", body, qos=1)
+            sent += 1
             await asyncio.sleep(0.5)
     watched = await watching
     assert watched.exit_code == 0, watched.output
-    assert json.loads(watched.output.strip().splitlines()[-1])["payload"] == {"hello": client_id}
+    payload = json.loads(watched.output.strip().splitlines()[-1])["payload"]
+    assert payload["hello"] == client_id and 0 <= payload["n"] < sent
 
     disabled = await asyncio.to_thread(
         runner.invoke, sentinel, ["client", "disable", client_id, "--state-dir", state]
