@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import timedelta
 from typing import Any
 
 import nats
@@ -23,11 +24,14 @@ from nats.errors import Error as NatsError
 from prometheus_client import start_http_server
 
 from backend.sentinel.audit import Auditor, AuthMetrics
-from backend.sentinel.authdb import AuthDb, DecisionCache
+from backend.sentinel.authcache import Verified, VerifiedCache, cache_key
+from backend.sentinel.authdb import AuthDb
 from backend.sentinel.callout import CalloutHandler, serve
-from backend.sentinel.naming import CALLOUT_QUEUE, CALLOUT_SUBJECT
+from backend.sentinel.errors import SentinelError
+from backend.sentinel.naming import CALLOUT_QUEUE, CALLOUT_SUBJECT, CALLOUT_VERIFIED_SUBJECT
 from backend.sentinel.settings import SentinelSettings
 from backend.sentinel.worker import IngressWorker, WorkerMetrics, ensure_streams
+from backend.store.db import utcnow
 
 log = logging.getLogger("backend.sentinel")
 
@@ -70,15 +74,31 @@ async def run_callout(settings: SentinelSettings, stop: asyncio.Event) -> None:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
         log.info("metrics on http://127.0.0.1:%d/metrics", settings.metrics_port)
-    handler = CalloutHandler(
-        issuer_seed=settings.issuer_seed.get_secret_value(),
-        account=settings.client_account,
-        lookup=authdb.get,
-        cache=DecisionCache(settings.auth_cache_ttl_s),
-        instance=settings.instance,
+    issuer_seed = settings.issuer_seed.get_secret_value()
+    cache = VerifiedCache(
+        cache_key(issuer_seed), settings.auth_cache_ttl_s, instance=settings.instance
     )
     nc = await connect(settings, settings.instance)
+
+    async def share(entry: Verified) -> None:
+        await nc.publish(CALLOUT_VERIFIED_SUBJECT, entry.to_bytes())
+
+    async def on_peer(message: Any) -> None:
+        try:
+            cache.accept(Verified.from_bytes(message.data))
+        except SentinelError as error:
+            log.warning("peer message ignored: %s", error)
+
+    handler = CalloutHandler(
+        issuer_seed=issuer_seed,
+        account=settings.client_account,
+        lookup=authdb.get,
+        cache=cache,
+        share=share,
+        instance=settings.instance,
+    )
     try:
+        await nc.subscribe(CALLOUT_VERIFIED_SUBJECT, cb=on_peer)
 
         async def subscribe(callback: Any) -> object:
             subscription = await nc.subscribe(CALLOUT_SUBJECT, queue=CALLOUT_QUEUE, cb=callback)
@@ -87,19 +107,51 @@ async def run_callout(settings: SentinelSettings, stop: asyncio.Event) -> None:
             settings.mark_ready()
             return subscription
 
-        await serve(
-            handler,
-            auditor=Auditor(redis, metrics),
-            subscribe=subscribe,
-            publish=nc.publish,
-            concurrency=settings.callout_concurrency,
-            stop=stop,
-        )
+        async with asyncio.TaskGroup() as tasks:
+            poller = tasks.create_task(
+                forget_changed(authdb, cache, settings.auth_revoke_poll_s, stop)
+            )
+            await serve(
+                handler,
+                auditor=Auditor(redis, metrics),
+                subscribe=subscribe,
+                publish=nc.publish,
+                concurrency=settings.callout_concurrency,
+                stop=stop,
+            )
+            poller.cancel()
     finally:
         with contextlib.suppress(Exception):
             await nc.drain()
         await redis.aclose()
         await authdb.aclose()
+
+
+#: Each Auth DB poll looks this far before the previous one began, so a change committed
+#: while a poll ran, or stamped by a writer whose clock lags a little, is not missed.
+#: Forgetting a credential twice only costs one more KDF check.
+POLL_OVERLAP = timedelta(seconds=2)
+
+
+async def forget_changed(
+    authdb: AuthDb, cache: VerifiedCache, every_s: float, stop: asyncio.Event
+) -> None:
+    """Drop cached credentials of Auth DB rows that changed (disabled, new password)."""
+    previous = utcnow()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every_s):
+                await stop.wait()
+        began = utcnow()
+        try:
+            changed = await authdb.changed_since(previous - POLL_OVERLAP)
+        except Exception as error:  # DB away: entries still expire after their TTL
+            log.warning("Auth DB poll failed (cached credentials expire by TTL): %s", error)
+            continue
+        previous = began
+        dropped = cache.forget(changed)
+        if dropped:
+            log.info("dropped %d cached credential(s) of changed clients", dropped)
 
 
 async def run_worker(settings: SentinelSettings, stop: asyncio.Event) -> None:

@@ -22,6 +22,8 @@ WORKER_QUEUE = "sentinel-workers"
 CALLOUT_QUEUE = "sentinel-callout"
 #: The auth-callout subject (NATS >= 2.10).
 CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
+#: Where a callout tells its peers a credential verified (account AUTH: callouts only).
+CALLOUT_VERIFIED_SUBJECT = "sentinel.callout.verified"
 #: Redis stream of auth decisions (scenarios and the aggregator read it).
 AUTH_AUDIT_STREAM = "aurora:sentinel:auth"
 MAX_CLIENT_ID_LEN = 64

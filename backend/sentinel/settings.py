@@ -25,8 +25,12 @@ class SentinelSettings(BaseSettings):
     client_account: str = "SENTINEL"
     database_url: str = "sqlite+aiosqlite:///aurora.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    #: Successful checks are remembered this long (the seed's per-region "Auth Cache").
+    #: Successful checks are remembered this long (the seed's per-region "Auth Cache"):
+    #: the worst-case delay of a revocation when the Auth DB cannot be polled.
     auth_cache_ttl_s: float = 60.0
+    #: The Auth DB is polled this often for changed rows, whose cached credentials are
+    #: dropped: ``sentinel client disable`` takes effect within about this long.
+    auth_revoke_poll_s: float = 1.0
     #: Most auth requests handled at once (KDF checks run in threads).
     callout_concurrency: int = 32
     #: Prometheus metrics port (0: none).
