@@ -275,10 +275,12 @@ def fresh_site_state(state_dir: Path, sites: Sequence[str]) -> None:
         tcp_accepts(site.mqtt.host, site.mqtt.port, 0.3) for site in info.sites.values()
     ):
         return
-    for site in sites:
-        if (state_dir / site).exists():
-            print(f"fresh state: removing {state_dir / site} of an earlier run", file=sys.stderr)
-            shutil.rmtree(state_dir / site, ignore_errors=True)
+    # The Sentinel's JetStream store too: thousands of consumers a fan-out run left behind
+    # made the next cluster spend minutes recovering them before its worker was ready.
+    for name in (*sites, "sentinel"):
+        if (state_dir / name).exists():
+            print(f"fresh state: removing {state_dir / name} of an earlier run", file=sys.stderr)
+            shutil.rmtree(state_dir / name, ignore_errors=True)
 
 
 def run(

@@ -37,6 +37,8 @@ WORKER_USER = "sentinel-worker"
 #: NATS sees it as ``sentinel.ingress.clients.<id>.alerts`` (DESIGN: the ingress).
 INGRESS_TOPIC_PREFIX = "sentinel/ingress/"
 ORIGIN_TOPIC = "clients/+/alerts"
+#: Consumers a stream may have: one per QoS 1 MQTT subscription in the cluster (see node_conf).
+MAX_CONSUMERS_PER_STREAM = 1_000_000
 #: File descriptors a node may hold: the seed wants many idle connections per node.
 NODE_NOFILE = 65_536
 
@@ -125,6 +127,12 @@ def node_conf(config: NodeConfig) -> str:
         f"  store_dir: {_q(config.store_dir)}",
         f"  max_memory_store: {config.max_memory_store}",
         f"  max_file_store: {config.max_file_store}",
+        # nats-server 2.15 caps a stream at 1,000 consumers unless told otherwise, and every
+        # QoS 1 MQTT subscription is a consumer of $MQTT_msgs: the cap refused subscriber
+        # 1,001 onwards (SUBACK failure; node log "maximum consumers limit reached").
+        "  limits {",
+        f"    default_max_consumers: {MAX_CONSUMERS_PER_STREAM}",
+        "  }",
         "}",
         "cluster {",
         f"  name: {_q(CLUSTER_NAME)}",
@@ -141,6 +149,9 @@ def node_conf(config: NodeConfig) -> str:
         f"  listen: {_q(f'{host}:{ports.mqtt}')}",
         # QoS 1 sessions survive a node loss only when their streams are replicated.
         "  stream_replicas: 3",
+        # Each QoS 1 subscription is a replicated consumer of $MQTT_msgs; keeping its state
+        # in memory (still R3, so a node loss keeps it) spares a file write per PUBACK.
+        "  consumer_memory_storage: true",
         *_tls_block("  ", config, external=True),
         "}",
         "websocket {",
