@@ -10,7 +10,7 @@ connection, fan-out delivery latency, failover time and loss.
   answers, and alerts lost and doubled once the node is back.
 
 ``AURORA_PERF_SENTINEL_PARTS=auth,fanout`` runs only those parts (names: auth, idle, fanout,
-failover).
+failover); ``AURORA_PERF_SENTINEL_SUBSCRIBERS=1000`` sizes the fan-out.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from bench.services.sentinel_client import nats_connect
 from bench.services.sentinel_config import WORKER_USER
 
 PARTS_ENV = "AURORA_PERF_SENTINEL_PARTS"
+#: Fan-out size other than the goal's 5,000 (to see how delivery scales with subscribers).
+SUBSCRIBERS_ENV = "AURORA_PERF_SENTINEL_SUBSCRIBERS"
 
 
 async def measure(ctx: PerfContext) -> list[Figure]:
@@ -57,7 +59,7 @@ async def measure(ctx: PerfContext) -> list[Figure]:
             300.0,
             lambda: fanout(
                 ctx,
-                subscribers=100 if quick else 5000,
+                subscribers=_subscribers(quick),
                 rate=50.0 if quick else 600.0,
                 duration_s=3.0 if quick else 10.0,
                 ramp_budget_s=30.0 if quick else 120.0,
@@ -81,6 +83,16 @@ async def measure(ctx: PerfContext) -> list[Figure]:
         Figure("sentinel.parts_failed", float(len(failed)), "parts", note=",".join(failed))
     )
     return figures
+
+
+def _subscribers(quick: bool) -> int:
+    """The fan-out size: ``AURORA_PERF_SENTINEL_SUBSCRIBERS``, else 100 quick or 5,000."""
+    wanted = os.environ.get(SUBSCRIBERS_ENV, "")
+    if not wanted:
+        return 100 if quick else 5000
+    if not wanted.isdigit() or int(wanted) < 1:
+        raise ValueError(f"{SUBSCRIBERS_ENV}={wanted!r}: give a positive number of subscribers")
+    return int(wanted)
 
 
 def _chosen_parts(names: list[str]) -> set[str]:

@@ -149,9 +149,6 @@ def node_conf(config: NodeConfig) -> str:
         f"  listen: {_q(f'{host}:{ports.mqtt}')}",
         # QoS 1 sessions survive a node loss only when their streams are replicated.
         "  stream_replicas: 3",
-        # Each QoS 1 subscription is a replicated consumer of $MQTT_msgs; keeping its state
-        # in memory (still R3, so a node loss keeps it) spares a file write per PUBACK.
-        "  consumer_memory_storage: true",
         *_tls_block("  ", config, external=True),
         "}",
         "websocket {",
