@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -246,9 +246,19 @@ class RunningBench:
         else:
             backend.stop()
 
-    def start_backend(self, site_id: str) -> None:
-        """(Re)start the site's backend on the same port and wait for ``/healthz``."""
+    def start_backend(self, site_id: str, env: Mapping[str, str] | None = None) -> None:
+        """(Re)start the site's backend on the same port and wait for ``/healthz``.
+
+        ``env`` (``AURORA_*`` only) replaces the backend's extra settings from now on, e.g.
+        ``{"AURORA_INGEST_WORKERS": "2"}`` (the ingest figures restart it with workers);
+        ``{}`` goes back to the bench's own. The backend must be stopped.
+        """
         site = self._site(site_id)
+        if env is not None:
+            bad = [name for name in env if not name.startswith("AURORA_")]
+            if bad:
+                raise BenchError(f"start_backend may only set AURORA_* variables: {bad}")
+            site.backend = self._backend_service(site, env)
         if site.backend is None:
             site.backend = self._backend_service(site)
         site.backend.start()
@@ -322,8 +332,9 @@ class RunningBench:
             api_token=self._api_token,
         )
 
-    def _backend_service(self, site: _Site) -> Service:
+    def _backend_service(self, site: _Site, extra: Mapping[str, str] | None = None) -> Service:
         env = self.backend_env(site.site_id)
+        env.update(extra or {})
         return Service(
             ServiceSpec(
                 name=f"backend-{site.site_id}",

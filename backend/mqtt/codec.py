@@ -83,6 +83,12 @@ _PROPERTY_TYPES: dict[int, int] = {
     0x2A: _BYTE,  # shared subscription available
 }
 
+# Plain ints for the hot path: an enum member lookup costs more than the comparison.
+_PUBLISH = int(PacketType.PUBLISH)
+_USER_PROPERTY = int(Prop.USER_PROPERTY)
+#: Bytes of the fixed-size property types.
+_FIXED_SIZE = {_BYTE: 1, _U16: 2, _U32: 4}
+
 UserProperties = tuple[tuple[str, str], ...]
 
 
@@ -135,9 +141,14 @@ class ConnAck:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
-    """PUBLISH (3.3), either direction. ``packet_id`` is 0 at QoS 0."""
+    """PUBLISH (3.3), either direction. ``packet_id`` is 0 at QoS 0.
+
+    Not frozen, unlike the other packets: one is built per message received, and a frozen
+    dataclass's ``__init__`` (``object.__setattr__`` per field) cost five times as much.
+    Treat it as immutable all the same.
+    """
 
     topic: str
     payload: bytes
@@ -345,9 +356,9 @@ def _read_varint(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, i
     raise ProtocolViolation("variable byte integer longer than four bytes")
 
 
-def _read_utf8(data: bytes, pos: int) -> tuple[str, int]:
+def _read_utf8(data: bytes, pos: int, limit: int | None = None) -> tuple[str, int]:
     end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big")
-    if end > len(data):
+    if end > (len(data) if limit is None else limit):
         raise ProtocolViolation("string runs past the end of the packet")
     return data[pos + 2 : end].decode("utf-8", "replace"), end
 
@@ -395,28 +406,81 @@ def decode_properties(data: bytes, pos: int) -> tuple[Properties, int]:
 
 
 def decode_publish(first: int, body: bytes) -> Publish:
-    """A PUBLISH from its first byte and body (the ingest hot path: keep it lean)."""
+    """A PUBLISH from its first byte and body."""
+    return _publish_at(first, body, 0, len(body))
+
+
+def _publish_at(first: int, data: bytes, start: int, end: int) -> Publish:
+    """The PUBLISH whose body is ``data[start:end]``, parsed in place (the ingest hot path:
+    no copy of the body, a few slices, only the user properties kept of the properties)."""
     qos = (first >> 1) & 0x03
     if qos == 3:
         raise ProtocolViolation("PUBLISH with QoS 3")
-    topic_end = 2 + int.from_bytes(body[:2], "big")
-    if topic_end > len(body):
-        raise ProtocolViolation("PUBLISH topic runs past the end of the packet")
-    topic = body[2:topic_end].decode("utf-8", "replace")
-    pos = topic_end
+    if end - start < 3:
+        raise ProtocolViolation("PUBLISH too short for its topic")
+    pos = start + 2 + ((data[start] << 8) | data[start + 1])
+    topic = data[start + 2 : pos].decode("utf-8", "replace")
     packet_id = 0
     if qos:
-        packet_id = int.from_bytes(body[pos : pos + 2], "big")
+        packet_id = (data[pos] << 8) | data[pos + 1] if pos + 2 <= end else -1
         pos += 2
+    if pos >= end or packet_id < 0:
+        raise ProtocolViolation("PUBLISH runs past the end of the packet")
     user: UserProperties = ()
-    if pos >= len(body):
-        raise ProtocolViolation("PUBLISH without its properties length")
-    if body[pos] == 0:  # no properties: the common case, skip the general decoder
+    length = data[pos]
+    if length == 0:  # no properties
         pos += 1
+    elif (
+        length < 0x80
+        and (stop := pos + 1 + length) <= end
+        and length >= 5
+        and data[pos + 1] == _USER_PROPERTY
+        and (name_end := pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])) + 2 <= stop
+        and (value_end := name_end + 2 + ((data[name_end] << 8) | data[name_end + 1])) == stop
+    ):
+        # Exactly one user property (the load tool's trace): read in place.
+        user = (
+            (
+                data[pos + 4 : name_end].decode("utf-8", "replace"),
+                data[name_end + 2 : value_end].decode("utf-8", "replace"),
+            ),
+        )
+        pos = value_end
     else:
-        properties, pos = decode_properties(body, pos)
-        user = properties.user
-    return Publish(topic, body[pos:], qos, packet_id, bool(first & 0x08), bool(first & 0x01), user)
+        user, pos = _publish_properties(data, pos, end)
+    return Publish(
+        topic, data[pos:end], qos, packet_id, bool(first & 0x08), bool(first & 0x01), user
+    )
+
+
+def _publish_properties(data: bytes, pos: int, end: int) -> tuple[UserProperties, int]:
+    """The user properties of a PUBLISH's property block at ``pos``; every other property is
+    checked for its type and skipped (a PUBLISH carries none the client acts on)."""
+    length, pos = _read_varint(data, pos)
+    stop = pos + length
+    if stop > end:
+        raise ProtocolViolation("properties run past the end of the packet")
+    user: list[tuple[str, str]] = []
+    while pos < stop:
+        ident = data[pos]
+        pos += 1
+        if ident == _USER_PROPERTY:
+            name, pos = _read_utf8(data, pos, stop)
+            value, pos = _read_utf8(data, pos, stop)
+            user.append((name, value))
+            continue
+        kind = _PROPERTY_TYPES.get(ident)
+        if kind is None:
+            raise ProtocolViolation(f"unknown property identifier 0x{ident:02x}")
+        if kind == _VARINT:
+            _, pos = _read_varint(data, pos)
+        elif kind in (_UTF8, _BINARY):
+            pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
+        else:
+            pos += _FIXED_SIZE[kind]
+    if pos != stop:
+        raise ProtocolViolation("a property runs past the property length")
+    return tuple(user), stop
 
 
 def decode(first: int, body: bytes) -> Packet:
@@ -456,33 +520,42 @@ class PacketReader:
 
     def feed(self, data: bytes) -> list[Packet]:
         """Append ``data``; return every packet now complete, in order."""
-        buffer = self._buffer
-        buffer += data
+        if self._buffer:
+            # One copy of the carried-over tail and the new bytes; packets are then
+            # parsed in place in an immutable bytes object (slices are bytes, no second
+            # copy per packet).
+            self._buffer += data
+            data = bytes(self._buffer)
+            self._buffer.clear()
         packets: list[Packet] = []
+        append = packets.append
         pos = 0
-        size = len(buffer)
+        size = len(data)
         while size - pos >= 2:
-            first = buffer[pos]
-            length = buffer[pos + 1]
+            first = data[pos]
+            length = data[pos + 1]
             start = pos + 2
-            if length & 0x80:
+            if length & 0x80 and size - pos >= 3 and not data[pos + 2] & 0x80:
+                # Two length bytes: every PUBLISH of 128 bytes to 16 KiB.
+                length = (length & 0x7F) | (data[pos + 2] << 7)
+                start = pos + 3
+            elif length & 0x80:
                 try:
-                    length, start = _read_varint(buffer, pos + 1)
+                    length, start = _read_varint(data, pos + 1)
                 except ProtocolViolation:
                     if size - pos < 5:
                         break  # the length itself is still incomplete
                     raise
-                if length > self._max:
-                    raise ProtocolViolation(f"packet of {length} bytes exceeds the maximum")
+            if length > self._max:
+                raise ProtocolViolation(f"packet of {length} bytes exceeds the maximum")
             end = start + length
             if end > size:
                 break
-            body = bytes(buffer[start:end])
-            if first >> 4 == PacketType.PUBLISH:
-                packets.append(decode_publish(first, body))
+            if first >> 4 == _PUBLISH:
+                append(_publish_at(first, data, start, end))
             else:
-                packets.append(decode(first, body))
+                append(decode(first, data[start:end]))
             pos = end
-        if pos:
-            del buffer[:pos]
+        if pos < size:
+            self._buffer += data[pos:]
         return packets
