@@ -30,6 +30,7 @@ from backend.mqtt import ConnectOptions, MqttClient, client_tls_context
 from bench.load.clients import MeasurementError, Publisher, Subscriber
 from bench.load.profiles import PROFILES, DeviceTraffic
 from bench.load.trace import TRACE_PROPERTY, Trace
+from bench.perf.cpu import tree_cpu_seconds
 from bench.perf.figures import Figure
 from bench.perf.ingest_latency import LATENCY_RUNS, latency_figures
 from bench.perf.ingest_watch import StreamWatcher
@@ -232,7 +233,7 @@ def _queue_readings(ctx: PerfContext, device_id: str, count: int) -> None:
         device.publisher.close()
 
 
-def ingest_drain(ctx: PerfContext, count: int, workers: int = 1) -> float:
+def ingest_drain(ctx: PerfContext, count: int, workers: int = 1) -> tuple[float, float]:
     """``count`` QoS 1 readings queued at the broker while the backend is stopped, then
     drained by it with ``workers`` ingest processes (issue 17): the ingest's own capacity,
     no publisher competing for cores.
@@ -241,6 +242,7 @@ def ingest_drain(ctx: PerfContext, count: int, workers: int = 1) -> float:
     stream (Redis's own entry-id clock), so the backend's start-up is not in it. With
     several workers the backend runs with them from before the readings are queued: the
     broker splits the shared subscription between the sessions, offline ones included.
+    Returns (msg/s, CPU microseconds the backend's processes spent per reading meanwhile).
     """
     site = ctx.info.site(ctx.site_id)
     device_id = f"perf-drain-{workers:04d}"
@@ -260,6 +262,10 @@ def ingest_drain(ctx: PerfContext, count: int, workers: int = 1) -> float:
         # Worker processes start after the main one: the clock starts once all are in,
         # so the rate is that of all of them (before, the main one drained alone).
         all_in_ms = wait_for_workers(ctx, workers, log_offset) if workers > 1 else 0
+        service = ctx.bench.backend_service(ctx.site_id)
+        pid = service.pid if service is not None else None
+        watcher.wait_entries(1, DRAIN_TIMEOUT_S)
+        cpu_start, entries_start = tree_cpu_seconds(pid) if pid else 0.0, watcher.entries
         profiler = None
         if ctx.config.profile and workers == 1:
             from bench.perf.profile import BackendProfiler
@@ -267,6 +273,7 @@ def ingest_drain(ctx: PerfContext, count: int, workers: int = 1) -> float:
             profiler = BackendProfiler(ctx, ctx.config.output_dir / "profile-drain.txt")
         try:
             watcher.wait_entries(count, max(DRAIN_TIMEOUT_S, count / 1000))  # >= 1,000 msg/s
+            cpu_s = (tree_cpu_seconds(pid) if pid else 0.0) - cpu_start
         finally:
             if profiler is not None:
                 report_profile(ctx, profiler, "the drain of the backlog")
@@ -277,7 +284,8 @@ def ingest_drain(ctx: PerfContext, count: int, workers: int = 1) -> float:
         ctx.bench.stop_backend(ctx.site_id)
         forget_worker_sessions(ctx, workers)
         ctx.bench.start_backend(ctx.site_id, {})
-    return (len(stamps) - 1) / max(elapsed_s, 1e-3)
+    cpu_us = 1e6 * cpu_s / max(count - entries_start, 1)
+    return (len(stamps) - 1) / max(elapsed_s, 1e-3), cpu_us
 
 
 def wait_for_workers(
@@ -384,9 +392,23 @@ async def measure(ctx: PerfContext) -> list[Figure]:
             f"ingest drain: {config.drain_messages:,} readings queued while the backend is "
             f"away, {workers} worker(s)"
         )
-        drain = await asyncio.to_thread(ingest_drain, ctx, config.drain_messages, workers)
-        ctx.progress(f"ingest drain, {workers} worker(s): {drain:,.0f} msg/s")
+        drain, cpu_us = await asyncio.to_thread(ingest_drain, ctx, config.drain_messages, workers)
+        ctx.progress(
+            f"ingest drain, {workers} worker(s): {drain:,.0f} msg/s, {cpu_us:.1f} us CPU a reading"
+        )
         name = "ingest.drain" if workers == 1 else f"ingest.drain.{workers}_workers"
+        figures.append(
+            Figure(
+                f"{name}.cpu_per_reading",
+                round(cpu_us, 1),
+                "us",
+                note=(
+                    "CPU time of the backend's processes per reading during the drain "
+                    "(/proc): 1e6 / this = msg/s on cores of their own"
+                    + ("; goal <= 50 us (20,000 msg/s a worker)" if workers == 1 else "")
+                ),
+            )
+        )
         figures.append(
             Figure(
                 name,
