@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backend.mqtt import ProtocolViolation
-from backend.mqtt.codec import Packet, PacketReader, Publish, PubAck, encode, encode_publish
+from backend.mqtt.codec import Packet, PacketReader, PubAck, Publish, encode, encode_publish
 from tests.fuzz.profile import fuzz
 
 text = st.text(max_size=40)
