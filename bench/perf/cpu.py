@@ -41,3 +41,13 @@ def tree_cpu_seconds(pid: int) -> float:
         if fields is not None and fields[1] == str(pid):
             total += cpu_seconds(int(entry.name))
     return total
+
+
+def run_queue_wait_seconds(pid: int) -> float:
+    """Seconds ``pid``'s main thread spent runnable but waiting for a CPU (0 when gone or
+    without scheduler statistics): how much of a slow run the machine's load explains."""
+    try:
+        fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except OSError:
+        return 0.0
+    return int(fields[1]) / 1e9 if len(fields) > 1 else 0.0

@@ -30,7 +30,7 @@ from backend.mqtt import ConnectOptions, MqttClient, client_tls_context
 from bench.load.clients import MeasurementError, Publisher, Subscriber
 from bench.load.profiles import PROFILES, DeviceTraffic
 from bench.load.trace import TRACE_PROPERTY, Trace
-from bench.perf.cpu import tree_cpu_seconds
+from bench.perf.cpu import run_queue_wait_seconds, tree_cpu_seconds
 from bench.perf.figures import Figure
 from bench.perf.ingest_latency import LATENCY_RUNS, latency_figures
 from bench.perf.ingest_watch import StreamWatcher
@@ -266,6 +266,7 @@ def ingest_drain(ctx: PerfContext, count: int, workers: int = 1) -> tuple[float,
         pid = service.pid if service is not None else None
         watcher.wait_entries(1, DRAIN_TIMEOUT_S)
         cpu_start, entries_start = tree_cpu_seconds(pid) if pid else 0.0, watcher.entries
+        wait_start, clock_start = run_queue_wait_seconds(pid) if pid else 0.0, time.monotonic()
         profiler = None
         if ctx.config.profile and workers == 1:
             from bench.perf.profile import BackendProfiler
@@ -274,6 +275,11 @@ def ingest_drain(ctx: PerfContext, count: int, workers: int = 1) -> tuple[float,
         try:
             watcher.wait_entries(count, max(DRAIN_TIMEOUT_S, count / 1000))  # >= 1,000 msg/s
             cpu_s = (tree_cpu_seconds(pid) if pid else 0.0) - cpu_start
+            wait_s = (run_queue_wait_seconds(pid) if pid else 0.0) - wait_start
+            ctx.progress(
+                f"  drain: {time.monotonic() - clock_start:.1f} s; the backend's processes "
+                f"used {cpu_s:.1f} s of CPU, its main thread waited {wait_s:.1f} s for one"
+            )
         finally:
             if profiler is not None:
                 report_profile(ctx, profiler, "the drain of the backlog")

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from bench.perf.cpu import cpu_seconds, tree_cpu_seconds
+from bench.perf.cpu import cpu_seconds, run_queue_wait_seconds, tree_cpu_seconds
 
 BURN = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
 
@@ -37,3 +37,7 @@ def test_tree_counts_a_child_that_burned_cpu() -> None:
 
 def test_a_gone_process_has_spent_nothing() -> None:
     assert cpu_seconds(2**22 + 1) == 0.0  # above the largest pid_max Linux allows
+
+
+def test_run_queue_wait_of_a_gone_process_is_nothing() -> None:
+    assert run_queue_wait_seconds(2**22 + 1) == 0.0
