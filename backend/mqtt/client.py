@@ -152,6 +152,16 @@ class MqttClient(asyncio.Protocol):
         """True until the connection ended (either side)."""
         return not self._closed.done()
 
+    @property
+    def tls(self) -> ssl.SSLObject | None:
+        """The connection's TLS object (``session``, ``session_reused``), None without TLS."""
+        if self._tls is not None:
+            return self._tls.ssl_object
+        if self._transport is None:
+            return None
+        found = self._transport.get_extra_info("ssl_object")
+        return found if isinstance(found, ssl.SSLObject) else None
+
     async def wait_closed(self) -> MqttError:
         """Wait until the connection ends; return why (never raises it)."""
         await asyncio.shield(self._closed)
@@ -342,7 +352,7 @@ class MqttClient(asyncio.Protocol):
         if tls is None or not self.options.tls_over_bio:
             self._handshake.set_result(None)  # none, or done by the loop's SSL transport
             return
-        self._tls = TlsBio(tls, self.options.host)
+        self._tls = TlsBio(tls, self.options.host, self.options.tls_session)
         self._continue_handshake()
 
     def _continue_handshake(self) -> None:

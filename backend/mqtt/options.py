@@ -33,3 +33,6 @@ class ConnectOptions:
     #: loop's SSL transport (a 256 KiB read buffer per connection, but uvloop's is compiled):
     #: True for the many small links of a device fleet, False for one busy consumer.
     tls_over_bio: bool = True
+    #: A TLS session of an earlier connection with the same ``tls`` context, offered for
+    #: resumption (TLS 1.3 ticket; see :mod:`backend.mqtt.tls`). Over memory BIOs only.
+    tls_session: ssl.SSLSession | None = None

@@ -16,11 +16,24 @@ from backend.mqtt.errors import ConnectFailed, ConnectionLost, MqttError
 class TlsBio:
     """One client-side TLS session over a pair of memory BIOs."""
 
-    def __init__(self, context: ssl.SSLContext, server_hostname: str) -> None:
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        server_hostname: str,
+        session: ssl.SSLSession | None = None,
+    ) -> None:
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
-        self._tls = context.wrap_bio(self._in, self._out, server_hostname=server_hostname)
+        # ``session``: a ticket of an earlier connection made with ``context`` to resume.
+        self._tls = context.wrap_bio(
+            self._in, self._out, server_hostname=server_hostname, session=session
+        )
         self.handshake_done = False
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject:
+        """The session's TLS object (``session``, ``session_reused``, the peer's cert)."""
+        return self._tls
 
     def handshake(self) -> MqttError | None:
         """Advance the handshake with what was fed; an error ends the connection."""

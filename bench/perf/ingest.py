@@ -30,7 +30,6 @@ from backend.mqtt import ConnectOptions, MqttClient, client_tls_context
 from bench.load.clients import MeasurementError, Publisher, Subscriber
 from bench.load.profiles import PROFILES, DeviceTraffic
 from bench.load.trace import TRACE_PROPERTY, Trace
-from bench.perf.cpu import run_queue_wait_seconds, tree_cpu_seconds
 from bench.perf.figures import Figure
 from bench.perf.ingest_latency import LATENCY_RUNS, latency_figures
 from bench.perf.ingest_watch import StreamWatcher
@@ -42,6 +41,7 @@ from bench.perf.mqtt_lines import (
     line_throughput,
     publish_lines,
 )
+from bench.perf.procstat import run_queue_wait_seconds, tree_cpu_seconds
 from bench.perf.runner import PerfContext
 from bench.pki import CertPair
 from bench.services.config import backend_identity

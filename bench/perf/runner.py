@@ -117,6 +117,9 @@ class PerfConfig:
             # Live load around the outage (25 s), the restart, the backlog at >= 1,000/s.
             backlog = self.catchup_rate * self.catchup_down_s / 1000
             return self.measurement_timeout_s + self.catchup_down_s + 25 + backlog
+        if name == "storm":
+            # Three phases of at most 300 s each (bench/perf/storm.py) and the certificates.
+            return 900.0 + self.devices * 0.01
         if name != "devices":
             return self.measurement_timeout_s
         per_device_s = 0.007 + 0.003 + 0.005  # issue + context + close, worst seen
@@ -164,6 +167,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("ingest_catchup", "bench.perf.ingest_catchup"),
     Measurement("unlock", "bench.perf.unlock"),
     Measurement("devices", "bench.perf.devices"),
+    Measurement("storm", "bench.perf.storm"),
     Measurement("federation", "bench.perf.federation", sites=2),
     Measurement("inspection", "bench.perf.inspection"),
     Measurement("emulated", "bench.perf.emulated"),

@@ -14,7 +14,8 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 
 from backend.contract import CommandVerb, Severity
 from bench.scenario.fields import BadgeUid, DeviceId, Duration, SiteId, Strict
-from simulators.node import Fault
+from bench.scenario.token_steps import TOKEN_ACTIONS, TokenAction
+from simulators.faults import Fault
 
 
 class Service(StrEnum):
@@ -120,7 +121,7 @@ class PublishAction(Strict):
 
 
 class FaultAction(Strict):
-    """Tell a simulated node to misbehave (:class:`simulators.node.Fault`)."""
+    """Tell a simulated node to misbehave (:class:`simulators.faults.Fault`)."""
 
     device: DeviceId
     kind: Fault
@@ -220,6 +221,7 @@ ACTIONS: dict[str, type[Strict] | type[WaitAction]] = {
     "heal": HealAction,
     "replay": ReplayAction,
     "wait": WaitAction,
+    **TOKEN_ACTIONS,
 }
 
 Action = (
@@ -236,4 +238,5 @@ Action = (
     | PartitionAction
     | ReplayAction
     | WaitAction
+    | TokenAction
 )

@@ -242,6 +242,7 @@ class _Run:
         for site, grant_id in stage.grants:
             with contextlib.suppress(BenchError):
                 await stage.api(site).revoke(grant_id)
+        await stage.token_clients.aclose()
         if stage.probe is not None:
             await stage.probe.aclose()
         for client in stage.sites.values():

@@ -115,6 +115,9 @@ class PolicyListener:
     acl_cache_seconds: int = 30
     #: A JWT longer than this is refused at CONNECT without being sent anywhere.
     max_password_bytes: int = 8192
+    #: go-auth's ``cache_type redis``: decisions shared through this Redis ("host:port"),
+    #: None: each broker's own memory only.
+    shared_cache: str | None = None
 
     def plugin_lines(self, cert_acl_file: Path) -> list[str]:
         """The ``plugin`` / ``plugin_opt_*`` lines of mosquitto.conf."""
@@ -134,6 +137,9 @@ class PolicyListener:
             "max_password_bytes": self.max_password_bytes,
             "cert_acl_file": cert_acl_file,
         }
+        if self.shared_cache is not None:
+            host, _, port = self.shared_cache.rpartition(":")
+            options |= {"cache_type": "redis", "cache_host": host, "cache_port": port}
         return [f"plugin {self.plugin}", *(f"plugin_opt_{k} {v}" for k, v in options.items())]
 
 
