@@ -40,6 +40,7 @@ from bench.perf.mqtt_lines import (
     c_clients,
     line_throughput,
     publish_lines,
+    tls_client_args,
 )
 from bench.perf.procstat import run_queue_wait_seconds, tree_cpu_seconds
 from bench.perf.runner import PerfContext
@@ -109,13 +110,16 @@ class TracedDevice:
 
 
 def tls_args(ctx: PerfContext, pair: CertPair, client_id: str) -> list[str]:
-    """Connection arguments of the mosquitto C clients (MQTT v5, mTLS, QoS 1)."""
+    """Connection arguments of the mosquitto C clients for the site (MQTT v5, mTLS, QoS 1)."""
     site = ctx.info.site(ctx.site_id)
-    return [
-        *("-V", "mqttv5", "-h", site.mqtt.host, "-p", str(site.mqtt.port)),
-        *("--cafile", str(ctx.pki.ca_cert), "--cert", str(pair.cert), "--key", str(pair.key)),
-        *("-i", client_id, "-q", "1"),
-    ]
+    return tls_client_args(
+        site.mqtt.host,
+        site.mqtt.port,
+        ca=ctx.pki.ca_cert,
+        cert=pair.cert,
+        key=pair.key,
+        client_id=client_id,
+    )
 
 
 def broker_throughput(ctx: PerfContext, count: int) -> float:

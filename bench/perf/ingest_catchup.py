@@ -22,7 +22,7 @@ import time
 from backend.bus import TELEMETRY_STREAM
 from bench.load.clients import MeasurementError
 from bench.perf.figures import Figure
-from bench.perf.ingest_latency import LoadProcess
+from bench.perf.ingest_load import LoadProcess
 from bench.perf.ingest_watch import StreamWatcher
 from bench.perf.runner import PerfContext
 

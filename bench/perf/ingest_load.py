@@ -18,13 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from backend.contract import MessageKind, TelemetryMessage, encode, topic_for
 from backend.mqtt import FAILURE, ConnectOptions, MqttClient, MqttError, client_tls_context
+from bench.load.clients import MeasurementError
 from bench.load.trace import TRACE_PROPERTY, Trace
+from bench.perf.runner import PerfContext
 
 
 class Tally:
@@ -100,6 +104,61 @@ async def generate(args: argparse.Namespace) -> dict[str, Any]:
         "lost": tally.lost + len(tasks),
         "rate": count / elapsed if elapsed > 0 else 0.0,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What the generator process reported."""
+
+    sent: int
+    acked: int
+    refused: int
+    lost: int
+    rate: float
+
+
+class LoadProcess:
+    """``python -m bench.perf.ingest_load`` for one device of the site, started at once."""
+
+    def __init__(
+        self, ctx: PerfContext, device_id: str, rate: float, seconds: float, warmup_s: float = 1.0
+    ) -> None:
+        site = ctx.info.site(ctx.site_id)
+        pair = ctx.pki.device(device_id)
+        self.device_id = device_id
+        self.seconds = seconds
+        command = [
+            *(sys.executable, "-m", "bench.perf.ingest_load"),
+            *("--host", site.mqtt.host, "--port", str(site.mqtt.port)),
+            *("--ca", str(ctx.pki.ca_cert), "--cert", str(pair.cert), "--key", str(pair.key)),
+            *("--device", device_id, "--rate", f"{rate:g}", "--seconds", f"{seconds:g}"),
+            *("--warmup", f"{warmup_s:g}"),
+        ]
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def result(self, timeout_s: float) -> LoadResult:
+        """Wait for the generator to finish; what it sent and had acknowledged."""
+        try:
+            out, err = self._process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.communicate()
+            raise MeasurementError(f"load generator {self.device_id} still running") from None
+        if self._process.returncode != 0:
+            raise MeasurementError(f"load generator {self.device_id} failed: {err.strip()}")
+        try:
+            data = json.loads(out.strip().splitlines()[-1])
+            return LoadResult(**data)
+        except (ValueError, IndexError, TypeError) as error:
+            raise MeasurementError(f"load generator said {out!r}: {error}") from None
+
+    def kill(self) -> None:
+        """Stop it (measurement abandoned)."""
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -9,6 +9,7 @@ host (the publishers run here).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,15 @@ class Arrival:
     sent_ns: int
 
 
+def _value_of(fields: dict[str, str]) -> int:
+    """The reading's ``value`` as a sequence number (-1 when it carries none)."""
+    try:
+        value = json.loads(fields.get("data", "")).get("value")
+    except (ValueError, AttributeError):
+        return -1
+    return int(value) if isinstance(value, int | float) else -1
+
+
 class StreamWatcher:
     """A thread reading one Redis stream from "now", keeping arrivals of one client's traces.
 
@@ -37,8 +47,13 @@ class StreamWatcher:
     can slip between. Blocking XREAD releases the GIL, so the publisher thread keeps going.
     """
 
-    def __init__(self, redis_url: str, stream: str, client: str) -> None:
+    def __init__(
+        self, redis_url: str, stream: str, client: str, *, seq_in_value: bool = False
+    ) -> None:
         self.client = client
+        #: Number arrivals by the reading's ``value`` instead of the trace's seq (a C
+        #: publisher sends one constant trace; the load then counts in the value).
+        self.seq_in_value = seq_in_value
         self.stream = stream
         self._redis = redis.Redis.from_url(redis_url, decode_responses=True)
         newest = self._redis.xrevrange(stream, count=1)
@@ -92,7 +107,8 @@ class StreamWatcher:
                         continue
                     if trace.client == self.client:
                         entry_ms = int(entry_id.split("-")[0])
-                        found.setdefault(trace.seq, Arrival(received_ns, entry_ms, trace.sent_ns))
+                        seq = _value_of(fields) if self.seq_in_value else trace.seq
+                        found.setdefault(seq, Arrival(received_ns, entry_ms, trace.sent_ns))
                         matched += 1
                         stamps.append(entry_ms)
                         first_ms = entry_ms if first_ms is None else first_ms

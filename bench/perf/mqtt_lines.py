@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from bench.load.clients import MeasurementError
@@ -67,6 +68,16 @@ class LinePublisher:
         except BrokenPipeError:
             raise MeasurementError(f"mosquitto_pub exited: {self._stderr()}") from None
 
+    def send_lines(self, data: bytes) -> None:
+        """Write ``data``: newline-terminated payloads, one message each."""
+        stdin = self._process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(data)
+            stdin.flush()
+        except BrokenPipeError:
+            raise MeasurementError(f"mosquitto_pub exited: {self._stderr()}") from None
+
     def _stderr(self) -> str:
         self._process.wait(timeout=5)
         assert self._process.stderr is not None
@@ -84,6 +95,17 @@ class LinePublisher:
             self._process.wait()
         if self._process.stderr is not None:
             self._process.stderr.close()
+
+
+def tls_client_args(
+    host: str, port: int, *, ca: Path, cert: Path, key: Path, client_id: str
+) -> list[str]:
+    """Connection arguments of the mosquitto C clients (MQTT v5, mTLS, QoS 1)."""
+    return [
+        *("-V", "mqttv5", "-h", host, "-p", str(port)),
+        *("--cafile", str(ca), "--cert", str(cert), "--key", str(key)),
+        *("-i", client_id, "-q", "1"),
+    ]
 
 
 def publish_lines(
