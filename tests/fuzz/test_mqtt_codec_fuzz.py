@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backend.mqtt import ProtocolViolation
-from backend.mqtt.codec import Packet, PacketReader, PubAck, Publish, encode, encode_publish
+from backend.mqtt.codec import Packet, PubAck, Publish, encode, encode_publish
+from backend.mqtt.reader import PacketReader
 from tests.fuzz.profile import fuzz
 
 text = st.text(max_size=40)

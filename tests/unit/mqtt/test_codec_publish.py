@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from backend.mqtt import ProtocolViolation
-from backend.mqtt.codec import PacketReader, Publish, encode_publish
+from backend.mqtt.codec import Publish, encode_publish
+from backend.mqtt.reader import PacketReader
 
 TOPIC = "aurora/sensors/esp32s3-lab-01/telemetry"
 
