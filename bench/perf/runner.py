@@ -109,6 +109,8 @@ class PerfConfig:
         if name == "sentinel":
             # Four parts with their own caps (bench/perf/sentinel.py: 120+150+300+150 s).
             return 760.0
+        if name == "wan":
+            return 600.0  # its own bench, three runs and a 60 s cut (bench/perf/wan.py)
         if name == "ingest":
             # Two drains (1 and 2 workers) publish and then ingest their backlog: allow
             # down to 1,000 msg/s each way.
@@ -174,6 +176,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("sentinel", "bench.perf.sentinel", sentinel=True),
     Measurement("policy", "bench.perf.policy"),
     Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
+    # Starts its own two sites in network namespaces (root only; skipped elsewhere).
+    Measurement("wan", "bench.perf.wan"),
 )
 
 MeasureFn = Callable[[PerfContext], Awaitable[list[Figure]]]

@@ -251,6 +251,9 @@ class NatsConfig:
     host: str = "127.0.0.1"
     leaf_listener: LeafListener | None = None
     leaf_remote: LeafRemote | None = None
+    #: Seconds between the server's pings on every connection (NATS default: 2 minutes);
+    #: two unanswered pings close a connection, so a dead leafnode link is noticed sooner.
+    ping_interval_s: int | None = None
 
 
 def _q(value: object) -> str:
@@ -265,6 +268,7 @@ def nats_conf(config: NatsConfig) -> str:
         f"server_name: {_q('aurora-' + config.site_id)}",
         f"listen: {_q(f'{config.host}:{config.port}')}",
         f"http: {_q(f'{config.host}:{config.http_port}')}",
+        *([f"ping_interval: {_q(f'{config.ping_interval_s}s')}"] if config.ping_interval_s else []),
         "jetstream {",
         f"  store_dir: {_q(config.store_dir)}",
         # One JetStream domain per site is what lets streams source each other across the
@@ -323,8 +327,11 @@ def redis_args(port: int, work_dir: Path, host: str = "127.0.0.1") -> list[str]:
         str(work_dir),
         "--daemonize",
         "no",
+        # Protected mode refuses every non-loopback client without a password; a site in
+        # its own network namespace (the WAN bench) is reached on its namespace address,
+        # which only this machine and the peer site can route to.
         "--protected-mode",
-        "yes",
+        "yes" if host == "127.0.0.1" else "no",
         "--maxclients",
         "10000",
     ]
