@@ -36,6 +36,7 @@ from backend.mqtt import ConnectFailed, ConnectOptions, MqttClient, MqttError, c
 from bench.errors import BenchError
 from bench.pki import CertPair, Pki
 from bench.site import DATABASES, BenchOptions, RunningBench, start_bench
+from bench.wan.conditions import LinkConditions
 
 TEST_DB_ENV = "AURORA_TEST_DB"
 
@@ -76,6 +77,7 @@ class BenchFactory:
         db: str | None = None,
         sentinel: bool = False,
         sentinel_bridge: str = "mqtt",
+        wan: LinkConditions | None = None,
     ) -> RunningBench:
         """Start a bench (services + backends unless ``backend=False``; the Sentinel
         cluster with ``sentinel=True``) and track it."""
@@ -89,6 +91,7 @@ class BenchFactory:
                 backend=backend,
                 sentinel=sentinel,
                 sentinel_bridge=sentinel_bridge,
+                wan=wan,
             )
         )
         with self._lock:

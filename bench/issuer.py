@@ -263,7 +263,9 @@ class TokenIssuer:
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         bound_host, bound_port = self._server.server_address[:2]
-        self.base_url = f"http://{bound_host!s}:{bound_port}"
+        # Listening on every address (a WAN bench): clients here still use the loopback.
+        shown = "127.0.0.1" if bound_host == "0.0.0.0" else bound_host
+        self.base_url = f"http://{shown!s}:{bound_port}"
         self.issuer = f"{self.base_url}{REALM_PATH}"
         self.jwks_url = f"{self.base_url}{CERTS_PATH}"
         self.token_url = f"{self.base_url}{TOKEN_PATH}"
@@ -404,6 +406,11 @@ def _handler_for(issuer: TokenIssuer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start_issuer(state_dir: Path) -> TokenIssuer:
-    """The bench's issuer for ``state_dir`` (key under ``<state>/issuer``), serving."""
-    return TokenIssuer(state_dir / ISSUER_DIR).start()
+def start_issuer(state_dir: Path, *, everywhere: bool = False) -> TokenIssuer:
+    """The bench's issuer for ``state_dir`` (key under ``<state>/issuer``), serving.
+
+    ``everywhere`` listens on every address of the root namespace, not only the loopback
+    (backends in a WAN bench's site namespaces fetch its keys through their veth).
+    """
+    host = "0.0.0.0" if everywhere else "127.0.0.1"
+    return TokenIssuer(state_dir / ISSUER_DIR, host=host).start()

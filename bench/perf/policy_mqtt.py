@@ -35,6 +35,7 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.load.clients import MeasurementError
 from bench.perf.figures import Figure
+from bench.perf.mqtt_lines import LinePublisher, line_throughput
 from bench.perf.policy_connect import measure_connects
 from bench.perf.runner import PerfContext
 from bench.pki import CertPair, Pki
@@ -118,32 +119,12 @@ class _Counter:
 
 
 def _throughput(publisher_args: Sequence[str], counter: _Counter, messages: int) -> float:
-    """Messages per second from first to last arrival of ``messages`` after one warm-up."""
-    process = subprocess.Popen(
-        [_tools()[0], *publisher_args, "-t", TOPIC, "-l"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdin is not None
+    """Messages per second through the broker (bench/perf/mqtt_lines.line_throughput)."""
+    publisher = LinePublisher(publisher_args, TOPIC)
     try:
-        seen = len(counter.times)
-        # One warm-up message proves the path open (and fills the decision cache).
-        process.stdin.write(b"warm-up\n")
-        process.stdin.flush()
-        counter.wait_count(seen + 1, 30.0)
-        start = len(counter.times)
-        process.stdin.write(b"x\n" * messages)
-        process.stdin.flush()
-        counter.wait_count(start + messages, DRAIN_TIMEOUT_S)
-        times = counter.times[start : start + messages]
-        span = times[-1] - counter.times[start - 1]
-        return messages / span if span > 0 else float("inf")
+        return line_throughput(publisher, counter, b"x", messages, DRAIN_TIMEOUT_S)
     finally:
-        process.stdin.close()
-        process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
+        publisher.close()
 
 
 def _subscribe_rate(broker: PolicyBroker, pair: CertPair, count: int) -> float:

@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 from backend.contract import CommandVerb, Severity
 from bench.scenario.fields import BadgeUid, DeviceId, Duration, SiteId, Strict
 from bench.scenario.token_steps import TOKEN_ACTIONS, TokenAction
+from bench.scenario.wan_action import WanAction
 from simulators.faults import Fault
 
 
@@ -221,6 +222,7 @@ ACTIONS: dict[str, type[Strict] | type[WaitAction]] = {
     "heal": HealAction,
     "replay": ReplayAction,
     "wait": WaitAction,
+    "wan": WanAction,
     **TOKEN_ACTIONS,
 }
 
@@ -238,5 +240,6 @@ Action = (
     | PartitionAction
     | ReplayAction
     | WaitAction
+    | WanAction
     | TokenAction
 )

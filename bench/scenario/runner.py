@@ -43,6 +43,8 @@ from bench.scenario.results import ExpectationResult, ScenarioResult, StepResult
 from bench.scenario.schema import Scenario, Step
 from bench.scenario.site_client import SiteClient
 from bench.scenario.timeline import Event, EventKind, Timeline
+from bench.scenario.wan_action import checked_conditions
+from bench.scenario.wan_perform import heal_wan
 from bench.site import BenchOptions, RunningBench, start_bench
 
 #: How often pending expectations are re-evaluated while the timeline grows.
@@ -137,7 +139,11 @@ class BenchPool:
         site_env = {site: spec.env() for site, spec in scenario.sites.items()}
         self._bench = start_bench(
             BenchOptions(
-                sites=list(scenario.sites), state_dir=state_dir, db=self._db, site_env=site_env
+                sites=list(scenario.sites),
+                state_dir=state_dir,
+                db=self._db,
+                site_env=site_env,
+                wan=checked_conditions(scenario.wan) if scenario.wan is not None else None,
             )
         )
         self._key = key
@@ -239,6 +245,10 @@ class _Run:
                     await stage.start_service(site, service)
                 except Exception as error:
                     errors.append(f"restarting {service} of {site}: {error}")
+        try:
+            await heal_wan(stage)
+        except BenchError as error:
+            errors.append(f"restoring the WAN link: {error}")
         for site, grant_id in stage.grants:
             with contextlib.suppress(BenchError):
                 await stage.api(site).revoke(grant_id)
