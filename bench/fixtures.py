@@ -76,6 +76,8 @@ class BenchFactory:
         db: str | None = None,
         sentinel: bool = False,
         sentinel_bridge: str = "mqtt",
+        sentinel_workers: int = 1,
+        sentinel_rules: Path | None = None,
     ) -> RunningBench:
         """Start a bench (services + backends unless ``backend=False``; the Sentinel
         cluster with ``sentinel=True``) and track it."""
@@ -89,6 +91,8 @@ class BenchFactory:
                 backend=backend,
                 sentinel=sentinel,
                 sentinel_bridge=sentinel_bridge,
+                sentinel_workers=sentinel_workers,
+                sentinel_rules=sentinel_rules,
             )
         )
         with self._lock:

@@ -63,6 +63,10 @@ class BenchOptions:
     sentinel: bool = False
     #: How the origin reaches the Sentinel: ``mqtt`` (Mosquitto's bridge) or ``websocket``.
     sentinel_bridge: str = "mqtt"
+    #: Sentinel inspection workers (each owns a share of the ingress partitions).
+    sentinel_workers: int = 1
+    #: The workers' inspection rules file (None: the shipped defaults).
+    sentinel_rules: Path | None = None
 
     def validate(self) -> None:
         """Raise BenchError with what to change when the options cannot work."""
@@ -351,7 +355,11 @@ class RunningBench:
             self._postgres.start()
         if options.sentinel:
             self.sentinel = SentinelCluster(
-                self.state_dir, self.pki, bridge=options.sentinel_bridge
+                self.state_dir,
+                self.pki,
+                bridge=options.sentinel_bridge,
+                workers=options.sentinel_workers,
+                rules=options.sentinel_rules,
             )
         for index, site_id in enumerate(options.sites):
             directory = self.state_dir / site_id
@@ -392,6 +400,8 @@ class RunningBench:
                     redis_url=origin.redis_url,
                     mqtt_host=origin.mqtt_host,
                     mqtt_port=origin.mqtt_port,
+                    api_url=f"http://{LOOPBACK}:{origin.api_port}" if options.backend else "",
+                    api_token=self._api_token or "",
                 )
             )
         services_up = time.monotonic()

@@ -75,7 +75,10 @@ async def test_a_stage_quarantines_and_bad_subjects_are_dropped() -> None:
         FakeMsg("sentinel.ingress.clients.>.alerts", b"odd"),
     ]
     await worker.handle_batch(batch)  # type: ignore[arg-type]
-    assert [payload for _s, payload, _id in js.published] == [b"fine"]
+    assert [(s, payload) for s, payload, _id in js.published] == [
+        ("clients.c1.alerts", b"fine"),
+        ("sentinel.quarantine.clients.c1.alerts", b"a secret"),
+    ]
 
 
 async def test_a_publish_that_never_succeeds_gives_up_within_its_budget() -> None:
