@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 
 from backend.contract import CommandVerb, Severity
 from bench.scenario.fields import BadgeUid, DeviceId, Duration, SiteId, Strict
+from bench.scenario.sentinel_steps import SENTINEL_ACTIONS, SentinelAction
 from simulators.node import Fault
 
 
@@ -220,6 +221,7 @@ ACTIONS: dict[str, type[Strict] | type[WaitAction]] = {
     "heal": HealAction,
     "replay": ReplayAction,
     "wait": WaitAction,
+    **SENTINEL_ACTIONS,
 }
 
 Action = (
@@ -236,4 +238,5 @@ Action = (
     | PartitionAction
     | ReplayAction
     | WaitAction
+    | SentinelAction
 )

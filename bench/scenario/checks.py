@@ -17,6 +17,7 @@ from backend.contract import CommandVerb, MessageKind, Severity
 from backend.federation.links import LinkStatus
 from backend.store.models import AttestationStatus, TrustStatus
 from bench.scenario.fields import DeviceId, Duration, SiteId, Strict
+from bench.scenario.sentinel_steps import SENTINEL_CHECKS, SentinelCheck
 from simulators.lock import LockState
 
 
@@ -206,6 +207,7 @@ CHECKS: dict[str, type[Strict]] = {
     "link": LinkExpect,
     "metric": MetricExpect,
     "latency": LatencyExpect,
+    **SENTINEL_CHECKS,
 }
 
 Check = (
@@ -219,4 +221,5 @@ Check = (
     | LinkExpect
     | MetricExpect
     | LatencyExpect
+    | SentinelCheck
 )
