@@ -293,6 +293,32 @@ class SentinelCluster:
         for service in processes:
             service.wait_ready()
         self._check_ready()
+        self.write_prometheus_targets()
+
+    def prometheus_targets(self) -> list[dict[str, object]]:
+        """Prometheus file_sd entries of every process with metrics (role and instance)."""
+        entries: list[tuple[str, str, int]] = [
+            *(
+                ("worker", f"sentinel-worker-{i + 1}", port)
+                for i, port in enumerate(self.worker_metrics_ports)
+            ),
+            *(
+                ("callout", f"sentinel-callout-{i + 1}", port)
+                for i, port in enumerate(self.callout_metrics_ports)
+            ),
+        ]
+        if self.wsbridge is not None:
+            entries.append(("wsbridge", "sentinel-wsbridge-1", self.wsbridge_metrics_port))
+        return [
+            {"targets": [f"{LOOPBACK}:{port}"], "labels": {"role": role, "instance": name}}
+            for role, name, port in entries
+        ]
+
+    def write_prometheus_targets(self) -> Path:
+        """Write ``prometheus_targets.json`` (bench/observability/prometheus.yml reads it)."""
+        path = self.directory / "prometheus_targets.json"
+        path.write_text(json.dumps(self.prometheus_targets(), indent=2) + "\n")
+        return path
 
     @property
     def worker(self) -> Service | None:
