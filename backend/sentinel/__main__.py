@@ -109,8 +109,14 @@ async def run_callout(settings: SentinelSettings, stop: asyncio.Event) -> None:
         await authdb.aclose()
 
 
-async def run_worker(settings: SentinelSettings, stop: asyncio.Event) -> None:
-    """The ingress worker with the inspection pipeline until ``stop``."""
+async def run_worker(
+    settings: SentinelSettings, stop: asyncio.Event, *, pass_through: bool = False
+) -> None:
+    """The ingress worker with the inspection pipeline until ``stop``.
+
+    ``pass_through`` runs it without inspection (delivers everything, reports nothing): the
+    baseline the figures compare the pipeline with.
+    """
     from backend.sentinel.feeds import Feeds
     from backend.sentinel.inspection_service import InspectionService
     from backend.sentinel.partitions import owned, partition_queue, partition_subject
@@ -156,6 +162,17 @@ async def run_worker(settings: SentinelSettings, stop: asyncio.Event) -> None:
             except NatsError as error:
                 log.info("streams not ready yet (%s); retrying", error)
                 await asyncio.sleep(0.5)
+        if pass_through:
+            log.warning("worker %s runs WITHOUT inspection (--pass-through)", settings.instance)
+            plain = IngressWorker(
+                nc,
+                batch=settings.worker_batch,
+                retry_budget_s=settings.publish_retry_s,
+                metrics=metrics,
+                subscriptions=[(partition_subject(p), partition_queue(p)) for p in partitions],
+            )
+            await plain.run(stop, settings.mark_ready)
+            return
         worker = IngressWorker(
             nc,
             (service.stage,),
@@ -229,7 +246,7 @@ async def run_wsbridge(settings: SentinelSettings, stop: asyncio.Event) -> None:
         marker.cancel()
 
 
-async def main(role: str, rules: Path | None = None) -> None:
+async def main(role: str, rules: Path | None = None, *, pass_through: bool = False) -> None:
     """Run ``role`` until SIGTERM/SIGINT."""
     settings = SentinelSettings()
     if rules is not None:
@@ -242,7 +259,10 @@ async def main(role: str, rules: Path | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = {"callout": run_callout, "worker": run_worker, "wsbridge": run_wsbridge}[role]
+    if role == "worker":
+        await run_worker(settings, stop, pass_through=pass_through)
+        return
+    runner = {"callout": run_callout, "wsbridge": run_wsbridge}[role]
     await runner(settings, stop)
 
 
@@ -260,13 +280,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="inspection rules file (worker; default: backend/sentinel/inspection/"
         "default_rules.yaml or AURORA_SENTINEL_RULES)",
     )
+    parser.add_argument(
+        "--pass-through",
+        action="store_true",
+        help="worker without inspection (delivers everything): a baseline for figures",
+    )
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
     try:
-        asyncio.run(main(args.role, args.rules))
+        asyncio.run(main(args.role, args.rules, pass_through=args.pass_through))
     except KeyboardInterrupt:
         pass
     except RulesError as error:

@@ -104,6 +104,9 @@ class PerfConfig:
         if name == "sentinel":
             # Four parts with their own caps (bench/perf/sentinel.py: 120+150+300+150 s).
             return 760.0
+        if name == "inspection_e2e":
+            # Two single-worker layouts, then a doubling series with two workers.
+            return 480.0
         if name == "ingest":
             # The drain publishes and then ingests its backlog: allow down to 1,000 msg/s.
             return self.measurement_timeout_s + self.drain_messages / 1000
@@ -157,6 +160,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("inspection", "bench.perf.inspection"),
     Measurement("emulated", "bench.perf.emulated"),
     Measurement("sentinel", "bench.perf.sentinel", sentinel=True),
+    Measurement("inspection_e2e", "bench.perf.inspection_e2e", sentinel=True),
     Measurement("policy", "bench.perf.policy"),
     Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
 )

@@ -283,7 +283,7 @@ class SentinelCluster:
             env["AURORA_SENTINEL_METRICS_PORT"] = str(self.callout_metrics_ports[index])
             self.callouts.append(self._python_service("callout", instance, env))
         for index in range(self.worker_count):
-            self.workers.append(self._worker_service(index))
+            self.workers.append(self.worker_service(index))
         processes = [*self.callouts, *self.workers]
         if self.bridge == "websocket":
             self.wsbridge = self._wsbridge_service()
@@ -325,22 +325,40 @@ class SentinelCluster:
         """The first inspection worker (what a single-worker test kills and restarts)."""
         return self.workers[0] if self.workers else None
 
-    def _worker_service(self, index: int) -> Service:
+    def worker_service(
+        self,
+        index: int,
+        *,
+        count: int | None = None,
+        name: str | None = None,
+        pass_through: bool = False,
+    ) -> Service:
+        """Worker ``index`` of ``count`` (the cluster's own by default) as a service.
+
+        Figures start extra layouts (``name`` keeps their logs apart) and the
+        ``pass_through`` baseline this way; the cluster's workers are ``worker_service(i)``.
+        """
         site = self.site
         assert site is not None
-        instance = f"sentinel-worker-{index + 1}"
+        instance = name or f"sentinel-worker-{index + 1}"
         env = self.process_env(WORKER_USER, self.secrets.worker_password, instance)
+        default = name is None and count is None
         env |= {
             "AURORA_SENTINEL_WORKER_INDEX": str(index),
-            "AURORA_SENTINEL_WORKER_COUNT": str(self.worker_count),
-            "AURORA_SENTINEL_METRICS_PORT": str(self.worker_metrics_ports[index]),
+            "AURORA_SENTINEL_WORKER_COUNT": str(count or self.worker_count),
+            "AURORA_SENTINEL_METRICS_PORT": str(
+                self.worker_metrics_ports[index] if default else free_port()
+            ),
             "AURORA_SENTINEL_API_URL": site.api_url,
             "AURORA_SENTINEL_API_TOKEN": site.api_token,
             "AURORA_SENTINEL_SITE_ID": site.site_id,
         }
         if self.rules is not None:
             env["AURORA_SENTINEL_RULES"] = str(self.rules)
-        return self._python_service("worker", instance, env)
+        service = self._python_service("worker", instance, env)
+        if pass_through:
+            service.spec.command.append("--pass-through")
+        return service
 
     def _wsbridge_service(self) -> Service:
         site = self.site
