@@ -139,9 +139,13 @@ async def run_worker(
     alerts = None
     if settings.api_url:
         alerts = AlertRaiser(settings.api_url, settings.api_token.get_secret_value())
-    service = InspectionService(
-        inspector, Reporter(redis, worker=settings.instance, alerts=alerts), metrics
+    reporter = Reporter(
+        redis,
+        worker=settings.instance,
+        alerts=alerts,
+        alert_min_severity=settings.alert_min_severity,
     )
+    service = InspectionService(inspector, reporter, metrics)
     service.feeds = Feeds(
         inspector,
         authdb,

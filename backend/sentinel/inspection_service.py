@@ -8,8 +8,9 @@ console's counters, and the Prometheus metrics. The worker calls three hooks per
 
 * ``prepare(client_ids)``: unknown addressees are looked up in the Auth DB first;
 * ``admit(message)``: a client over its rate is dropped unjudged (``client_flood``);
-* ``report(judged)``: counters, metrics, one log line per flagged or quarantined message
-  (JSON, with the client id and the message id as trace id), events to the reporter.
+* ``report(judged)``: counters, metrics, one log line per quarantined (INFO) or flagged
+  (DEBUG) message (JSON, with the client id and the message id as trace id), events to the
+  reporter.
 """
 
 from __future__ import annotations
@@ -96,9 +97,13 @@ class InspectionService:
             if verdict.action is Action.FLAG:
                 counts["flagged"] += 1
             if verdict.findings:
-                log.info(
+                # Quarantines are rare and each matters; flags come by the thousand in a
+                # burst (rate anomaly) and are summed up by their events, so DEBUG.
+                quarantined = verdict.action is Action.QUARANTINE
+                log.log(
+                    logging.INFO if quarantined else logging.DEBUG,
                     "%s: %s",
-                    "quarantined" if verdict.action is Action.QUARANTINE else "flagged",
+                    "quarantined" if quarantined else "flagged",
                     ", ".join(f"{f.stage}/{f.rule}" for f in verdict.findings[:10]),
                     extra=log_fields(client_id=message.client_id, trace_id=message.message_id),
                 )

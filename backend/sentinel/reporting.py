@@ -10,7 +10,10 @@
   ``inspected`` (every message the pipeline judged), ``delivered`` (reached the stream,
   flagged ones included), ``flagged`` (delivered with findings), ``quarantined``. The
   console's Sentinel panel reads exactly these; keep them.
-* **Alerts**: each event *opening* (not its closing re-emission) is raised through the
+* **Alerts**: each event *opening* (not its closing re-emission) at or above
+  ``alert_min_severity`` (default high, the federation's default gate; below it an event
+  is on the stream and the console only, so a burst's thousand medium rate flags do not
+  become a thousand SOC alerts) is raised through the
   site's one alert create path, ``POST /api/v1/alerts`` (``AlertService.raise_alert``), so
   the federation publisher sees it like any alert and those at or above its severity gate
   reach the peer. The worker is a separate process from the backend, so the REST API is
@@ -33,6 +36,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from backend.bus.streams import StreamEntry
+from backend.contract import Severity
 from backend.retry import Backoff
 from backend.sentinel.inspection import SecurityEvent
 from backend.sentinel.naming import COUNTERS_KEY, EVENTS_STREAM
@@ -109,6 +113,11 @@ class AlertRaiser:
         self.raised = 0
         self.dropped = 0
 
+    @property
+    def pending(self) -> int:
+        """Alerts waiting to be sent."""
+        return self._queue.qsize()
+
     def offer(self, body: dict[str, Any]) -> None:
         """Queue one alert; dropped (and counted) when the queue is full."""
         try:
@@ -167,11 +176,13 @@ class Reporter:
         *,
         worker: str,
         alerts: AlertRaiser | None = None,
+        alert_min_severity: Severity = Severity.HIGH,
         flush_s: float = 0.1,
     ) -> None:
         self._redis = redis
         self._worker = worker
         self._alerts = alerts
+        self._alert_rank = alert_min_severity.rank
         self._flush_s = flush_s
         self._events: list[SecurityEvent] = []
         self._counts: dict[str, int] = dict.fromkeys(COUNTER_FIELDS, 0)
@@ -185,7 +196,11 @@ class Reporter:
             self._counts[name] += value
         for event in events:
             self._events.append(event)
-            if self._alerts is not None and not event.closed:
+            if (
+                self._alerts is not None
+                and not event.closed
+                and event.severity.rank >= self._alert_rank
+            ):
                 self._alerts.offer(alert_body(event, self._worker))
         if len(self._events) > MAX_PENDING_EVENTS:
             excess = len(self._events) - MAX_PENDING_EVENTS

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.contract import Severity
+
 
 class SentinelSettings(BaseSettings):
     """What a callout or worker process needs; explicit so tests can build one in-process."""
@@ -44,6 +46,8 @@ class SentinelSettings(BaseSettings):
     #: (empty: not raised), and a token with the ``aurora.operate`` scope.
     api_url: str = ""
     api_token: SecretStr = SecretStr("")
+    #: Worker: events at or above this severity become site alerts (low, medium, high, ...).
+    alert_min_severity: Severity = Severity.HIGH
     #: The origin site's id (the ``site`` of JSON log lines).
     site_id: str = "sentinel"
     #: ``json`` (backend/logs.py lines) or ``text``.

@@ -281,3 +281,46 @@ async def test_an_ioc_a_peer_shared_blocks_a_matching_alert_without_restart(
             except TimeoutError:
                 continue
     assert "shared by site b" in events[0]["detail"]
+
+
+async def test_a_flooding_client_is_cut_and_others_are_not(
+    bench: RunningBench, info: SentinelInfo, publisher: aiomqtt.Client, redis: aioredis.Redis
+) -> None:
+    noisy, quiet = _unique("noisy"), _unique("quiet")
+    await _add(bench, noisy, quiet)
+    cluster = bench.sentinel
+    assert cluster is not None
+    received: list[bytes] = []
+    started = asyncio.Event()
+    # Straight onto the ingress (as the bridge would), far over the 500/s + 1,000 burst.
+    nc = await nats_connect(
+        [n.nats for n in info.nodes], bench.info.ca, WORKER_USER, cluster.secrets.worker_password
+    )
+    async with asyncio.TaskGroup() as tasks:
+        reader = tasks.create_task(_receive(info, bench.info.ca, quiet, started, received))
+        await asyncio.wait_for(started.wait(), 20)
+        try:
+            for n in range(5_000):
+                await nc.publish(f"sentinel.ingress.clients.{noisy}.alerts", b'{"n": %d}' % n)
+            await nc.flush()
+        finally:
+            await nc.close()
+        await publisher.publish(f"clients/{quiet}/alerts", b'{"quiet": 1}', qos=1)
+        async with asyncio.timeout(30):
+            while not received:
+                await asyncio.sleep(0.1)
+        reader.cancel()
+    assert received == [b'{"quiet": 1}']
+    events = await _events(redis, noisy, "client-flood")
+    assert events[0]["stage"] == "anomaly"
+    async with httpx.AsyncClient() as http:
+        dropped = 0.0
+        for port in cluster.worker_metrics_ports:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            dropped += sum(
+                float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith('sentinel_dropped_total{reason="client_flood"}')
+            )
+    assert dropped >= 1_000  # 5,000 in well under the 8 s the budget would need
+    assert all(worker.running for worker in cluster.workers)

@@ -249,3 +249,17 @@ def test_a_broken_rules_file_stops_the_worker_with_file_and_line(tmp_path: Path)
     assert result.returncode == 1
     assert f"{rules}:3: signatures.0" in result.stderr
     assert "RE2" in result.stderr
+
+
+async def test_only_opening_events_at_the_alert_severity_become_alerts() -> None:
+    from dataclasses import replace
+
+    from backend.sentinel.reporting import AlertRaiser, Reporter
+
+    raiser = AlertRaiser("http://127.0.0.1:9", "token")
+    reporter = Reporter(None, worker="w1", alerts=raiser)  # default: high and above
+    high = _event()
+    medium = replace(high, severity=Severity.MEDIUM)
+    reporter.add([high, medium, _event(closed=True)], {"inspected": 3})
+    assert raiser.pending == 1
+    assert await reporter.flush()  # no Redis: nothing to write, nothing lost
