@@ -29,6 +29,7 @@ from simulators.fleetspec import FleetSpec, load_fleet_spec
 from simulators.identity import DeviceIdentity
 from simulators.links import LinkStatus
 from simulators.mqtt_link import MqttLink
+from simulators.tls_sessions import TlsSessions
 
 
 def raise_nofile_limit(wanted: int) -> int:
@@ -55,15 +56,27 @@ def mqtt_fleet(
     site: str = "a",
     speed: float = 1.0,
     backoff: Backoff | None = None,
+    sessions: TlsSessions | None = None,
 ) -> Fleet:
-    """A fleet whose nodes connect to ``site`` with their own certificates."""
+    """A fleet whose nodes connect to ``site`` with their own certificates.
+
+    Nodes resume their TLS session on reconnect, as real devices do, kept in ``sessions``
+    (a fresh store when None; pass one to read its counts).
+    """
     endpoint = info.site(site).mqtt
     ca = Path(info.ca)
+    store = sessions if sessions is not None else TlsSessions()
 
     def link_for(device_id: str) -> MqttLink:
         pair = pki.device(device_id)
         return MqttLink.from_files(
-            device_id, endpoint.host, endpoint.port, ca=ca, cert=pair.cert, key=pair.key
+            device_id,
+            endpoint.host,
+            endpoint.port,
+            ca=ca,
+            cert=pair.cert,
+            key=pair.key,
+            sessions=store,
         )
 
     def identity_for(device_id: str) -> DeviceIdentity:

@@ -2,7 +2,9 @@
 
 Layout::
 
-    node.py       Node base: boot, heartbeat, downlink, attestation, faults (Fault)
+    node.py       Node base: boot, heartbeat, downlink, attestation, applying faults
+    faults.py     Fault (what a node can be told to do wrong), its checks and payloads
+    tls_sessions.py  TlsSessions: each device's TLS context and ticket, for resumption
     boards.py     EnvPresenceNode, AccessBenchNode, DoorNode, SentinelNode; BOARDS registry
     lock.py       the door's lock state machine (LockState, DoorLock) — pure
     physics.py    AHT21B climate, PIR arrivals — pure
@@ -42,12 +44,13 @@ from simulators.boards import (
 )
 from simulators.clock import ClockBridge
 from simulators.errors import FaultError, FleetSpecError, LinkError, SimulatorError
+from simulators.faults import Fault
 from simulators.fleet import Fleet
 from simulators.fleetspec import FleetSpec, build_nodes, load_fleet_spec, parse_fleet_spec
 from simulators.identity import DeviceIdentity, self_signed_identity
 from simulators.links import DeviceLink, LinkStatus, MemoryBroker, MemoryLink, PublishResult
 from simulators.lock import LockState
-from simulators.node import Fault, Node, NodeConfig, ReceivedCommand
+from simulators.node import Node, NodeConfig, ReceivedCommand
 from simulators.outbox import Downward, Outbox, Outgoing, QueueOutbox, RecordingOutbox
 from simulators.runtime import NodeRunner
 

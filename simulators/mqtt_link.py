@@ -5,6 +5,10 @@ board. It speaks through the project's MQTT layer (:mod:`backend.mqtt`), which r
 PUBACK reason codes — a refused publish (135 "not authorized", the ACL at work) is reported,
 not taken for success — and can DISCONNECT with reason 0x04 (*disconnect with will
 message*), so going offline "with a dead radio" has the broker publish the last will.
+
+Given a :class:`~simulators.tls_sessions.TlsSessions`, a link resumes the device's TLS 1.3
+session on reconnect (the ticket of its previous connect) the way real devices do, and
+``resumed`` says whether the broker took it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from backend.contract import ContractViolation, MessageKind, parse_topic, topic_
 from backend.mqtt import ConnectOptions, MqttClient, MqttError, Will, client_tls_context
 from simulators.errors import LinkError
 from simulators.links import DeliverFn, LostFn, PublishResult
+from simulators.tls_sessions import TlsSessions
 
 #: MQTT v5 user property on the last will: the payload stays contract-exact (a status),
 #: the property says the device is gone.
@@ -48,6 +53,7 @@ class MqttLink:
         *,
         keepalive_s: int = 60,
         timeout_s: float = 10.0,
+        sessions: TlsSessions | None = None,
     ) -> None:
         self.device_id = device_id
         self.host = host
@@ -55,6 +61,10 @@ class MqttLink:
         self.tls_context = tls_context
         self.keepalive_s = keepalive_s
         self.timeout_s = timeout_s
+        #: Where the device keeps its TLS session between connects (None: never resumes).
+        self.sessions = sessions
+        #: Whether the last connect resumed a TLS session (no certificate exchange).
+        self.resumed = False
         self._client: MqttClient | None = None
         self._reader: asyncio.Task[None] | None = None
         self._on_lost: LostFn | None = None
@@ -72,8 +82,19 @@ class MqttLink:
         key: Path,
         **kwargs: Any,
     ) -> MqttLink:
-        """A link from PEM paths (bench PKI: ``pki/ca.crt``, ``pki/devices/<id>.crt|.key``)."""
-        return cls(device_id, host, port, device_tls_context(ca, cert, key), **kwargs)
+        """A link from PEM paths (bench PKI: ``pki/ca.crt``, ``pki/devices/<id>.crt|.key``).
+
+        With ``sessions=`` the device's context is built once and kept there, so each new
+        link of the device can resume the session of the one before.
+        """
+        sessions: TlsSessions | None = kwargs.get("sessions")
+        if sessions is None:
+            return cls(device_id, host, port, device_tls_context(ca, cert, key), **kwargs)
+        try:
+            context = sessions.context(device_id)
+        except KeyError:
+            context = sessions.context(device_id, device_tls_context(ca, cert, key))
+        return cls(device_id, host, port, context, **kwargs)
 
     async def connect(
         self, deliver: DeliverFn, *, will: bytes | None = None, on_lost: LostFn | None = None
@@ -87,6 +108,8 @@ class MqttLink:
                 qos=1,
                 user_properties=(PRESENCE_PROPERTY,),
             )
+        sessions = self.sessions
+        offered = sessions.session(self.device_id, self.tls_context) if sessions else None
         options = ConnectOptions(
             host=self.host,
             port=self.port,
@@ -95,11 +118,18 @@ class MqttLink:
             keepalive_s=self.keepalive_s,
             will=will_message,
             timeout_s=self.timeout_s,
+            tls_session=offered,
         )
         try:
             client = await MqttClient.connect(options)
         except MqttError as error:
             raise LinkError(self.device_id, str(error)) from None
+        if sessions is not None:
+            self.resumed = sessions.connected(
+                self.device_id, self.tls_context, client.tls, offered=offered is not None
+            )
+        else:
+            self.resumed = bool(client.tls is not None and client.tls.session_reused)
         self._client = client
         self._on_lost = on_lost
         self._closing = False

@@ -16,9 +16,8 @@ import inspect
 import random
 from collections import Counter
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 import simpy
@@ -43,6 +42,7 @@ from backend.contract import (
 from backend.contract.attestation import sign_attestation
 from backend.contract.messages import KIND_BY_MODEL
 from simulators.errors import FaultError
+from simulators.faults import MALFORMED, Fault, InjectedFault, check_fault, impersonated_payload
 from simulators.firmware import FirmwareImage, build_image
 from simulators.identity import DeviceIdentity
 from simulators.outbox import Downward, Outbox, Outgoing
@@ -54,20 +54,6 @@ SIM_EPOCH_S = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 #: A challenge issued this far in the node's future is refused (clock skew, replayed request).
 FUTURE_TOLERANCE_S = 300.0
-
-
-class Fault(StrEnum):
-    """What a node can be told to do wrong (issue 3)."""
-
-    FIRMWARE_DRIFT = "firmware_drift"
-    SENSOR_FAILURE = "sensor_failure"
-    OFFLINE = "offline"
-    ONLINE = "online"
-    CLOCK_SKEW = "clock_skew"
-    MALFORMED_PAYLOAD = "malformed_payload"
-    IMPERSONATE = "impersonate"
-    REPLAY_ATTESTATION = "replay_attestation"
-    C2_BEACON = "c2_beacon"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +86,6 @@ class ReceivedCommand:
     request_id: str
     at_s: float
     applied: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InjectedFault:
-    """A fault and when it was applied."""
-
-    fault: Fault
-    at_s: float
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 def _call_now(callback: Callable[[], None]) -> None:
@@ -353,34 +330,7 @@ class Node:
 
     def check_fault(self, fault: Fault, params: dict[str, Any]) -> None:
         """Refuse, now and with a clear message, a fault that cannot be applied later."""
-        if fault is Fault.REPLAY_ATTESTATION and params.get("now") and not self.attestations:
-            raise FaultError(
-                f"{self.device_id}: no earlier attestation response to replay; "
-                "challenge the node once first"
-            )
-        for name, value in params.items():
-            timed = name.endswith("_s") and name != "skew_s" and value is not None
-            if timed and (not isinstance(value, int | float) or not value >= 0):
-                raise FaultError(f"{fault.value}: {name} must be a number >= 0, got {value!r}")
-        if fault is Fault.C2_BEACON and not params.get("interval_s", 60.0) > 0:
-            raise FaultError("c2_beacon: interval_s must be > 0")
-        if fault is Fault.IMPERSONATE:
-            try:
-                validate_device_id(str(params.get("target", "")))
-                kind = MessageKind(params.get("kind", "status"))
-            except (ContractViolation, ValueError) as error:
-                raise FaultError(f"impersonate: {error}") from None
-            if not kind.upstream:
-                raise FaultError(f"impersonate: {kind.value} is not a device -> backend kind")
-        if fault is Fault.MALFORMED_PAYLOAD:
-            variant = params.get("variant", "not_json")
-            if variant not in _MALFORMED:
-                raise FaultError(
-                    f"malformed_payload: variant {variant!r} unknown; "
-                    f"one of {', '.join(_MALFORMED)}"
-                )
-        if fault is Fault.CLOCK_SKEW and not isinstance(params.get("skew_s"), int | float):
-            raise FaultError("clock_skew: give skew_s, a number of seconds (may be negative)")
+        check_fault(self.device_id, fault, params, has_attestations=bool(self.attestations))
 
     def drift_firmware(self, patch: bytes = b"\xde\xad\xbe\xef", offset: int | None = None) -> None:
         """Change the flash image (an implant) and reboot, reporting the new measured hash."""
@@ -418,7 +368,7 @@ class Node:
         self.clock_skew_s = float(skew_s)
 
     def _fault_malformed_payload(self, variant: str = "not_json") -> None:
-        payload = _MALFORMED[variant](self.device_id)
+        payload = MALFORMED[variant](self.device_id)
         kind = MessageKind.TELEMETRY
         self.emit_raw(kind, topic_for(kind, self.device_id), payload, 1)
 
@@ -428,7 +378,7 @@ class Node:
         if own is not None:
             payload = encode(own.model_copy(update={"device_id": target}))
         else:
-            payload = _impersonated_payload(message_kind, target)
+            payload = impersonated_payload(message_kind, target)
         self.emit_raw(message_kind, topic_for(message_kind, target), payload, 1)
 
     def _fault_replay_attestation(self, now: bool = False) -> None:
@@ -470,37 +420,3 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.device_id}>"
-
-
-def _impersonated_payload(kind: MessageKind, target: str) -> bytes:
-    if kind is MessageKind.TELEMETRY:
-        return encode(
-            TelemetryMessage(device_id=target, metric="temperature_c", value=21.0, unit="C")
-        )
-    if kind is MessageKind.ALERTS:
-        return encode(
-            AlertMessage(
-                device_id=target, type="sensor_unhealthy", severity=Severity.LOW, event_details="x"
-            )
-        )
-    if kind is MessageKind.BADGE_EVENT:
-        return b'{"device_id":"%s","uid":"DEADBEEF","event":"badge_read"}' % target.encode()
-    return b'{"device_id":"%s"}' % target.encode()
-
-
-_MALFORMED: dict[str, Callable[[str], bytes]] = {
-    "not_json": lambda _id: b"{temperature: 21.5",
-    "non_finite": lambda d: (
-        b'{"device_id":"%s","metric":"temperature_c","value":NaN,"unit":"C"}' % d.encode()
-    ),
-    "unknown_field": lambda d: (
-        b'{"device_id":"%s","metric":"temperature_c","value":1.0,"unit":"C","x":1}' % d.encode()
-    ),
-    "wrong_type": lambda d: (
-        b'{"device_id":"%s","metric":"temperature_c","value":"hot","unit":"C"}' % d.encode()
-    ),
-    "oversize": lambda d: (
-        b'{"device_id":"%s","metric":"temperature_c","value":1.0,"unit":"%s"}'
-        % (d.encode(), b"C" * 5000)
-    ),
-}

@@ -7,11 +7,14 @@ simulators and the hardware bridge may use it (import-linter contract, docs/arch
 * :mod:`backend.mqtt.codec` — packets as values, bytes in and out, no I/O.
 * :mod:`backend.mqtt.client` — :class:`MqttClient`: manual acks, buffered reads, PUBACK
   reason codes, keepalive; the socket owned by an asyncio transport.
-* :mod:`backend.mqtt.tls` — :func:`client_tls_context`, TLS 1.3 minimum, for every client.
+* :mod:`backend.mqtt.options` — :class:`ConnectOptions`, what a connection asks for.
+* :mod:`backend.mqtt.tls_bio` — TLS over memory BIOs (small per-connection buffers).
+* :mod:`backend.mqtt.tls` — :func:`client_tls_context`, TLS 1.3 minimum, for every client;
+  :func:`resumable_session`, the ticket a device offers on its next connect.
 * :mod:`backend.mqtt.errors` — :class:`MqttError` and its tree.
 """
 
-from backend.mqtt.client import FAILURE, ConnectOptions, MqttClient
+from backend.mqtt.client import MqttClient
 from backend.mqtt.codec import Publish, Will
 from backend.mqtt.errors import (
     ConnectFailed,
@@ -20,7 +23,8 @@ from backend.mqtt.errors import (
     MqttTimeout,
     ProtocolViolation,
 )
-from backend.mqtt.tls import client_tls_context
+from backend.mqtt.options import FAILURE, ConnectOptions
+from backend.mqtt.tls import client_tls_context, resumable_session, session_alive
 
 __all__ = [
     "FAILURE",
@@ -34,4 +38,6 @@ __all__ = [
     "Publish",
     "Will",
     "client_tls_context",
+    "resumable_session",
+    "session_alive",
 ]

@@ -26,7 +26,6 @@ import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Container, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 from backend.mqtt.codec import (
@@ -42,7 +41,6 @@ from backend.mqtt.codec import (
     SubAck,
     Subscribe,
     UserProperties,
-    Will,
     encode,
     encode_puback,
     encode_publish,
@@ -54,35 +52,10 @@ from backend.mqtt.errors import (
     MqttTimeout,
     ProtocolViolation,
 )
+from backend.mqtt.options import FAILURE, ConnectOptions
+from backend.mqtt.tls_bio import TlsBio
 
 log = logging.getLogger(__name__)
-
-#: Reason codes below this are success (MQTT 5.0, 2.4).
-FAILURE = 0x80
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectOptions:
-    """How to reach the broker and what to ask of the session."""
-
-    host: str
-    port: int
-    client_id: str
-    tls: ssl.SSLContext | None = None
-    keepalive_s: int = 60
-    #: False with a ``session_expiry_s`` > 0: a persistent session (DESIGN.md, Delivery).
-    clean_start: bool = True
-    session_expiry_s: int = 0
-    #: How many unacknowledged QoS 1 messages the broker may have in flight towards us.
-    receive_maximum: int | None = None
-    will: Will | None = None
-    #: PUBACK received QoS 1 messages only through :meth:`MqttClient.ack`.
-    manual_ack: bool = False
-    timeout_s: float = 10.0
-    #: TLS in this object over memory BIOs (a few KiB per connection) rather than the event
-    #: loop's SSL transport (a 256 KiB read buffer per connection, but uvloop's is compiled):
-    #: True for the many small links of a device fleet, False for one busy consumer.
-    tls_over_bio: bool = True
 
 
 class MqttClient(asyncio.Protocol):
@@ -92,12 +65,8 @@ class MqttClient(asyncio.Protocol):
         self.options = options
         self._reader = PacketReader()
         self._transport: asyncio.Transport | None = None
-        # TLS runs over memory BIOs on a plain TCP transport: asyncio's and uvloop's SSL
-        # transports keep a 256 KiB read buffer per connection, which made 10,000 device
-        # links in one process cost 3 GiB; an SSLObject reads only what arrived.
-        self._tls: ssl.SSLObject | None = None
-        self._tls_in = ssl.MemoryBIO()
-        self._tls_out = ssl.MemoryBIO()
+        # TLS over memory BIOs (backend/mqtt/tls_bio.py), unless options.tls_over_bio is off.
+        self._tls: TlsBio | None = None
         self._handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._loop = asyncio.get_running_loop()
         self._connack: asyncio.Future[ConnAck] = self._loop.create_future()
@@ -182,6 +151,16 @@ class MqttClient(asyncio.Protocol):
     def is_connected(self) -> bool:
         """True until the connection ended (either side)."""
         return not self._closed.done()
+
+    @property
+    def tls(self) -> ssl.SSLObject | None:
+        """The connection's TLS object (``session``, ``session_reused``), None without TLS."""
+        if self._tls is not None:
+            return self._tls.ssl_object
+        if self._transport is None:
+            return None
+        found = self._transport.get_extra_info("ssl_object")
+        return found if isinstance(found, ssl.SSLObject) else None
 
     async def wait_closed(self) -> MqttError:
         """Wait until the connection ends; return why (never raises it)."""
@@ -337,12 +316,11 @@ class MqttClient(asyncio.Protocol):
         if tls is None:
             transport.write(data)
             return
-        try:
-            tls.write(data)
-        except ssl.SSLError as error:
-            self._fail(ConnectionLost(f"TLS failed: {error}"))
-            raise self._error or ConnectionLost("not connected") from None
-        transport.write(self._tls_out.read())
+        records = tls.encrypt(data)
+        if isinstance(records, MqttError):
+            self._fail(records)
+            raise self._error or records
+        transport.write(records)
 
     async def _drain(self) -> None:
         if not self._writable.is_set():
@@ -374,50 +352,42 @@ class MqttClient(asyncio.Protocol):
         if tls is None or not self.options.tls_over_bio:
             self._handshake.set_result(None)  # none, or done by the loop's SSL transport
             return
-        self._tls = tls.wrap_bio(self._tls_in, self._tls_out, server_hostname=self.options.host)
+        self._tls = TlsBio(tls, self.options.host, self.options.tls_session)
         self._continue_handshake()
 
     def _continue_handshake(self) -> None:
-        assert self._tls is not None and self._transport is not None
-        try:
-            self._tls.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as error:
-            self._fail(ConnectFailed(f"TLS handshake failed: {error}"))
+        assert self._tls is not None
+        error = self._tls.handshake()
+        if error is not None:
+            self._fail(error)
             if not self._handshake.done():
                 self._handshake.set_exception(self._error or error)
-        else:
+        elif self._tls.handshake_done and not self._handshake.done():
             self._handshake.set_result(None)
-        pending = self._tls_out.read()
+        self._send_tls_records()
+
+    def _send_tls_records(self) -> None:
+        # Handshake records, and TLS 1.3 answers to post-handshake messages (key updates).
+        assert self._tls is not None and self._transport is not None
+        pending = self._tls.outgoing()
         if pending and not self._transport.is_closing():
             self._transport.write(pending)
 
     def _decrypt(self, data: bytes) -> bytes | None:
         """Plain bytes of the TLS records in ``data`` (None: the connection failed)."""
-        assert self._tls is not None and self._transport is not None
-        self._tls_in.write(data)
-        if not self._handshake.done():
+        assert self._tls is not None
+        if not self._tls.handshake_done:
+            self._tls.feed_handshake(data)
             self._continue_handshake()
-            if not self._handshake.done() or self._handshake.exception():
+            if not self._tls.handshake_done or self._handshake.exception():
                 return b""
-        chunks: list[bytes] = []
-        try:
-            while True:
-                chunk = self._tls.read(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as error:  # an alert (e.g. a refused client certificate)
-            self._fail(ConnectionLost(f"TLS: {error}"))
+            data = b""
+        plain = self._tls.decrypt(data)
+        if isinstance(plain, MqttError):
+            self._fail(plain)
             return None
-        # TLS 1.3 may answer post-handshake messages (key updates).
-        pending = self._tls_out.read()
-        if pending and not self._transport.is_closing():
-            self._transport.write(pending)
-        return b"".join(chunks)
+        self._send_tls_records()
+        return plain
 
     def data_received(self, data: bytes) -> None:
         """Called by the event loop with whatever bytes the socket gave."""

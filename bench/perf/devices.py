@@ -31,11 +31,13 @@ from backend.contract import MessageKind, StatusMessage, encode
 from bench.errors import BenchError
 from bench.fleet import raise_nofile_limit
 from bench.perf.figures import Figure
+from bench.perf.procstat import cpu_seconds
 from bench.perf.runner import DEFAULT_DEVICES, PerfConfig
 from simulators.boards import EnvPresenceNode
 from simulators.errors import LinkError
 from simulators.firmware import build_image
 from simulators.mqtt_link import MqttLink, device_tls_context
+from simulators.tls_sessions import ResumptionCounts, TlsSessions
 
 GOAL_DEVICES = 10_000
 GOAL_RAMP_PER_S = 500.0
@@ -63,17 +65,6 @@ def _rss_kib() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def _cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of ``pid`` (None when it cannot be read)."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _status_payload(device_id: str) -> bytes:
@@ -175,7 +166,78 @@ async def close_all(links: Sequence[MqttLink]) -> None:
         )
 
 
-def _issue(ctx: Any, ids: Sequence[str], progress: Progress) -> tuple[float, int]:
+def resumed_figures(
+    again: Ramp,
+    cpu: tuple[float, float | None, float | None],
+    *,
+    counts: ResumptionCounts,
+    full_rate: float,
+    full_client_ms: float,
+    full_broker_ms: float | None,
+) -> list[Figure]:
+    """The resumed ramp's figures, each with the full-handshake one as its baseline."""
+    n = len(again.connected)
+    if n == 0:
+        return []
+    client_cpu, broker_before, broker_after = cpu
+    rate = n / again.seconds if again.seconds > 0 else 0.0
+    note = (
+        f"goal >= {GOAL_RAMP_PER_S:.0f}/s; the same devices reconnecting with the TLS 1.3 "
+        f"ticket of their first connect: {counts.resumed} resumed, {counts.full} full "
+        f"handshakes in all (both ramps); {n} reconnected in {again.seconds:.1f} s; "
+        f"load average {os.getloadavg()[0]:.1f}; baseline: the full-handshake ramp"
+    )
+    if again.errors:
+        note += f"; {len(again.errors)} failed, first: {again.errors[0][:160]}"
+    figures = [
+        Figure("devices.ramp_rate.resumed", round(rate, 1), "connections/s", full_rate, note),
+        Figure(
+            "devices.client_cpu_per_connect.resumed",
+            round(1000 * client_cpu / n, 2),
+            "ms",
+            round(full_client_ms, 2),
+            "baseline: a full mTLS handshake",
+        ),
+    ]
+    if broker_before is not None and broker_after is not None:
+        figures.append(
+            Figure(
+                "devices.broker_cpu_per_connect.resumed",
+                round(1000 * (broker_after - broker_before) / n, 2),
+                "ms",
+                round(full_broker_ms, 2) if full_broker_ms is not None else None,
+                "baseline: a full mTLS handshake",
+            )
+        )
+    return figures
+
+
+async def _timed_ramp(
+    links: Sequence[MqttLink],
+    budget_s: float,
+    progress: Progress,
+    reached: Ramp,
+    broker_pid: int | None,
+) -> tuple[float, float | None, float | None]:
+    """:func:`ramp` with its CPU: (client CPU s, broker CPU s before, after).
+
+    Abandoned (the runner's cap), a connect cancelled half-way would leave its socket open
+    and its SUBACK unmatched, so those in flight finish first; the caller closes them all.
+    """
+    cpu_before = time.process_time()
+    broker_before = cpu_seconds(broker_pid)
+    ramping = asyncio.create_task(ramp(links, budget_s, progress, reached))
+    try:
+        await asyncio.shield(ramping)
+    except asyncio.CancelledError:
+        reached.stopping = True
+        await asyncio.wait([ramping], timeout=DRAIN_S)
+        ramping.cancel()
+        raise
+    return time.process_time() - cpu_before, broker_before, cpu_seconds(broker_pid)
+
+
+def issue_devices(ctx: Any, ids: Sequence[str], progress: Progress) -> tuple[float, int]:
     """Issue (or reuse) every device certificate; (seconds, newly issued)."""
     devices_dir = Path(ctx.pki.root) / "devices"
     started = time.perf_counter()
@@ -189,18 +251,27 @@ def _issue(ctx: Any, ids: Sequence[str], progress: Progress) -> tuple[float, int
     return time.perf_counter() - started, new
 
 
-def _links(ctx: Any, ids: Sequence[str]) -> list[MqttLink]:
+def _links(ctx: Any, ids: Sequence[str], sessions: TlsSessions) -> list[MqttLink]:
     site = ctx.info.site(getattr(ctx, "site_id", "a"))
     ca = Path(ctx.info.ca)
     links = []
     for device_id in ids:
         pair = ctx.pki.device(device_id)
         context = device_tls_context(ca, pair.cert, pair.key)
-        links.append(MqttLink(device_id, site.mqtt.host, site.mqtt.port, context, timeout_s=60))
+        links.append(
+            MqttLink(
+                device_id,
+                site.mqtt.host,
+                site.mqtt.port,
+                context,
+                timeout_s=60,
+                sessions=sessions,
+            )
+        )
     return links
 
 
-def _broker_pid(ctx: Any) -> int | None:
+def broker_pid_of(ctx: Any) -> int | None:
     bench = getattr(ctx, "bench", None)
     if bench is None:
         return None
@@ -227,36 +298,27 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
 
     # Before the clock: certificates (issued once per state directory) and TLS contexts.
     progress(f"devices: {count} device certificates (issued once, then reused) and contexts")
-    issue_s, issued = await asyncio.to_thread(_issue, ctx, ids, progress)
+    issue_s, issued = await asyncio.to_thread(issue_devices, ctx, ids, progress)
     rss_before = _rss_kib()
     started = time.perf_counter()
-    links = await asyncio.to_thread(_links, ctx, ids)
+    sessions = TlsSessions()
+    links = await asyncio.to_thread(_links, ctx, ids, sessions)
     progress(
         f"devices: certificates ready in {issue_s:.1f} s ({issued} new), "
         f"TLS contexts in {time.perf_counter() - started:.1f} s"
     )
 
-    broker_pid = _broker_pid(ctx)
-    cpu_before = time.process_time()
-    broker_before = _cpu_s(broker_pid)
+    broker_pid = broker_pid_of(ctx)
     progress(
         f"devices: connecting {count} mTLS devices, {IN_FLIGHT} at a time, "
         f"budget {budget_s:.0f} s (fd limit {limit})"
     )
     reached = Ramp(started=time.perf_counter())
-    ramping = asyncio.create_task(ramp(links, budget_s, progress, reached))
+    again = Ramp(started=0.0)
+    sample: Sequence[MqttLink] = ()
+    acked = 0
     try:
-        try:
-            await asyncio.shield(ramping)
-        except asyncio.CancelledError:
-            # Abandoned (the runner's cap): a connect cancelled half-way leaves its socket
-            # open and its SUBACK unmatched, so let those in flight finish, then close all.
-            reached.stopping = True
-            await asyncio.wait([ramping], timeout=DRAIN_S)
-            ramping.cancel()
-            raise
-        client_cpu = time.process_time() - cpu_before
-        broker_after = _cpu_s(broker_pid)
+        full = await _timed_ramp(links, budget_s, progress, reached, broker_pid)
         # The cores are shared (broker, backend, other work): the 1-minute load average
         # says how much of the CPU ceiling was there to be had.
         load_1m = os.getloadavg()[0]
@@ -283,6 +345,13 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
             return_exceptions=True,
         )
         acked = sum(1 for r in results if not isinstance(r, BaseException) and r.accepted)
+
+        # The same devices reconnect, each offering the ticket of its first connect (the
+        # broker stayed up, so it still holds the ticket key): the resumed ramp.
+        await close_all(reached.connected)
+        progress(f"devices: reconnecting the {n} devices with their TLS session tickets")
+        again.started = time.perf_counter()
+        resumed = await _timed_ramp(reached.connected, budget_s, progress, again, broker_pid)
     finally:
         closing = time.perf_counter()
         # Every link, not only the connected ones: after a cancellation some are half-way.
@@ -292,6 +361,8 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
                 f"devices: closed {len(reached.connected)} connections in "
                 f"{time.perf_counter() - closing:.1f} s"
             )
+    client_cpu, broker_before, broker_after = full
+    n = len(reached.connected)
 
     rate = n / reached.seconds if reached.seconds > 0 else 0.0
     start_rate, end_rate = window_rates(reached.started, reached.done_at, RAMP_WINDOW)
@@ -358,6 +429,14 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
     ]
     if broker_ms is not None:
         figures.append(Figure("devices.broker_cpu_per_connect", round(broker_ms, 2), "ms"))
+    figures += resumed_figures(
+        again,
+        resumed,
+        counts=sessions.counts,
+        full_rate=rate,
+        full_client_ms=client_ms,
+        full_broker_ms=broker_ms,
+    )
     if k >= MIN_WINDOW:
         figures[2:2] = [
             Figure(

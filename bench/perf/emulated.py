@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.cmd_hardware import make_bridge
 from bench.perf.figures import Figure
+from bench.perf.procstat import cpu_seconds
 from bench.perf.runner import PerfContext
 from hardware.emulated import EmulatedDoor
 from hardware.emulator import DEFAULT_FIRMWARE, EmulatorSpec, ensure_firmware
@@ -28,10 +29,11 @@ IDLE_BOARDS = 3
 IDLE_WINDOW_S = 5.0
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (from /proc: no extra dependency)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu(pid: int) -> float:
+    seconds = cpu_seconds(pid)
+    if seconds is None:
+        raise OSError(f"cannot read the CPU time of process {pid}")
+    return seconds
 
 
 def _rss_bytes(pid: int) -> int:
@@ -125,13 +127,13 @@ async def _idle_costs(firmware: Path) -> tuple[float, int]:
             await door.boot()
         await asyncio.sleep(1.0)  # past the boot
         pids = [door.emulator.pid for door in doors if door.emulator.pid is not None]
-        before = [_cpu_s(pid) for pid in pids]
+        before = [_cpu(pid) for pid in pids]
         started = time.monotonic()
         deadline = started + IDLE_WINDOW_S
         while time.monotonic() < deadline:  # keep reading so no UART blocks on a full PTY
             await asyncio.gather(*(link.read() for link in links))
         elapsed = time.monotonic() - started
-        cores = [(_cpu_s(pid) - b) / elapsed for pid, b in zip(pids, before, strict=True)]
+        cores = [(_cpu(pid) - b) / elapsed for pid, b in zip(pids, before, strict=True)]
         rss = [_rss_bytes(pid) for pid in pids]
         return statistics.mean(cores), int(statistics.mean(rss))
     finally:

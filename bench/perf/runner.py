@@ -110,6 +110,9 @@ class PerfConfig:
         if name == "ingest":
             # The drain publishes and then ingests its backlog: allow down to 1,000 msg/s.
             return self.measurement_timeout_s + self.drain_messages / 1000
+        if name == "storm":
+            # Three phases of at most 300 s each (bench/perf/storm.py) and the certificates.
+            return 900.0 + self.devices * 0.01
         if name != "devices":
             return self.measurement_timeout_s
         per_device_s = 0.007 + 0.003 + 0.005  # issue + context + close, worst seen
@@ -156,6 +159,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("ingest", "bench.perf.ingest"),
     Measurement("unlock", "bench.perf.unlock"),
     Measurement("devices", "bench.perf.devices"),
+    Measurement("storm", "bench.perf.storm"),
     Measurement("federation", "bench.perf.federation", sites=2),
     Measurement("inspection", "bench.perf.inspection"),
     Measurement("emulated", "bench.perf.emulated"),

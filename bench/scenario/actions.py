@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 from backend.contract import CommandVerb, Severity
 from bench.scenario.fields import BadgeUid, DeviceId, Duration, SiteId, Strict
 from bench.scenario.sentinel_steps import SENTINEL_ACTIONS, SentinelAction
-from simulators.node import Fault
+from simulators.faults import Fault
 
 
 class Service(StrEnum):
@@ -121,7 +121,7 @@ class PublishAction(Strict):
 
 
 class FaultAction(Strict):
-    """Tell a simulated node to misbehave (:class:`simulators.node.Fault`)."""
+    """Tell a simulated node to misbehave (:class:`simulators.faults.Fault`)."""
 
     device: DeviceId
     kind: Fault

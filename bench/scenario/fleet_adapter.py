@@ -27,11 +27,12 @@ from bench.site import RunningBench
 from hardware.emulated import EmulatedDoor
 from hardware.emulator import EmulatorSpec
 from simulators.boards import BOARDS, DoorNode
+from simulators.faults import Fault
 from simulators.fleet import Fleet
 from simulators.fleetspec import FleetSpec
 from simulators.identity import DeviceIdentity
 from simulators.mqtt_link import MqttLink
-from simulators.node import Fault, Node
+from simulators.node import Node
 from simulators.outbox import QueueOutbox
 from simulators.runtime import NodeRunner
 
@@ -227,7 +228,7 @@ class SimulatedFleet:
         self._fleet.reader(device_id).swipe(uid)
 
     def fault(self, device_id: str, kind: str, params: dict[str, Any]) -> None:
-        """Inject a fault (names and parameters of :class:`simulators.node.Fault`)."""
+        """Inject a fault (names and parameters of :class:`simulators.faults.Fault`)."""
         try:
             self._fleet.node(device_id).inject(kind, **params)
         except Exception as error:

@@ -45,8 +45,8 @@ from bench.scenario.sentinel_probe import SentinelProbe
 from bench.scenario.site_client import SiteClient
 from bench.scenario.timeline import EventKind, Timeline
 from bench.site import RunningBench
+from simulators.faults import Fault
 from simulators.mqtt_link import device_tls_context
-from simulators.node import Fault
 
 
 class StepError(BenchError):

@@ -41,6 +41,7 @@ from bench.services.config import (
     redis_args,
 )
 from bench.services.process import Service, ServiceSpec, find_binary, log_tail, tcp_accepts
+from bench.services.ticket_keys import ticket_key_env
 
 LOOPBACK = "127.0.0.1"
 
@@ -111,6 +112,8 @@ def mosquitto_service(
             port=port,
             cwd=work,
             nofile=MOSQUITTO_NOFILE,
+            # Devices resume their TLS sessions across a broker restart (issue 17).
+            env=ticket_key_env(work, pki.crl),
         )
     )
 

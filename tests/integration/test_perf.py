@@ -22,6 +22,11 @@ EXPECTED = {
     "devices.connected_per_process": "devices",
     "devices.ramp_rate": "connections/s",
     "devices.cert_issue_time": "s",
+    "devices.ramp_rate.resumed": "connections/s",
+    "devices.client_cpu_per_connect.resumed": "ms",
+    "storm.back_s": "s",
+    "storm.lost": "messages",
+    "storm.resumed_share": "%",
     "federation.propagation.p99": "ms",
     "federation.propagation.lost": "alerts",
     "policy.acl_http.p99": "ms",
@@ -72,6 +77,9 @@ def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     assert data[loaded[0]]["baseline"] == data["unlock.round_trip.idle.p99"]["value"]
     assert data["devices.connected_per_process"]["value"] == PerfConfig.tiny().devices
     assert data["devices.ramp_rate"]["value"] > 0
+    # The resumed ramp's baseline is the full-handshake ramp of the same run.
+    assert data["devices.ramp_rate.resumed"]["baseline"] == data["devices.ramp_rate"]["value"]
+    assert data["storm.lost"]["value"] == 0
     assert data["federation.propagation.lost"]["value"] == 0
     assert data["sentinel.parts_failed"]["value"] == 0
     assert data["sentinel.failover_lost"]["value"] == 0
