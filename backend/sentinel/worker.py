@@ -136,12 +136,20 @@ class WorkerMetrics:
         self.retries = Counter(
             "sentinel_worker_publish_retries", "Publishes retried", registry=self.registry
         )
+        self._outcomes: dict[str, Counter] = {}
         self.dropped = Counter(
             "sentinel_worker_dropped",
             "Ingress messages dropped before judging, by reason",
             ["reason"],
             registry=self.registry,
         )
+
+    def outcome(self, name: str) -> None:
+        """Count one message's outcome (the labelled child looked up once per name)."""
+        child = self._outcomes.get(name)
+        if child is None:
+            child = self._outcomes[name] = self.messages.labels(name)
+        child.inc()
 
 
 class IngressWorker:
@@ -246,7 +254,7 @@ class IngressWorker:
                 self._drop(reason)
                 continue
             verdict = run_stages(self._stages, item)
-            self.metrics.messages.labels(verdict.action.value).inc()
+            self.metrics.outcome(verdict.action.value)
             judged.append((item, verdict))
             if verdict.action.delivers:
                 publishes.append(
