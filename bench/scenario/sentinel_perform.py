@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bench.errors import BenchError
 from bench.scenario.perform import Stage, StepError, perform
 from bench.scenario.sentinel_probe import SentinelProbe
 from bench.scenario.sentinel_steps import (
@@ -71,7 +72,12 @@ async def _sentinel_kill(action: SentinelKillAction, stage: Stage) -> str:
     await asyncio.to_thread(cluster.kill_node, action.region)
     probe.killed.add(action.region)
     stage.note(f"Sentinel node {action.region} killed")
-    return f"node {action.region} killed"
+    try:
+        moved = await probe.moved_off(action.region)
+    except BenchError as error:
+        raise StepError(str(error)) from None
+    where = ", ".join(f"{name} at {probe.where[name]}" for name in moved) or "nobody was there"
+    return f"node {action.region} killed; resubscribed: {where}"
 
 
 @perform.register

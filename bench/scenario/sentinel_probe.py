@@ -54,6 +54,8 @@ class SentinelProbe:
         self._passwords: dict[str, str] = {}
         self._publisher: aiomqtt.Client | None = None
         self.killed: set[str] = set()
+        #: Scenario client name -> the region of the node it is subscribed at now.
+        self.where: dict[str, str] = {}
 
     # -------------------------------------------------------------- names
 
@@ -186,6 +188,7 @@ class SentinelProbe:
                     node.mqtt.host, node.mqtt.port, self.bench.info.ca, wire, password
                 ) as client:
                     await client.subscribe(alerts_topic(wire), qos=1)
+                    self.where[name] = node.region
                     if subscribed.is_set():
                         self.timeline.record(
                             EventKind.NOTE, "sentinel", device=name,
@@ -206,6 +209,25 @@ class SentinelProbe:
             except Exception as error:
                 failures.append(f"{node.region}: {error!r}")
                 await asyncio.sleep(RECONNECT_S)
+
+    async def moved_off(self, region: str, timeout_s: float = 45.0) -> list[str]:
+        """Wait until no subscriber is at ``region`` any more; returns those that moved.
+
+        The Sentinel delivers to MQTT subscribers at QoS 0 for now (no replay from the
+        stream on resubscribe), so a step after a node kill waits for this, or what it
+        publishes meanwhile is lost for the clients still reconnecting.
+        """
+        moved = sorted(name for name, at in self.where.items() if at == region)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while any(self.where.get(name) == region for name in moved):
+            if asyncio.get_running_loop().time() > deadline:
+                stuck = [name for name in moved if self.where.get(name) == region]
+                raise BenchError(
+                    f"client(s) {', '.join(stuck)} did not resubscribe at another node "
+                    f"within {timeout_s:g}s of {region} going away"
+                )
+            await asyncio.sleep(0.05)
+        return moved
 
     async def bad_connects(self, name: str, region: str, attempts: int) -> int:
         """Connect ``attempts`` times with a wrong password; returns how many were refused."""

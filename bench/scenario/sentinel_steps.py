@@ -111,7 +111,12 @@ class SentinelNodeAction(Strict):
 
 
 class SentinelKillAction(SentinelNodeAction):
-    """``sentinel_kill``: SIGKILL the region's node (started again at the end if left down)."""
+    """``sentinel_kill``: SIGKILL the region's node (started again at the end if left down).
+
+    The step's action ends once every scenario client that was subscribed there has
+    resubscribed at another node: the Sentinel delivers to MQTT subscribers at QoS 0 for
+    now, so an alert published before that would be lost for them, not late.
+    """
 
 
 class SentinelStartAction(SentinelNodeAction):
