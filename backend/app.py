@@ -187,9 +187,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     install(app)
     from backend.api.deps import api_access
-    from backend.policy.router import policy_router
+    from backend.policy.router import install_policy
 
-    app.include_router(policy_router(backend.policy, backend.metrics))
+    install_policy(app, backend.policy, backend.metrics)
 
     if settings.federation_enabled:
         module = importlib.import_module("backend.federation.service")

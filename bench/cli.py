@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "load": ("bench.cmd_load", "load", "Load a site with locust."),
     "sentinel": ("bench.cmd_sentinel", "sentinel", "Sentinel clients, watch, capacity plan."),
     "token": ("bench.cmd_token", "token", "Print a JWT from the bench's token issuer."),
+    "wan": ("bench.cmd_wan", "wan", "Cut, restore or reshape the link of `up --wan`."),
 }
 
 

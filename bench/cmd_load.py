@@ -41,6 +41,8 @@ LOCUSTFILE = Path(__file__).parent / "load" / "locustfile.py"
 RUN_SAFETY_FACTOR = 3.0
 RUN_SLACK_S = 30.0
 API_TIMEOUT_S = 10.0
+#: Seconds a remote worker gets to quit after its master ended.
+WORKER_QUIT_S = 15.0
 
 
 def _raise_fd_limit() -> None:
@@ -96,6 +98,10 @@ class RunPlan:
     spawn_rate: float | None = None
     #: Port of the master's worker channel (a free one, picked at plan time).
     master_port: int = field(default_factory=free_port)
+    #: Run the workers in this network namespace (another "host"), the master here,
+    #: listening for them on ``master_host`` (``--on-load-host`` of a WAN bench).
+    worker_netns: str | None = None
+    master_host: str | None = None
 
     @property
     def spawn(self) -> float:
@@ -107,6 +113,11 @@ def locust_command(options: LoadOptions, plan: RunPlan) -> list[str]:
     """The headless locust command line of a run (also what the README shows)."""
     planned = plan.devices / plan.spawn + options.publish_s + options.drain_s
     run_time = math.ceil(planned * RUN_SAFETY_FACTOR + RUN_SLACK_S)
+    workers = ["--processes", str(plan.workers)]
+    if plan.worker_netns is not None:
+        # Workers on another host join over TCP, as in a lab spreading load over machines.
+        workers = ["--master", "--expect-workers", str(plan.workers)]
+        workers += ["--master-bind-host", plan.master_host or "0.0.0.0"]
     return [
         sys.executable,
         "-m",
@@ -114,8 +125,7 @@ def locust_command(options: LoadOptions, plan: RunPlan) -> list[str]:
         "-f",
         str(LOCUSTFILE),
         "--headless",
-        "--processes",
-        str(plan.workers),
+        *workers,
         "--users",
         str(plan.devices),
         "--spawn-rate",
@@ -134,6 +144,18 @@ def locust_command(options: LoadOptions, plan: RunPlan) -> list[str]:
         "--master-port",
         str(plan.master_port),
         *options.locust_arguments(),
+    ]
+
+
+def worker_command(plan: RunPlan) -> list[str]:
+    """One locust worker in ``plan.worker_netns`` joining the master at ``master_host``."""
+    if plan.worker_netns is None or plan.master_host is None:
+        raise BenchError("worker_command needs a plan with worker_netns and master_host")
+    return [
+        *("ip", "netns", "exec", plan.worker_netns),
+        *(sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker"),
+        *("--master-host", plan.master_host, "--master-port", str(plan.master_port)),
+        *("--loglevel", "WARNING"),
     ]
 
 
@@ -180,12 +202,18 @@ def run_load(options: LoadOptions, plan: RunPlan) -> LoadResult:
         with log_path.open("wb") as log:
             # Progress lines (stdout) reach the terminal; locust's logs and tables the log.
             process = subprocess.Popen(command, stderr=log)
+            remote = [
+                subprocess.Popen(worker_command(plan), stdout=log, stderr=log)
+                for _ in range(plan.workers if plan.worker_netns is not None else 0)
+            ]
             try:
                 returncode = process.wait()
             except KeyboardInterrupt:
                 # Ctrl-C reached locust too: it stops the users and writes its summary.
                 click.echo("interrupted: waiting for locust to write its summary", err=True)
                 returncode = process.wait()
+            finally:
+                _end_workers(remote)
     finally:
         if grant is not None:
             _revoke(site, grant)
@@ -201,6 +229,27 @@ def run_load(options: LoadOptions, plan: RunPlan) -> LoadResult:
         else SeriesData()
     )
     return LoadResult(summary, series, log_path)
+
+
+def _end_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Remote workers quit when their master does; stop those that did not."""
+    for worker in workers:
+        try:
+            worker.wait(timeout=WORKER_QUIT_S)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def _load_host(state_dir: Path) -> tuple[str, str]:
+    """(namespace, master address) of a WAN bench's load host, from its wan.json."""
+    from bench.cmd_wan import wan_info
+
+    info = wan_info(state_dir)
+    try:
+        return str(info["load_netns"]), str(info["master_address"])
+    except KeyError as error:
+        raise BenchError(f"{state_dir}/wan.json has no {error}: restart the WAN bench") from None
 
 
 @click.command("load")
@@ -250,6 +299,12 @@ def run_load(options: LoadOptions, plan: RunPlan) -> LoadResult:
     metavar="TARGET",
     help="Pass/fail target, e.g. 'telemetry.p99<50ms', 'unlock.p99<=20ms', 'loss==0'.",
 )
+@click.option(
+    "--on-load-host",
+    is_flag=True,
+    help="WAN bench (`up --wan`): run the workers on its load host, their own network "
+    "namespace, joining the master here over TCP (as load machines in a lab).",
+)
 def load(
     *,
     devices: int,
@@ -260,6 +315,7 @@ def load(
     html_path: Path | None,
     junit_path: Path | None,
     targets: tuple[str, ...],
+    on_load_host: bool,
     **option_values: Any,
 ) -> None:
     """Load a site with N simulated devices through locust and report what it sustained."""
@@ -269,6 +325,9 @@ def load(
     options = LoadOptions.from_cli(option_values, device_rate=rate / devices)
     parsed: list[Target] = [parse_target(text) for text in targets]
     plan = RunPlan(devices=devices, workers=workers, spawn_rate=spawn_rate)
+    if on_load_host:
+        netns, master = _load_host(Path(options.state_dir))
+        plan = replace(plan, worker_netns=netns, master_host=master)
     # Logs of CI runs are not terminals: give the table room instead of truncating it.
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(

@@ -28,6 +28,7 @@ from bench.site import (
     RunningBench,
     start_bench,
 )
+from bench.wan.conditions import parse_conditions
 
 WATCH_INTERVAL_S = 1.0
 
@@ -84,7 +85,10 @@ def status_table(bench: RunningBench) -> Table:
         ],
         "redis": [site.redis for site in sites],
         "nats": [site.nats for site in sites],
-        "leafnode (TLS)": [f"tls://127.0.0.1:{port}" if port else "-" for port in leaves],
+        "leafnode (TLS)": [
+            f"tls://{site.mqtt.host}:{port}" if port else "-"
+            for site, port in zip(sites, leaves, strict=True)
+        ],
         "database": [site.database for site in sites],
         "backend log": [str(bench.backend_log(site_id)) for site_id in bench.site_ids],
     }
@@ -163,6 +167,13 @@ def sentinel_table(bench: RunningBench) -> Table:
     help="Inspection rules file of the Sentinel workers "
     "[default: backend/sentinel/inspection/default_rules.yaml].",
 )
+@click.option(
+    "--wan",
+    "wan",
+    metavar="CONDITIONS",
+    help="Each site in its own network namespace across an emulated WAN link, e.g. "
+    '"delay=50ms jitter=10ms loss=1%" (root only; two sites).',
+)
 def up(
     *,
     sites: str,
@@ -180,6 +191,7 @@ def up(
     sentinel_bridge: str,
     sentinel_workers: int,
     sentinel_rules: Path | None,
+    wan: str | None,
 ) -> None:
     """Start services and backends for one or two sites; Ctrl-C or SIGTERM stops them."""
     site_ids = parse_sites(sites)
@@ -213,6 +225,7 @@ def up(
         sentinel_bridge=sentinel_bridge,
         sentinel_workers=sentinel_workers,
         sentinel_rules=sentinel_rules.absolute() if sentinel_rules else None,
+        wan=parse_conditions(wan) if wan is not None else None,
     )
     console = Console()
     closing = False
@@ -235,6 +248,14 @@ def up(
         console.print(status_table(bench))
         if bench.sentinel is not None:
             console.print(sentinel_table(bench))
+        if bench.wan is not None:
+            console.print(
+                f"WAN: {bench.wan.conditions.describe()} between namespaces "
+                f"{bench.wan.plan.namespace(0)} and {bench.wan.plan.namespace(1)}; "
+                f"load host namespace {bench.wan.loader_netns} "
+                f"(all in {bench.state_dir / 'wan.json'}). The addresses above answer from "
+                "this machine; cut the link with `aurora-bench wan cut`."
+            )
         console.print(
             f"state dir {bench.state_dir} (bench.json: {bench.state_dir / BENCH_FILE}, "
             f"CA: {bench.pki.ca_cert}); up in {time.monotonic() - began:.1f} s "

@@ -36,6 +36,7 @@ from backend.mqtt import ConnectFailed, ConnectOptions, MqttClient, MqttError, c
 from bench.errors import BenchError
 from bench.pki import CertPair, Pki
 from bench.site import DATABASES, BenchOptions, RunningBench, start_bench
+from bench.wan.conditions import LinkConditions
 
 TEST_DB_ENV = "AURORA_TEST_DB"
 
@@ -78,6 +79,7 @@ class BenchFactory:
         sentinel_bridge: str = "mqtt",
         sentinel_workers: int = 1,
         sentinel_rules: Path | None = None,
+        wan: LinkConditions | None = None,
     ) -> RunningBench:
         """Start a bench (services + backends unless ``backend=False``; the Sentinel
         cluster with ``sentinel=True``) and track it."""
@@ -93,6 +95,7 @@ class BenchFactory:
                 sentinel_bridge=sentinel_bridge,
                 sentinel_workers=sentinel_workers,
                 sentinel_rules=sentinel_rules,
+                wan=wan,
             )
         )
         with self._lock:

@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,12 @@ class IssuerKey:
                 ),
             )
         return cls.load(directory)
+
+    @classmethod
+    def generate(cls) -> IssuerKey:
+        """A fresh key kept in memory only (a stranger's key for hostile tokens)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        return cls(key, _thumbprint(key.public_key()))
 
     @classmethod
     def load(cls, directory: Path) -> IssuerKey:
@@ -166,6 +173,66 @@ class IssuerKey:
         return jwt.encode(claims, self.private_key, algorithm="ES256", headers={"kid": self.kid})
 
 
+class Forgery(StrEnum):
+    """A token the policy service must refuse, and why (seed 004's hostile tokens)."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    FOREIGN_KEY = "foreign_key"
+    FOREIGN_KEY_OUR_KID = "foreign_key_our_kid"
+    ALG_NONE = "alg_none"
+    WRONG_AUDIENCE = "wrong_audience"
+
+
+#: How far outside its validity a forged token lies: far beyond any verifier's leeway.
+FORGERY_SKEW_S = 3600
+
+
+def forge(
+    key: IssuerKey,
+    issuer: str,
+    forgery: Forgery,
+    *,
+    sub: str,
+    type_: str = "service",
+    scopes: Iterable[str] = (),
+    groups: Iterable[str] = (),
+    ttl_s: int = DEFAULT_TTL_S,
+    now: float | None = None,
+) -> str:
+    """A token with ``key``'s issuer and the given claims, spoiled as ``forgery`` says.
+
+    Everything but the one flaw is right (issuer, audience, subject, a lifetime), so a
+    verifier that refuses it refuses it for that flaw.
+    """
+    issued = time.time() if now is None else now
+    scopes, groups = tuple(scopes), tuple(groups)
+
+    def sign(signer: IssuerKey, *, at: float = issued, audience: str = AUDIENCE) -> str:
+        return signer.mint(
+            issuer=issuer, sub=sub, type_=type_, scopes=scopes, groups=groups,
+            ttl_s=ttl_s, audience=audience, now=at,
+        )  # fmt: skip
+
+    match forgery:
+        case Forgery.EXPIRED:
+            return sign(key, at=issued - ttl_s - FORGERY_SKEW_S)
+        case Forgery.NOT_YET_VALID:
+            return sign(key, at=issued + FORGERY_SKEW_S)
+        case Forgery.WRONG_AUDIENCE:
+            return sign(key, audience=f"not-{AUDIENCE}")
+        case Forgery.FOREIGN_KEY:
+            return sign(IssuerKey.generate())
+        case Forgery.FOREIGN_KEY_OUR_KID:
+            payload = jwt.decode(sign(key), options={"verify_signature": False})
+            return jwt.encode(payload, IssuerKey.generate().private_key, "ES256", {"kid": key.kid})
+        case Forgery.ALG_NONE:
+            # PyJWT will not write alg none (rightly): spell the unsigned token out.
+            header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": key.kid}).encode())
+            return f"{header}.{sign(key).split('.')[1]}."
+    raise BenchError(f"unknown forgery {forgery!r}")  # pragma: no cover - enum exhausted
+
+
 def _thumbprint(public_key: ec.EllipticCurvePublicKey) -> str:
     numbers = public_key.public_numbers()
     members = {
@@ -196,7 +263,9 @@ class TokenIssuer:
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         bound_host, bound_port = self._server.server_address[:2]
-        self.base_url = f"http://{bound_host!s}:{bound_port}"
+        # Listening on every address (a WAN bench): clients here still use the loopback.
+        shown = "127.0.0.1" if bound_host == "0.0.0.0" else bound_host
+        self.base_url = f"http://{shown!s}:{bound_port}"
         self.issuer = f"{self.base_url}{REALM_PATH}"
         self.jwks_url = f"{self.base_url}{CERTS_PATH}"
         self.token_url = f"{self.base_url}{TOKEN_PATH}"
@@ -213,6 +282,10 @@ class TokenIssuer:
     def mint(self, **kwargs: Any) -> str:
         """A token from this issuer (arguments of :meth:`IssuerKey.mint`)."""
         return self.key.mint(issuer=self.issuer, **kwargs)
+
+    def forge(self, forgery: Forgery, **kwargs: Any) -> str:
+        """A hostile token naming this issuer (arguments of :func:`forge`)."""
+        return forge(self.key, self.issuer, forgery, **kwargs)
 
     def operator_token(self) -> str:
         """The token ``aurora-bench up`` prints: every REST API scope, a week long."""
@@ -333,6 +406,11 @@ def _handler_for(issuer: TokenIssuer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start_issuer(state_dir: Path) -> TokenIssuer:
-    """The bench's issuer for ``state_dir`` (key under ``<state>/issuer``), serving."""
-    return TokenIssuer(state_dir / ISSUER_DIR).start()
+def start_issuer(state_dir: Path, *, everywhere: bool = False) -> TokenIssuer:
+    """The bench's issuer for ``state_dir`` (key under ``<state>/issuer``), serving.
+
+    ``everywhere`` listens on every address of the root namespace, not only the loopback
+    (backends in a WAN bench's site namespaces fetch its keys through their veth).
+    """
+    host = "0.0.0.0" if everywhere else "127.0.0.1"
+    return TokenIssuer(state_dir / ISSUER_DIR, host=host).start()

@@ -164,6 +164,7 @@ def _issue(
     not_after: dt.datetime,
     serial: int | None = None,
     peer: bool = False,
+    ips: tuple[str, ...] = (),
 ) -> tuple[bytes, bytes]:
     """A leaf certificate and key (PEM) signed by ``authority``; a ``peer`` server cert may
     also authenticate as a client (NATS cluster routes verify both ends)."""
@@ -206,6 +207,7 @@ def _issue(
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                     x509.IPAddress(ipaddress.ip_address("::1")),
                     x509.DNSName("localhost"),
+                    *(x509.IPAddress(ipaddress.ip_address(address)) for address in ips),
                 ]
             ),
             critical=False,
@@ -266,8 +268,13 @@ class Pki:
 
     # -- issuing ---------------------------------------------------------------------------
 
-    def server(self, name: str) -> CertPair:
-        """Server cert for a broker (``name`` e.g. ``mosquitto-a``), SAN 127.0.0.1/::1/localhost."""
+    def server(self, name: str, ips: tuple[str, ...] = ()) -> CertPair:
+        """Server cert for a broker (``name`` e.g. ``mosquitto-a``), SAN 127.0.0.1/::1/localhost
+        plus ``ips`` (a site in its own network namespace listens on its namespace address;
+        such certs live under ``servers-at/<ips>/``)."""
+        if ips:
+            folder = "servers-at/" + "_".join(str(ipaddress.ip_address(a)) for a in ips)
+            return self._pair(folder, _checked_name(name), server=True, ips=ips)
         return self._pair("servers", _checked_name(name), server=True)
 
     def peer(self, name: str) -> CertPair:
@@ -347,6 +354,7 @@ class Pki:
         not_after: dt.datetime | None = None,
         revoked: bool = False,
         peer: bool = False,
+        ips: tuple[str, ...] = (),
     ) -> CertPair:
         directory = self.root / folder
         pair = CertPair(directory / f"{common_name}.crt", directory / f"{common_name}.key")
@@ -377,6 +385,7 @@ class Pki:
                 not_after=not_after or now + LEAF_VALIDITY,
                 serial=serial,
                 peer=peer,
+                ips=ips,
             )
             _atomic_write(pair.key, key_pem, 0o600)
             _atomic_write(pair.cert, cert_pem, 0o644)

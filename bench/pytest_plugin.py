@@ -236,6 +236,12 @@ class ScenarioItem(pytest.Item):
         from bench.scenario.runner import run_scenario
 
         pool = _pool(self.config)
+        if self.loaded.scenario.wan is not None:
+            from bench.wan.topology import support_problem
+
+            problem = support_problem()
+            if problem is not None:
+                pytest.skip(f"scenario across a WAN: {problem}")
         try:
             bench: RunningBench = pool.acquire(self.loaded.scenario)
         except BenchError as error:

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import re
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from bench.benchfile import (
     BENCH_FILE,
-    DEFAULT_STATE_DIR,
     BenchInfo,
     MqttEndpoint,
     SiteInfo,
@@ -39,66 +37,12 @@ from bench.services.process import Service, ServiceSpec, free_port, tcp_accepts
 from bench.services.providers import PROVIDERS as PROVIDER_FACTORIES
 from bench.services.providers import ExternalEndpoints, SiteProvider
 from bench.services.sentinel import SentinelCluster, SiteLink
+from bench.site_options import DATABASES, PROVIDERS, SITE_ID, BenchOptions
+from bench.wan.provider import WAN_FILE, WanProvider
+from bench.wan.topology import is_wan_address
 
-SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-DATABASES = ("sqlite", "postgres")
-PROVIDERS = tuple(PROVIDER_FACTORIES)
 SERVICES = ("mosquitto", "nats", "redis")
 BACKEND_START_TIMEOUT_S = 60.0
-
-
-@dataclass
-class BenchOptions:
-    """What to start. ``site_env`` adds ``AURORA_*`` variables per site (scenarios shrink
-    thresholds this way); ``backend=False`` starts the services only."""
-
-    sites: list[str] = field(default_factory=lambda: ["a"])
-    state_dir: Path = DEFAULT_STATE_DIR
-    db: str = "sqlite"
-    provider: str = "local"
-    site_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    external: dict[str, ExternalEndpoints] = field(default_factory=dict)
-    backend: bool = True
-    #: Also start the Sentinel cluster (seed 003), fed by the first site's Mosquitto.
-    sentinel: bool = False
-    #: How the origin reaches the Sentinel: ``mqtt`` (Mosquitto's bridge) or ``websocket``.
-    sentinel_bridge: str = "mqtt"
-    #: Sentinel inspection workers (each owns a share of the ingress partitions).
-    sentinel_workers: int = 1
-    #: The workers' inspection rules file (None: the shipped defaults).
-    sentinel_rules: Path | None = None
-
-    def validate(self) -> None:
-        """Raise BenchError with what to change when the options cannot work."""
-        if not self.sites or len(self.sites) > 2:
-            raise BenchError(f"a bench runs one or two sites, not {len(self.sites)}")
-        if len(set(self.sites)) != len(self.sites):
-            raise BenchError(f"site ids must differ: {self.sites}")
-        for site in self.sites:
-            if not SITE_ID.fullmatch(site):
-                raise BenchError(
-                    f"bad site id {site!r}: use 1-32 lowercase letters, digits, '_' or '-'"
-                )
-        if self.db not in DATABASES:
-            raise BenchError(f"unknown database {self.db!r}; choose one of {', '.join(DATABASES)}")
-        if self.provider not in PROVIDERS:
-            raise BenchError(
-                f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDERS)}"
-            )
-        if self.sentinel and self.provider != "local":
-            raise BenchError("--sentinel runs with the local provider only")
-        if self.provider == "external":
-            missing = [site for site in self.sites if site not in self.external]
-            if missing:
-                raise BenchError(
-                    f"provider external needs the URLs of every site; missing: {missing}"
-                )
-        for site, env in self.site_env.items():
-            if site not in self.sites:
-                raise BenchError(f"site_env names site {site!r}, which is not started")
-            bad = [name for name in env if not name.startswith("AURORA_")]
-            if bad:
-                raise BenchError(f"site_env of {site!r} may only set AURORA_* variables: {bad}")
 
 
 @dataclass
@@ -119,6 +63,11 @@ class _Site:
     policy_port: int | None = None
     services: dict[str, Service] = field(default_factory=dict)
     backend: Service | None = None
+    #: Where the backend listens, its network namespace and the root namespace's address
+    #: from there (a WAN bench; see SiteServers).
+    api_host: str = LOOPBACK
+    netns: str | None = None
+    gateway: str | None = None
 
 
 class RunningBench:
@@ -145,6 +94,8 @@ class RunningBench:
         _OPEN_BENCHES.add(self)
         #: Seconds the start took: ``services`` (incl. PostgreSQL), ``backends``, ``total``.
         self.startup_s: dict[str, float] = {}
+        #: The emulated WAN between the sites (``BenchOptions.wan``): cut, restore, stats.
+        self.wan: WanProvider | None = None
 
     # -- what tests and tools read ---------------------------------------------------------
 
@@ -180,8 +131,8 @@ class RunningBench:
 
     def nats_monitor_url(self, site_id: str) -> str | None:
         """The site's nats-server HTTP monitoring URL (None when not started by the bench)."""
-        port = self._site(site_id).nats_http_port
-        return f"http://{LOOPBACK}:{port}" if port else None
+        site = self._site(site_id)
+        return f"http://{site.api_host}:{site.nats_http_port}" if site.nats_http_port else None
 
     def leafnode_port(self, site_id: str) -> int | None:
         """The TLS leafnode port a site listens on (the hub, site ``a``), else None."""
@@ -220,7 +171,7 @@ class RunningBench:
         cert = self.backend_cert(site_id)
         env = {
             "AURORA_SITE_ID": site.site_id,
-            "AURORA_API_HOST": LOOPBACK,
+            "AURORA_API_HOST": site.api_host,
             "AURORA_API_PORT": str(site.api_port),
             "AURORA_DATABASE_URL": site.database_url,
             "AURORA_REDIS_URL": site.redis_url,
@@ -235,6 +186,10 @@ class RunningBench:
         }
         if self.issuer is not None:
             env.update(self.issuer.backend_env())
+            if site.gateway is not None:  # the issuer listens on every root address
+                env["AURORA_AUTH_JWKS_URL"] = self.issuer.jwks_url.replace(
+                    LOOPBACK, site.gateway, 1
+                )
         env.update(self.options.site_env.get(site_id, {}))
         return env
 
@@ -250,9 +205,19 @@ class RunningBench:
         else:
             backend.stop()
 
-    def start_backend(self, site_id: str) -> None:
-        """(Re)start the site's backend on the same port and wait for ``/healthz``."""
+    def start_backend(self, site_id: str, env: Mapping[str, str] | None = None) -> None:
+        """(Re)start the site's backend on the same port and wait for ``/healthz``.
+
+        ``env`` (``AURORA_*`` only) replaces the backend's extra settings from now on, e.g.
+        ``{"AURORA_INGEST_WORKERS": "2"}`` (the ingest figures restart it with workers);
+        ``{}`` goes back to the bench's own. The backend must be stopped.
+        """
         site = self._site(site_id)
+        if env is not None:
+            bad = [name for name in env if not name.startswith("AURORA_")]
+            if bad:
+                raise BenchError(f"start_backend may only set AURORA_* variables: {bad}")
+            site.backend = self._backend_service(site, env)
         if site.backend is None:
             site.backend = self._backend_service(site)
         site.backend.start()
@@ -313,7 +278,7 @@ class RunningBench:
     def _site_info(self, site: _Site) -> SiteInfo:
         return SiteInfo(
             site_id=site.site_id,
-            api=f"http://{LOOPBACK}:{site.api_port}",
+            api=f"http://{site.api_host}:{site.api_port}",
             mqtt=MqttEndpoint(host=site.mqtt_host, port=site.mqtt_port, tls=True),
             policy_mqtt=(
                 MqttEndpoint(host=site.mqtt_host, port=site.policy_port, tls=True)
@@ -326,15 +291,18 @@ class RunningBench:
             api_token=self._api_token,
         )
 
-    def _backend_service(self, site: _Site) -> Service:
+    def _backend_service(self, site: _Site, extra: Mapping[str, str] | None = None) -> Service:
         env = self.backend_env(site.site_id)
+        env.update(extra or {})
         return Service(
             ServiceSpec(
                 name=f"backend-{site.site_id}",
                 command=[sys.executable, "-m", "backend"],
                 log=site.directory / "backend.log",
-                health_url=f"http://{LOOPBACK}:{site.api_port}/healthz",
+                health_url=f"http://{site.api_host}:{site.api_port}/healthz",
+                host=site.api_host,
                 port=site.api_port,
+                netns=site.netns,
                 env=env,
                 # Only the bench decides a backend's settings, not the caller's environment.
                 drop_env_prefix="AURORA_",
@@ -346,9 +314,16 @@ class RunningBench:
     def _start(self) -> None:
         options = self.options
         began = time.monotonic()
-        self.issuer = start_issuer(self.state_dir)
+        # A WAN bench's backends fetch the issuer's keys from their namespaces.
+        self.issuer = start_issuer(self.state_dir, everywhere=options.wan is not None)
         self._api_token = self.issuer.operator_token()
-        provider = PROVIDER_FACTORIES[options.provider](self.state_dir, self.pki, options.external)
+        provider: SiteProvider
+        if options.wan is not None:
+            provider = self.wan = WanProvider(self.state_dir, self.pki, options.wan)
+        else:
+            provider = PROVIDER_FACTORIES[options.provider](
+                self.state_dir, self.pki, options.external
+            )
         self._provider = provider
         if options.db == "postgres" and provider.runs_postgres:
             self._postgres = PostgresCluster(self.state_dir, free_port())
@@ -388,6 +363,9 @@ class RunningBench:
                 leaf_port=servers.leaf_port,
                 database_url=servers.database_url or database_url,
                 services=servers.services,
+                api_host=servers.api_host,
+                netns=servers.netns,
+                gateway=servers.gateway,
             )
         provider.start()
         self.pki.service(PROBE_IDENTITY)
@@ -490,6 +468,10 @@ def _refuse_a_running_bench(state_dir: Path) -> None:
     except BenchFileError:
         return  # none, or a leftover we may overwrite
     for site in info.sites.values():
+        if is_wan_address(site.mqtt.host) and not (state_dir / WAN_FILE).exists():
+            # A WAN bench removes wan.json when it stops; without its namespace the address
+            # goes to the default route, where a proxy may well accept any connection.
+            continue
         if tcp_accepts(site.mqtt.host, site.mqtt.port, 0.3):
             raise BenchError(
                 f"a bench is already running in {state_dir} (site {site.site_id} answers at "
@@ -505,6 +487,9 @@ def _collect(errors: list[BaseException], action: Callable[[], object]) -> None:
 
 
 __all__ = [
+    "DATABASES",
+    "PROVIDERS",
+    "SITE_ID",
     "BenchOptions",
     "ExternalEndpoints",
     "RunningBench",

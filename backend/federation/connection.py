@@ -23,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from backend.federation.errors import FederationError
+from backend.federation.gossip import echo_subject
 from backend.federation.jetstream import ensure_stream, local_domain, origin_stream_config
 from backend.federation.messages import HEALTH_SUBJECT_WILDCARD
 from backend.retry import Backoff
@@ -97,6 +98,19 @@ class MeshConnection:
             return False
         return True
 
+    async def request(self, subject: str, data: bytes, timeout_s: float) -> bytes | None:
+        """One request/reply round trip (the echo probe); None when not connected, nobody
+        answered or the answer took longer than ``timeout_s``."""
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return None
+        try:
+            reply = await nc.request(subject, data, timeout=timeout_s)
+        except NATS_ERRORS as error:
+            log.debug("request on %s unanswered: %r", subject, error)
+            return None
+        return reply.data
+
     async def run(self) -> None:
         """Connect (retrying), then keep JetStream set up; runs until cancelled."""
         if not self.url:
@@ -153,6 +167,8 @@ class MeshConnection:
             # subscription then exists for the whole life of the connection (nats-py
             # re-subscribes it after every reconnect).
             await nc.subscribe(HEALTH_SUBJECT_WILDCARD, cb=self._on_health)
+            # Peers time their round trip to us with this (the link latency, by echo).
+            await nc.subscribe(echo_subject(self.site_id), cb=_answer_echo)
         except BaseException:
             with contextlib.suppress(*NATS_ERRORS):
                 await nc.close()
@@ -179,6 +195,13 @@ class MeshConnection:
         log.info("federation: reconnected to NATS")
         # The server may have restarted with its store: check streams and consumers again.
         self._setup_needed.set()
+
+
+async def _answer_echo(msg: Msg) -> None:
+    """Send an echo probe straight back: the prober times the round trip on its clock."""
+    if msg.reply:
+        with contextlib.suppress(*NATS_ERRORS):
+            await msg.respond(msg.data[:64])
 
 
 def without_credentials(url: str | None) -> str | None:

@@ -65,6 +65,27 @@ class LinkChanged:
         )
 
 
+#: Request/reply subject on which a site answers echo probes (its site id appended).
+ECHO_SUBJECT_PREFIX = "aurora.federation.echo."
+
+
+def echo_subject(site_id: str) -> str:
+    """Where ``site_id``'s backend answers echo probes."""
+    return f"{ECHO_SUBJECT_PREFIX}{site_id}"
+
+
+def link_latency_ms(gossip_age_ms: float, echo_rtt_ms: float | None) -> float:
+    """The link latency to show: half the last echo round trip when one was measured.
+
+    Seed 002's estimate, the age of a heartbeat on arrival, subtracts two clocks and so is
+    off by their skew; an echo times one round trip on one clock. Until the first echo
+    returns (or while none does), the gossip age stands in.
+    """
+    if echo_rtt_ms is None:
+        return gossip_age_ms
+    return round(echo_rtt_ms / 2.0, 3)
+
+
 class HeartbeatVerdict(StrEnum):
     """What to do with a decoded heartbeat."""
 

@@ -5,6 +5,11 @@ called: JetStream became ready, a new peer appeared) the loop publishes this sit
 :class:`~.messages.HealthPayload`, refreshes its own site row and demotes silent links. The
 listener records each peer heartbeat. The rules (:mod:`.gossip`) decide; this module only
 moves bytes and rows and turns each :class:`~.gossip.LinkChanged` into an audit message.
+
+With each beat the loop also sends every peer heard so far an echo probe (NATS
+request/reply on :func:`~.gossip.echo_subject`) and times the round trip on this site's
+monotonic clock: half of it is the link latency the topology shows, free of the clock
+skew that makes a heartbeat's age (seed 002's estimate) unreliable across machines.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from backend.federation.gossip import (
     LinkChanged,
     LinkThresholds,
     change_on_heartbeat,
+    echo_subject,
     judge_heartbeat,
     status_on_heartbeat,
 )
@@ -42,6 +48,9 @@ from backend.federation.store import FederationStore
 from backend.store import utcnow
 
 log = logging.getLogger(__name__)
+
+#: The longest an echo probe waits for its answer (a silent link: no latency, no harm).
+ECHO_TIMEOUT_S = 5.0
 
 
 class Heartbeats:
@@ -77,6 +86,10 @@ class Heartbeats:
         self._beat_now = asyncio.Event()
         #: The loop and the listener update the same rows: one writer at a time.
         self._rows_lock = asyncio.Lock()
+        #: Last echo round trip (ms) per peer site; peers are probed once they were heard.
+        self.echo_rtt_ms: dict[str, float] = {}
+        self._peers: set[str] = set()
+        self._echoes: set[asyncio.Task[None]] = set()
 
     def beat_now(self) -> None:
         """Send the next heartbeat without waiting for the interval."""
@@ -112,6 +125,7 @@ class Heartbeats:
             else:
                 for change in changes:
                     self._announce(change)
+            self._probe_peers()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval_s):
                     await self._beat_now.wait()
@@ -134,11 +148,14 @@ class Heartbeats:
             return
         self._counters.heartbeats_received += 1
         received = utcnow()
+        self._peers.add(payload.site_id)
         name = link_id(self.site_id, payload.site_id)
         status = status_on_heartbeat(self.thresholds)
         try:
             async with self._rows_lock:
-                previous = await self._store.record_heartbeat(name, payload, status, received)
+                previous = await self._store.record_heartbeat(
+                    name, payload, status, received, self.echo_rtt_ms.get(payload.site_id)
+                )
         except SQLAlchemyError as error:
             log.warning("federation: heartbeat of %s not recorded: %s", payload.site_id, error)
             return
@@ -147,6 +164,38 @@ class Heartbeats:
             self._announce(change)
         if payload.jetstream_domain:
             self._learn_peer(payload.site_id, payload.jetstream_domain)
+
+    def _probe_peers(self) -> None:
+        """Start one echo probe per peer, unless the last one to it is still out."""
+        busy = {task.get_name() for task in self._echoes}
+        for peer in sorted(self._peers):
+            name = f"federation-echo-{peer}"
+            if name in busy:
+                continue
+            task = asyncio.create_task(self._echo(peer), name=name)
+            self._echoes.add(task)
+            task.add_done_callback(self._echoes.discard)
+
+    async def _echo(self, peer: str) -> None:
+        """Time one request/reply round trip to ``peer`` and keep it as the link latency."""
+        timeout_s = min(ECHO_TIMEOUT_S, max(self.interval_s, 0.5))
+        began = time.monotonic()
+        reply = await self._connection.request(echo_subject(peer), self.site_id.encode(), timeout_s)
+        if reply is None:
+            return  # unanswered: the gossip age and the link status speak for the link
+        rtt_ms = (time.monotonic() - began) * 1000.0
+        self.echo_rtt_ms[peer] = rtt_ms
+        try:
+            async with self._rows_lock:
+                await self._store.record_echo(link_id(self.site_id, peer), rtt_ms)
+        except SQLAlchemyError as error:
+            log.warning("federation: echo latency to %s not recorded: %s", peer, error)
+
+    async def aclose(self) -> None:
+        """Cancel echo probes still waiting for an answer."""
+        for task in list(self._echoes):
+            task.cancel()
+        await asyncio.gather(*self._echoes, return_exceptions=True)
 
     def _announce(self, change: LinkChanged) -> None:
         log.info("federation: %s is now %s", change.link_id, change.status.value)

@@ -137,6 +137,7 @@ class FederationService:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+        await self.heartbeats.aclose()
         await self.connection.aclose()
 
     async def _run(self) -> None:

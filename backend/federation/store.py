@@ -14,7 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.contract import Severity
-from backend.federation.gossip import LinkChanged, LinkSnapshot, LinkThresholds, stale_link_changes
+from backend.federation.gossip import (
+    LinkChanged,
+    LinkSnapshot,
+    LinkThresholds,
+    link_latency_ms,
+    stale_link_changes,
+)
 from backend.federation.links import LinkStatus, SiteStatus, propagation_latency_ms, site_status_for
 from backend.federation.messages import FederatedAudit, HealthPayload, IocShare, dedup_key
 from backend.federation.tables import RemoteAuditRow, SharedIocRow, SiteLinkRow, SiteRow
@@ -51,10 +57,16 @@ class FederationStore:
             row.updated_at = now
 
     async def record_heartbeat(
-        self, link_id: str, payload: HealthPayload, status: LinkStatus, received: datetime
+        self,
+        link_id: str,
+        payload: HealthPayload,
+        status: LinkStatus,
+        received: datetime,
+        echo_rtt_ms: float | None = None,
     ) -> str | None:
         """Upsert the peer's site row and the link row; returns the link's previous status
-        (None when the link is new)."""
+        (None when the link is new). The link latency is half ``echo_rtt_ms`` when an echo
+        was timed, else the heartbeat's age (:func:`~.gossip.link_latency_ms`)."""
         async with self._sessionmaker.begin() as session:
             site = await session.get(SiteRow, payload.site_id)
             if site is None:
@@ -76,10 +88,19 @@ class FederationStore:
             elif link.status != status.value:
                 link.status_since = received
             link.status = status.value
-            link.latency_ms = round(propagation_latency_ms(payload.sent_at, received), 3)
+            link.latency_ms = link_latency_ms(
+                round(propagation_latency_ms(payload.sent_at, received), 3), echo_rtt_ms
+            )
             link.last_heartbeat = received
             link.updated_at = received
         return previous
+
+    async def record_echo(self, link_id: str, rtt_ms: float) -> None:
+        """Set the link's latency from an echo round trip (a link not recorded yet: no-op)."""
+        async with self._sessionmaker.begin() as session:
+            link = await session.get(SiteLinkRow, link_id)
+            if link is not None:
+                link.latency_ms = link_latency_ms(0.0, rtt_ms)
 
     async def demote_silent_links(
         self, now: datetime, thresholds: LinkThresholds

@@ -20,6 +20,7 @@ backend (type ``backend``), the bench probe (``probe``) and any valid device id
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import IntFlag
 from importlib import resources
@@ -108,11 +109,28 @@ class SiteIdentities:
         return None
 
 
-class PolicyEngine:
-    """Decides superuser and ACL checks from one rule set."""
+#: Decisions remembered (least recently used dropped first): Mosquitto asks the same few
+#: (subject, topic, acc) questions for every message, and the rule set never changes
+#: while the service runs.
+DECISION_CACHE_SIZE = 4096
+#: Longer topics are decided every time: the cache's memory stays bounded (topics may be
+#: 64 KiB) and no one can flush it with one-off giant names cheaply.
+DECISION_CACHE_TOPIC_MAX = 256
 
-    def __init__(self, rule_set: RuleSet) -> None:
+
+class PolicyEngine:
+    """Decides superuser and ACL checks from one rule set.
+
+    ACL decisions are cached (bounded LRU) by everything they depend on: the whole
+    subject (type, id, groups, scopes), the client id, the topic and ``acc``. A subject
+    only reaches the engine after its token verified, so the cache never answers for a
+    token the verifier would refuse.
+    """
+
+    def __init__(self, rule_set: RuleSet, cache_size: int = DECISION_CACHE_SIZE) -> None:
         self.rule_set = rule_set
+        self.cache_size = cache_size
+        self._decisions: OrderedDict[tuple[Subject, str, str, int], Decision] = OrderedDict()
 
     def superuser(self, subject: Subject) -> Decision:
         """True for a subject holding ``superuser`` through its roles."""
@@ -122,6 +140,20 @@ class PolicyEngine:
 
     def check(self, subject: Subject, clientid: str, topic: str, acc: int) -> Decision:
         """May ``subject`` do ``acc`` (1 read, 2 write, 3 read+write, 4 subscribe) on topic?"""
+        if len(topic) > DECISION_CACHE_TOPIC_MAX or self.cache_size <= 0:
+            return self.decide(subject, clientid, topic, acc)
+        key = (subject, clientid, topic, acc)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            self._decisions.move_to_end(key)
+            return cached
+        decision = self._decisions[key] = self.decide(subject, clientid, topic, acc)
+        if len(self._decisions) > self.cache_size:
+            self._decisions.popitem(last=False)
+        return decision
+
+    def decide(self, subject: Subject, clientid: str, topic: str, acc: int) -> Decision:
+        """:meth:`check` without the cache."""
         if acc not in VALID_ACC:
             return Decision(False, f"acc {acc} is not 1 (read), 2 (write) or 4 (subscribe)")
         decision = Decision(True, "")

@@ -32,7 +32,6 @@
  *   max_password_bytes, or an answer beyond max_response_bytes, is refused with a log
  *   line, never copied.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -40,60 +39,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <mosquitto.h>
-#include <mosquitto_broker.h>
-#include <mosquitto_plugin.h>
-
-#include "aurora_core.h"
-
-#define LOG_PREFIX "aurora_auth: "
-#define MAX_BODY_BYTES (1u << 20)
-#define TOKEN_BUCKETS 4096u
-
-/* client id -> the token it logged in with. Mosquitto's ACL event carries no password,
- * but the policy service decides a token client's checks by its token (go-auth's JWT
- * mode sends it on every check too), so the plugin keeps it from MOSQ_EVT_BASIC_AUTH. */
-struct token_entry {
-	struct token_entry *next;
-	char *clientid;
-	char *token;
-};
-
-struct plugin {
-	mosquitto_plugin_id_t *id;
-	CURL *curl;
-	struct curl_slist *headers;
-	char *user_url;
-	char *superuser_url;
-	char *acl_url;
-	enum params_mode params;
-	enum response_mode response;
-	long timeout_ms;
-	long retry_after_ms;
-	bool verify_peer;
-	char *ca_file;
-	bool cache_on;
-	double auth_ttl_s;
-	double acl_ttl_s;
-	size_t max_username;
-	size_t max_password;
-	size_t max_response;
-	struct cache *cache;
-	/* client id -> 1 token client, 0 certificate client (see client_is_token) */
-	struct cache *kinds;
-	struct token_entry *tokens[TOKEN_BUCKETS];
-	size_t token_count;
-	size_t max_tokens;
-	bool have_cert_rules;
-	struct acl_rules cert_rules;
-	double down_until;
-	unsigned long refused_while_down;
-	char last_error[CURL_ERROR_SIZE];
-	struct abuf body;
-	struct abuf answer;
-	struct abuf key;
-	bool answer_too_big;
-};
+#include "aurora_plugin.h"
 
 static double now_s(void)
 {
@@ -102,7 +48,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static size_t on_answer(char *data, size_t size, size_t nmemb, void *userdata)
+size_t plugin_on_answer(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct plugin *p = userdata;
 	size_t n = size * nmemb;
@@ -215,20 +161,54 @@ static enum verdict ask(struct plugin *p, const char *url, const struct field *f
 }
 
 /* Cached wrapper around ask(). */
+/* One log line when the shared cache fails, one when it works again. */
+static void shared_status(struct plugin *p)
+{
+	if(p->shared->error[0] && !p->shared_down){
+		p->shared_down = true;
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+				LOG_PREFIX "shared cache at %s:%ld unavailable (%s); deciding without it, "
+				"trying again in %ld ms", p->shared->host, p->shared->port, p->shared->error,
+				p->shared->retry_ms);
+	}else if(!p->shared->error[0] && p->shared_down && p->shared->fd >= 0){
+		p->shared_down = false;
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "shared cache at %s:%ld is back",
+				p->shared->host, p->shared->port);
+	}
+}
+
 static enum verdict decide(struct plugin *p, char kind, const char *const *parts, size_t nparts,
 		double ttl_s, const char *url, const struct field *fields, size_t n,
 		const char *what, const char *bearer)
 {
 	bool keyed = p->cache_on && cache_key(&p->key, kind, parts, nparts);
+	char shared_key[REDIS_KEY_BYTES];
+	size_t shared_len = 0;
 	if(keyed){
-		int hit = cache_get(p->cache, p->key.data, p->key.len, now_s());
+		double now = now_s();
+		int hit = cache_get(p->cache, p->key.data, p->key.len, now);
 		if(hit >= 0) return hit ? ALLOW : DENY;
+		if(p->shared && (shared_len = redis_key_of(p->key.data, p->key.len, shared_key)) > 0){
+			double left = 0.0;
+			hit = redis_get(p->shared, shared_key, shared_len, now, &left);
+			shared_status(p);
+			if(hit >= 0){
+				/* Never longer than this broker's own TTL, nor than the shared entry. */
+				cache_put(p->cache, p->key.data, p->key.len, hit == 1,
+						now + (left < ttl_s ? left : ttl_s), now);
+				return hit ? ALLOW : DENY;
+			}
+		}
 	}
 	enum verdict v = ask(p, url, fields, n, what, bearer);
 	if(keyed && v != ERROR){
 		double now = now_s();
 		/* the key buffer was not touched by ask() */
 		cache_put(p->cache, p->key.data, p->key.len, v == ALLOW, now + ttl_s, now);
+		if(shared_len > 0){
+			redis_put(p->shared, shared_key, shared_len, v == ALLOW, (long)(ttl_s * 1000.0), now);
+			shared_status(p);
+		}
 	}
 	return v;
 }
@@ -258,7 +238,7 @@ static const char *token_of(struct plugin *p, const char *clientid)
 	return NULL;
 }
 
-static void tokens_free(struct plugin *p)
+void plugin_tokens_free(struct plugin *p)
 {
 	for(unsigned b = 0; b < TOKEN_BUCKETS; b++){
 		struct token_entry *e = p->tokens[b];
@@ -293,7 +273,7 @@ static bool remember_token(struct plugin *p, const char *clientid, const char *t
 		mosquitto_log_printf(MOSQ_LOG_WARNING,
 				LOG_PREFIX "%zu token clients remembered; forgetting them all (raise "
 				"plugin_opt_cache_max_entries)", p->token_count);
-		tokens_free(p);
+		plugin_tokens_free(p);
 	}
 	struct token_entry *e = calloc(1, sizeof(*e));
 	if(!e) return false;
@@ -462,186 +442,6 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	return v == ALLOW ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
-/* ---- options ------------------------------------------------------------------------- */
-
-static bool parse_long(const char *key, const char *value, long min, long max, long *out)
-{
-	char *end = NULL;
-	errno = 0;
-	long v = strtol(value, &end, 10);
-	if(errno || !end || *end || end == value || v < min || v > max){
-		mosquitto_log_printf(MOSQ_LOG_ERR,
-				LOG_PREFIX "plugin_opt_%s '%s' is not a whole number from %ld to %ld", key,
-				value, min, max);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
-static bool parse_bool(const char *key, const char *value, bool *out)
-{
-	if(strcmp(value, "true") == 0){
-		*out = true;
-	}else if(strcmp(value, "false") == 0){
-		*out = false;
-	}else{
-		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_%s '%s' is not true or false",
-				key, value);
-		return false;
-	}
-	return true;
-}
-
-static char *make_url(bool tls, const char *host, long port, const char *uri)
-{
-	size_t n = strlen(host) + strlen(uri) + 32;
-	char *url = malloc(n);
-	if(url) snprintf(url, n, "%s://%s:%ld%s", tls ? "https" : "http", host, port, uri);
-	return url;
-}
-
-static void plugin_free(struct plugin *p)
-{
-	if(!p) return;
-	if(p->curl) curl_easy_cleanup(p->curl);
-	curl_slist_free_all(p->headers);
-	free(p->user_url);
-	free(p->superuser_url);
-	free(p->acl_url);
-	cache_free(p->cache);
-	cache_free(p->kinds);
-	tokens_free(p);
-	acl_free(&p->cert_rules);
-	abuf_free(&p->body);
-	abuf_free(&p->answer);
-	abuf_free(&p->key);
-	free(p);
-}
-
-static bool configure(struct plugin *p, struct mosquitto_opt *opts, int count)
-{
-	const char *host = "127.0.0.1";
-	const char *user_uri = "/mqtt/user", *superuser_uri = "/mqtt/superuser";
-	const char *acl_uri = "/mqtt/acl", *cert_acl_file = NULL, *ca_file = NULL;
-	long port = 0, timeout_s = 5, timeout_ms = -1, retry_ms = 1000;
-	long auth_ttl = 30, acl_ttl = 30, max_entries = 100000;
-	long max_user = 1024, max_password = 8192, max_response = 4096;
-	bool tls = false, disable_superuser = false, ok = true;
-	p->verify_peer = true;
-	p->cache_on = true;
-	for(int i = 0; ok && i < count; i++){
-		const char *k = opts[i].key, *v = opts[i].value ? opts[i].value : "";
-		if(!strcmp(k, "http_host")) host = v;
-		else if(!strcmp(k, "http_port")) ok = parse_long(k, v, 1, 65535, &port);
-		else if(!strcmp(k, "http_getuser_uri")) user_uri = v;
-		else if(!strcmp(k, "http_superuser_uri")) superuser_uri = v;
-		else if(!strcmp(k, "http_aclcheck_uri")) acl_uri = v;
-		else if(!strcmp(k, "http_with_tls")) ok = parse_bool(k, v, &tls);
-		else if(!strcmp(k, "http_verify_peer")) ok = parse_bool(k, v, &p->verify_peer);
-		else if(!strcmp(k, "http_ca_file")) ca_file = v;
-		else if(!strcmp(k, "http_timeout")) ok = parse_long(k, v, 1, 600, &timeout_s);
-		else if(!strcmp(k, "http_timeout_ms")) ok = parse_long(k, v, 1, 600000, &timeout_ms);
-		else if(!strcmp(k, "http_retry_after_ms")) ok = parse_long(k, v, 0, 600000, &retry_ms);
-		else if(!strcmp(k, "cache")) ok = parse_bool(k, v, &p->cache_on);
-		else if(!strcmp(k, "auth_cache_seconds")) ok = parse_long(k, v, 0, 86400, &auth_ttl);
-		else if(!strcmp(k, "acl_cache_seconds")) ok = parse_long(k, v, 0, 86400, &acl_ttl);
-		else if(!strcmp(k, "cache_max_entries")) ok = parse_long(k, v, 1, 10000000, &max_entries);
-		else if(!strcmp(k, "max_username_bytes")) ok = parse_long(k, v, 1, 65535, &max_user);
-		else if(!strcmp(k, "max_password_bytes")) ok = parse_long(k, v, 1, 65535, &max_password);
-		else if(!strcmp(k, "max_response_bytes")) ok = parse_long(k, v, 16, 1 << 20, &max_response);
-		else if(!strcmp(k, "disable_superuser")) ok = parse_bool(k, v, &disable_superuser);
-		else if(!strcmp(k, "cert_acl_file")) cert_acl_file = v;
-		else if(!strcmp(k, "http_params_mode")){
-			if(!strcmp(v, "json")) p->params = PARAMS_JSON;
-			else if(!strcmp(v, "form")) p->params = PARAMS_FORM;
-			else{
-				mosquitto_log_printf(MOSQ_LOG_ERR,
-						LOG_PREFIX "plugin_opt_http_params_mode '%s' is not json or form", v);
-				ok = false;
-			}
-		}else if(!strcmp(k, "http_response_mode")){
-			if(!strcmp(v, "status")) p->response = RESPONSE_STATUS;
-			else if(!strcmp(v, "text")) p->response = RESPONSE_TEXT;
-			else if(!strcmp(v, "json")) p->response = RESPONSE_JSON;
-			else{
-				mosquitto_log_printf(MOSQ_LOG_ERR,
-						LOG_PREFIX "plugin_opt_http_response_mode '%s' is not status, text "
-						"or json", v);
-				ok = false;
-			}
-		}else{
-			/* go-auth has many more options (backends, hashers, ...): not ours. */
-			mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "ignoring unknown option plugin_opt_%s",
-					k);
-		}
-	}
-	if(!ok) return false;
-	if(port == 0){
-		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_http_port is required");
-		return false;
-	}
-	p->timeout_ms = timeout_ms > 0 ? timeout_ms : timeout_s * 1000;
-	p->retry_after_ms = retry_ms;
-	p->auth_ttl_s = (double)auth_ttl;
-	p->acl_ttl_s = (double)acl_ttl;
-	p->max_username = (size_t)max_user;
-	p->max_password = (size_t)max_password;
-	p->max_response = (size_t)max_response;
-	p->user_url = make_url(tls, host, port, user_uri);
-	p->acl_url = make_url(tls, host, port, acl_uri);
-	if(!disable_superuser && *superuser_uri){
-		p->superuser_url = make_url(tls, host, port, superuser_uri);
-		if(!p->superuser_url) return false;
-	}
-	if(!p->user_url || !p->acl_url) return false;
-	p->cache = cache_new((size_t)max_entries);
-	p->max_tokens = (size_t)max_entries;
-	p->kinds = cache_new(1000000);
-	if(!p->cache || !p->kinds) return false;
-	if(cert_acl_file){
-		char err[512];
-		if(!acl_load_file(cert_acl_file, &p->cert_rules, err, sizeof(err))){
-			mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_cert_acl_file %s", err);
-			return false;
-		}
-		p->have_cert_rules = true;
-	}
-	abuf_init(&p->body, MAX_BODY_BYTES);
-	abuf_init(&p->answer, p->max_response);
-	abuf_init(&p->key, MAX_BODY_BYTES);
-	p->curl = curl_easy_init();
-	if(!p->curl) return false;
-	p->headers = curl_slist_append(NULL, p->params == PARAMS_JSON
-			? "Content-Type: application/json"
-			: "Content-Type: application/x-www-form-urlencoded");
-	/* No "Expect: 100-continue" round trip for larger bodies. */
-	p->headers = curl_slist_append(p->headers, "Expect:");
-	if(!p->headers) return false;
-	curl_easy_setopt(p->curl, CURLOPT_HTTPHEADER, p->headers);
-	curl_easy_setopt(p->curl, CURLOPT_POST, 1L);
-	curl_easy_setopt(p->curl, CURLOPT_WRITEFUNCTION, on_answer);
-	curl_easy_setopt(p->curl, CURLOPT_WRITEDATA, p);
-	curl_easy_setopt(p->curl, CURLOPT_ERRORBUFFER, p->last_error);
-	curl_easy_setopt(p->curl, CURLOPT_TIMEOUT_MS, p->timeout_ms);
-	curl_easy_setopt(p->curl, CURLOPT_CONNECTTIMEOUT_MS, p->timeout_ms);
-	curl_easy_setopt(p->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(p->curl, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(p->curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(p->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(p->curl, CURLOPT_SSL_VERIFYPEER, p->verify_peer ? 1L : 0L);
-	curl_easy_setopt(p->curl, CURLOPT_SSL_VERIFYHOST, p->verify_peer ? 2L : 0L);
-	if(ca_file && *ca_file) curl_easy_setopt(p->curl, CURLOPT_CAINFO, ca_file);
-	mosquitto_log_printf(MOSQ_LOG_NOTICE,
-			LOG_PREFIX "asking %s, %s, %s (%s bodies, timeout %ld ms, cache %s: auth %ld s, "
-			"acl %ld s); certificate clients: %s",
-			p->user_url, p->superuser_url ? p->superuser_url : "(no superuser check)",
-			p->acl_url, p->params == PARAMS_JSON ? "json" : "form", p->timeout_ms,
-			p->cache_on ? "on" : "off", auth_ttl, acl_ttl,
-			p->have_cert_rules ? cert_acl_file : "asked like everyone");
-	return true;
-}
-
 /* ---- plugin API v5 ------------------------------------------------------------------- */
 
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
@@ -659,7 +459,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 	struct plugin *p = calloc(1, sizeof(*p));
 	if(!p) return MOSQ_ERR_NOMEM;
 	p->id = identifier;
-	if(!configure(p, options, option_count)){
+	if(!plugin_configure(p, options, option_count)){
 		plugin_free(p);
 		return MOSQ_ERR_INVAL;
 	}

@@ -1,5 +1,6 @@
 /* Tests of aurora_core (no broker, no network). `make test` runs them; pytest runs make. */
 #include "aurora_core.h"
+#include "aurora_resp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,50 @@ static void test_cache(void)
 	cache_free(c);
 }
 
+static void test_resp(void)
+{
+	struct abuf b;
+	abuf_init(&b, 256);
+	const char *args[] = {"SET", "k", "1", "PX", "30000"};
+	const size_t lens[] = {3, 1, 1, 2, 5};
+	CHECK(resp_command(&b, args, lens, 5));
+	CHECK(b.len == strlen("*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n$2\r\nPX\r\n$5\r\n30000\r\n"));
+	CHECK(memcmp(b.data, "*5\r\n$3\r\nSET\r\n$1\r\nk\r\n", 19) == 0);
+	struct abuf tiny;
+	abuf_init(&tiny, 8);
+	CHECK(!resp_command(&tiny, args, lens, 5));  /* bounded */
+	abuf_free(&tiny);
+	abuf_free(&b);
+
+	struct resp_reply r;
+	CHECK(resp_parse("+OK\r\n", 5, &r) == 5 && r.kind == RESP_SIMPLE && r.len == 2);
+	CHECK(resp_parse("-ERR x\r\n", 8, &r) == 8 && r.kind == RESP_ERROR);
+	CHECK(resp_parse(":-2\r\n", 5, &r) == 5 && r.kind == RESP_INTEGER && r.integer == -2);
+	CHECK(resp_parse(":29998\r\n", 8, &r) == 8 && r.integer == 29998);
+	CHECK(resp_parse("$-1\r\n", 5, &r) == 5 && r.kind == RESP_NIL);
+	CHECK(resp_parse("$1\r\n1\r\n", 7, &r) == 7 && r.kind == RESP_BULK && r.len == 1
+			&& r.data[0] == '1');
+	/* two replies back to back (GET and PTTL pipelined) */
+	const char two[] = "$1\r\n0\r\n:500\r\n";
+	long used = resp_parse(two, sizeof(two) - 1, &r);
+	CHECK(used == 7 && r.data[0] == '0');
+	CHECK(resp_parse(two + used, sizeof(two) - 1 - (size_t)used, &r) == 6 && r.integer == 500);
+	/* incomplete: wait for more */
+	CHECK(resp_parse("", 0, &r) == 0);
+	CHECK(resp_parse("$1\r\n", 4, &r) == 0);
+	CHECK(resp_parse("$1\r\n1", 5, &r) == 0);
+	CHECK(resp_parse(":12", 3, &r) == 0);
+	/* malformed: refused, never read past the buffer */
+	CHECK(resp_parse("*1\r\n", 4, &r) == -1);       /* arrays are not ours */
+	CHECK(resp_parse("$99999\r\n", 8, &r) == -1);   /* too long */
+	CHECK(resp_parse("$-5\r\n", 5, &r) == -1);
+	CHECK(resp_parse("$1\r\n12\r\n", 8, &r) == -1); /* length lies */
+	CHECK(resp_parse(":1x\r\n", 5, &r) == -1);
+	CHECK(resp_parse(":\r\n", 3, &r) == -1);
+	CHECK(resp_parse(":1234567890123456789\r\n", 22, &r) == -1);
+	CHECK(resp_parse("?\r\n", 3, &r) == -1);
+}
+
 int main(void)
 {
 	test_json_body();
@@ -263,6 +308,7 @@ int main(void)
 	test_topics();
 	test_acl();
 	test_cache();
+	test_resp();
 	printf("%d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;
 }

@@ -17,6 +17,8 @@ policy service (:class:`~bench.policy_probe.FakePolicyService`, which answers su
 * ``device.subscribe.checked`` — SUBSCRIBE/SUBACK round trips per second of a device on its
   own command topic with the plugin checking subscriptions; baseline: the ACL-file broker,
   which grants every subscription unchecked (issue #11.2's hole).
+* ``policy_mqtt.connect_jwt.*`` — token client connects through the running site's token
+  listener and its real policy service (:mod:`bench.perf.policy_connect`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.load.clients import MeasurementError
 from bench.perf.figures import Figure
+from bench.perf.mqtt_lines import LinePublisher, line_throughput
+from bench.perf.policy_connect import measure_connects
 from bench.perf.runner import PerfContext
 from bench.pki import CertPair, Pki
 from bench.policy_probe import (
@@ -115,32 +119,12 @@ class _Counter:
 
 
 def _throughput(publisher_args: Sequence[str], counter: _Counter, messages: int) -> float:
-    """Messages per second from first to last arrival of ``messages`` after one warm-up."""
-    process = subprocess.Popen(
-        [_tools()[0], *publisher_args, "-t", TOPIC, "-l"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdin is not None
+    """Messages per second through the broker (bench/perf/mqtt_lines.line_throughput)."""
+    publisher = LinePublisher(publisher_args, TOPIC)
     try:
-        seen = len(counter.times)
-        # One warm-up message proves the path open (and fills the decision cache).
-        process.stdin.write(b"warm-up\n")
-        process.stdin.flush()
-        counter.wait_count(seen + 1, 30.0)
-        start = len(counter.times)
-        process.stdin.write(b"x\n" * messages)
-        process.stdin.flush()
-        counter.wait_count(start + messages, DRAIN_TIMEOUT_S)
-        times = counter.times[start : start + messages]
-        span = times[-1] - counter.times[start - 1]
-        return messages / span if span > 0 else float("inf")
+        return line_throughput(publisher, counter, b"x", messages, DRAIN_TIMEOUT_S)
     finally:
-        process.stdin.close()
-        process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
+        publisher.close()
 
 
 def _subscribe_rate(broker: PolicyBroker, pair: CertPair, count: int) -> float:
@@ -279,6 +263,18 @@ async def measure(ctx: PerfContext) -> list[Figure]:
     subscribes = 30 if ctx.config.quick else SUBSCRIBES
     ctx.progress(f"policy plugin: {messages} messages per path, cache on and off")
     try:
-        return await asyncio.to_thread(_measure, ctx.pki, work, messages, subscribes)
+        figures = await asyncio.to_thread(_measure, ctx.pki, work, messages, subscribes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    # Connects go to the running site: its token listener and its real policy service.
+    site = ctx.info.site(ctx.site_id)
+    if ctx.bench.issuer is None or site.policy_mqtt is None:
+        raise BenchError("the site runs no token listener or issuer: no connect figures")
+    ctx.progress("policy plugin: token client connects with JWT validation")
+    return figures + await measure_connects(
+        ctx.pki,
+        ctx.bench.issuer,
+        (site.policy_mqtt.host, site.policy_mqtt.port),
+        (site.mqtt.host, site.mqtt.port),
+        quick=ctx.config.quick,
+    )

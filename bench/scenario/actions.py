@@ -15,6 +15,8 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 from backend.contract import CommandVerb, Severity
 from bench.scenario.fields import BadgeUid, DeviceId, Duration, SiteId, Strict
 from bench.scenario.sentinel_steps import SENTINEL_ACTIONS, SentinelAction
+from bench.scenario.token_steps import TOKEN_ACTIONS, TokenAction
+from bench.scenario.wan_action import WanAction
 from simulators.faults import Fault
 
 
@@ -222,6 +224,8 @@ ACTIONS: dict[str, type[Strict] | type[WaitAction]] = {
     "replay": ReplayAction,
     "wait": WaitAction,
     **SENTINEL_ACTIONS,
+    "wan": WanAction,
+    **TOKEN_ACTIONS,
 }
 
 Action = (
@@ -239,4 +243,6 @@ Action = (
     | ReplayAction
     | WaitAction
     | SentinelAction
+    | WanAction
+    | TokenAction
 )

@@ -18,6 +18,7 @@ from backend.federation.links import LinkStatus
 from backend.store.models import AttestationStatus, TrustStatus
 from bench.scenario.fields import DeviceId, Duration, SiteId, Strict
 from bench.scenario.sentinel_steps import SENTINEL_CHECKS, SentinelCheck
+from bench.scenario.token_steps import TOKEN_CHECKS, TokenCheck
 from simulators.lock import LockState
 
 
@@ -208,6 +209,7 @@ CHECKS: dict[str, type[Strict]] = {
     "metric": MetricExpect,
     "latency": LatencyExpect,
     **SENTINEL_CHECKS,
+    **TOKEN_CHECKS,
 }
 
 Check = (
@@ -222,4 +224,5 @@ Check = (
     | MetricExpect
     | LatencyExpect
     | SentinelCheck
+    | TokenCheck
 )

@@ -33,6 +33,7 @@ from bench.scenario.checks import (
 from bench.scenario.latency import event_matches, latency_outcome, pair_events
 from bench.scenario.schema import ExpectationItem
 from bench.scenario.timeline import Event, EventKind, Timeline
+from bench.scenario.token_checks import evaluate_connect, evaluate_publish, evaluate_subscribe
 from bench.scenario.windows import (
     Outcome,
     Verdict,
@@ -146,6 +147,11 @@ def _alert_matches(body: AlertExpect | NoAlertExpect) -> Callable[[Event], bool]
 
 
 # ---------------------------------------------------------------- evaluators
+
+# Token clients (seed 004): judged in their own module.
+evaluate.register(evaluate_connect)
+evaluate.register(evaluate_subscribe)
+evaluate.register(evaluate_publish)
 
 
 @evaluate.register

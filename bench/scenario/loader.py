@@ -21,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from bench.errors import ScenarioError
 from bench.scenario.actions import GrantAction
 from bench.scenario.schema import NodeSpec, Scenario
+from bench.scenario.token_steps import token_references
 from bench.scenario.yaml_limits import MAX_DEPTH, structure_problem
 from simulators.board_names import BoardKind
 
@@ -414,6 +415,7 @@ def cross_check(scenario: Scenario) -> list[tuple[tuple[int | str, ...], str]]:
                     )
             for ref in ("peer", "origin"):
                 site_ok((*eloc, ref), getattr(body, ref, None))
+    problems.extend(token_references(scenario.steps))
     return problems
 
 

@@ -44,6 +44,11 @@ from bench.scenario.schema import Scenario
 from bench.scenario.sentinel_probe import SentinelProbe
 from bench.scenario.site_client import SiteClient
 from bench.scenario.timeline import EventKind, Timeline
+from bench.scenario.token_clients import TokenClients
+from bench.scenario.token_clients import connect as _token_connect
+from bench.scenario.token_clients import publish as _token_publish
+from bench.scenario.token_clients import subscribe as _token_subscribe
+from bench.scenario.token_steps import TokenConnectAction, TokenPublishAction, TokenSubscribeAction
 from bench.site import RunningBench
 from simulators.faults import Fault
 from simulators.mqtt_link import device_tls_context
@@ -69,6 +74,8 @@ class Stage:
     grants: list[tuple[str, str]] = field(default_factory=list)
     #: (site, service) -> stopped now; stopped services are started again at the end.
     stopped: dict[tuple[str, Service], bool] = field(default_factory=dict)
+    #: Token clients connected by name (seed 004), disconnected at the end.
+    token_clients: TokenClients = field(default_factory=TokenClients)
 
     def site_of(self, site: str | None, device: str | None = None) -> str:
         """The site named, else the device's site, else the first site."""
@@ -124,6 +131,12 @@ class Stage:
 async def perform(action: object, stage: Stage) -> str:
     """Do ``action``; a short description of what was done."""
     raise StepError(f"no way to perform {type(action).__name__}")
+
+
+# Token clients (seed 004): their functions live with their models' I/O.
+perform.register(TokenConnectAction, _token_connect)
+perform.register(TokenPublishAction, _token_publish)
+perform.register(TokenSubscribeAction, _token_subscribe)
 
 
 @perform.register

@@ -44,6 +44,8 @@ from bench.scenario.schema import Scenario, Step
 from bench.scenario.sentinel_probe import SentinelProbe
 from bench.scenario.site_client import SiteClient
 from bench.scenario.timeline import Event, EventKind, Timeline
+from bench.scenario.wan_action import checked_conditions
+from bench.scenario.wan_perform import heal_wan
 from bench.site import BenchOptions, RunningBench, start_bench
 
 #: How often pending expectations are re-evaluated while the timeline grows.
@@ -143,6 +145,7 @@ class BenchPool:
                 db=self._db,
                 site_env=site_env,
                 sentinel=scenario.sentinel,
+                wan=checked_conditions(scenario.wan) if scenario.wan is not None else None,
             )
         )
         self._key = key
@@ -247,6 +250,10 @@ class _Run:
                     await stage.start_service(site, service)
                 except Exception as error:
                     errors.append(f"restarting {service} of {site}: {error}")
+        try:
+            await heal_wan(stage)
+        except BenchError as error:
+            errors.append(f"restoring the WAN link: {error}")
         for site, grant_id in stage.grants:
             with contextlib.suppress(BenchError):
                 await stage.api(site).revoke(grant_id)
@@ -257,6 +264,7 @@ class _Run:
                 except Exception as error:
                     errors.append(f"restarting Sentinel node {region}: {error}")
             await stage.sentinel.aclose()
+        await stage.token_clients.aclose()
         if stage.probe is not None:
             await stage.probe.aclose()
         for client in stage.sites.values():

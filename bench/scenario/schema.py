@@ -89,6 +89,7 @@ from bench.scenario.fields import (
     Strict,
     parse_duration,
 )
+from bench.scenario.wan_action import checked_conditions
 from simulators.board_names import BoardKind, parse_board
 
 #: Settings the bench owns for every site (ports, URLs, certificates): a scenario may not
@@ -394,6 +395,18 @@ class Scenario(Strict):
     fleet: list[NodeSpec] = Field(default_factory=list)
     grants: list[GrantSpec] = Field(default_factory=list)
     steps: list[Step] = Field(min_length=1)
+    wan: str | None = Field(
+        None,
+        description="run the two sites in network namespaces across an emulated WAN, e.g. "
+        '"delay=50ms jitter=10ms loss=1%" (root only; skipped elsewhere)',
+    )
+
+    @field_validator("wan")
+    @classmethod
+    def _wan_conditions(cls, value: str | None) -> str | None:
+        if value is not None:
+            checked_conditions(value)
+        return value
 
     @field_validator("sites")
     @classmethod
@@ -407,6 +420,8 @@ class Scenario(Strict):
         # Cross references are checked here so a typo fails at `scenario check`, not
         # half-way through a run. Locations are reported by the loader from the message.
         ids = [node.id for node in self.fleet]
+        if self.wan is not None and len(self.sites) != 2:
+            raise ValueError("wan: joins two sites; name two under `sites`")
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"fleet: device ids used twice: {', '.join(duplicates)}")
@@ -439,12 +454,9 @@ class Scenario(Strict):
 
     def bench_key(self) -> str:
         """Scenarios with equal keys can share one running bench."""
+        env = {site: spec.env() for site, spec in self.sites.items()}
         return json.dumps(
-            {
-                "sites": {site: spec.env() for site, spec in self.sites.items()},
-                "sentinel": self.sentinel,
-            },
-            sort_keys=True,
+            {"sites": env, "wan": self.wan, "sentinel": self.sentinel}, sort_keys=True
         )
 
 

@@ -71,7 +71,10 @@ class Event:
         }
 
 
-_ACTION_FIELDS = ("uid", "doors", "verb", "type", "severity", "fault", "respond", "topic", "count")
+_ACTION_FIELDS = (
+    "uid", "doors", "verb", "type", "severity", "fault", "respond", "client", "topic", "filter",
+    "count", "reason_code",
+)  # fmt: skip
 
 
 def _summary_of(event: Event) -> str:
@@ -90,7 +93,9 @@ def _summary_of(event: Event) -> str:
         case EventKind.AUDIT:
             return str(d.get("type"))
         case EventKind.MQTT:
-            return f"{d.get('message') or d.get('topic')}"
+            # A token client's message (seed 004) names the client that received it.
+            to = f" to {d['client']}" if d.get("client") else ""
+            return f"{d.get('message') or d.get('topic')}{to}"
         case EventKind.DEVICE:
             fields = ("trust_status", "attestation_status", "risk_score")
             return " ".join(f"{k}={d.get(k)}" for k in fields if k in d)

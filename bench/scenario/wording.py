@@ -19,6 +19,7 @@ from bench.scenario.checks import (
     NoCommandExpect,
 )
 from bench.scenario.schema import ExpectationItem
+from bench.scenario.token_checks import describe_connect, describe_publish, describe_subscribe
 from bench.scenario.windows import seconds_text as _s
 
 
@@ -26,6 +27,11 @@ from bench.scenario.windows import seconds_text as _s
 def describe(body: object) -> str:
     """The expectation in words."""
     raise TypeError(f"no description for {type(body).__name__}")
+
+
+describe.register(describe_connect)
+describe.register(describe_subscribe)
+describe.register(describe_publish)
 
 
 @describe.register

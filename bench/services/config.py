@@ -27,6 +27,7 @@ from bench.pki import CertPair
 
 __all__ = [
     "MAX_INFLIGHT_MESSAGES",
+    "MAX_QUEUED_BYTES",
     "MAX_QUEUED_MESSAGES",
     "MOSQUITTO_NOFILE",
     "PROBE_IDENTITY",
@@ -45,9 +46,18 @@ __all__ = [
     "sqlite_url",
 ]
 
-#: Generous queues: a backend restarted under a 10,000-device fleet must find its session's
-#: QoS 1 backlog intact (DESIGN: Delivery); Mosquitto drops the newest beyond this.
+#: Queue limits per offline session; in practice the ingest's (its persistent session is
+#: the one that queues while the backend is away). A backend restarted under a 10,000-device
+#: fleet must find its QoS 1 backlog intact (DESIGN: Delivery); Mosquitto drops the newest
+#: beyond the limit. Sized for issue 17's figures with room to spare: the 100,000-reading
+#: drain and the catch-up (60 s x 2,000 msg/s = 120,000) are 10-12 % of the count. Bytes
+#: bound the broker's memory instead of leaving it to the count alone: 256 MiB of payload
+#: is ~2.5 million 100-byte readings, so the count is what binds for telemetry, the bytes
+#: for a session fed large payloads.
 MAX_QUEUED_MESSAGES = 1_000_000
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+#: QoS 1 messages in flight to a client (MQTT v3 clients; a v5 client's own Receive
+#: Maximum governs: the ingest announces mqtt_receive_maximum, 4,000).
 MAX_INFLIGHT_MESSAGES = 1000
 MOSQUITTO_NOFILE = 65_536
 
@@ -105,6 +115,9 @@ class PolicyListener:
     acl_cache_seconds: int = 30
     #: A JWT longer than this is refused at CONNECT without being sent anywhere.
     max_password_bytes: int = 8192
+    #: go-auth's ``cache_type redis``: decisions shared through this Redis ("host:port"),
+    #: None: each broker's own memory only.
+    shared_cache: str | None = None
 
     def plugin_lines(self, cert_acl_file: Path) -> list[str]:
         """The ``plugin`` / ``plugin_opt_*`` lines of mosquitto.conf."""
@@ -124,6 +137,9 @@ class PolicyListener:
             "max_password_bytes": self.max_password_bytes,
             "cert_acl_file": cert_acl_file,
         }
+        if self.shared_cache is not None:
+            host, _, port = self.shared_cache.rpartition(":")
+            options |= {"cache_type": "redis", "cache_host": host, "cache_port": port}
         return [f"plugin {self.plugin}", *(f"plugin_opt_{k} {v}" for k, v in options.items())]
 
 
@@ -174,7 +190,7 @@ def mosquitto_conf(config: MosquittoConfig) -> str:
         f"persistence_location {config.persistence_dir}/",
         "autosave_interval 30",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
-        "max_queued_bytes 0",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "max_connections -1",
         "set_tcp_nodelay true",
@@ -235,6 +251,9 @@ class NatsConfig:
     host: str = "127.0.0.1"
     leaf_listener: LeafListener | None = None
     leaf_remote: LeafRemote | None = None
+    #: Seconds between the server's pings on every connection (NATS default: 2 minutes);
+    #: two unanswered pings close a connection, so a dead leafnode link is noticed sooner.
+    ping_interval_s: int | None = None
 
 
 def _q(value: object) -> str:
@@ -249,6 +268,7 @@ def nats_conf(config: NatsConfig) -> str:
         f"server_name: {_q('aurora-' + config.site_id)}",
         f"listen: {_q(f'{config.host}:{config.port}')}",
         f"http: {_q(f'{config.host}:{config.http_port}')}",
+        *([f"ping_interval: {_q(f'{config.ping_interval_s}s')}"] if config.ping_interval_s else []),
         "jetstream {",
         f"  store_dir: {_q(config.store_dir)}",
         # One JetStream domain per site is what lets streams source each other across the
@@ -307,8 +327,11 @@ def redis_args(port: int, work_dir: Path, host: str = "127.0.0.1") -> list[str]:
         str(work_dir),
         "--daemonize",
         "no",
+        # Protected mode refuses every non-loopback client without a password; a site in
+        # its own network namespace (the WAN bench) is reached on its namespace address,
+        # which only this machine and the peer site can route to.
         "--protected-mode",
-        "yes",
+        "yes" if host == "127.0.0.1" else "no",
         "--maxclients",
         "10000",
     ]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from backend.mqtt import MqttError, client_tls_context
 from backend.mqtt import codec as mqtt_codec
+from backend.mqtt.reader import PacketReader
 from bench.errors import ServiceStartError
 from bench.pki import CertPair, Pki
 from bench.services.auth_plugin import ensure_plugin
@@ -59,13 +60,16 @@ def mosquitto_service(
     policy_port: int | None = None,
     policy_http_port: int | None = None,
     policy_cache: bool = True,
+    host: str = LOOPBACK,
+    netns: str | None = None,
 ) -> Service:
     """Mosquitto for one site: mTLS listener on ``port``, ACL, persistence in ``site_dir``.
 
     With ``policy_port`` and ``policy_http_port`` it also gets the token-client listener on
     ``policy_port``, authorized by the ``aurora_auth`` plugin asking the policy service on
     ``policy_http_port`` (the site backend); ``policy_cache`` False turns the plugin's
-    decision cache off (the bench measures the difference).
+    decision cache off (the bench measures the difference). ``host`` and ``netns`` place
+    it in a site's network namespace (the WAN bench): it listens on ``host`` there.
     """
     binary = find_binary("mosquitto")
     policy = None
@@ -75,6 +79,7 @@ def mosquitto_service(
             plugin=ensure_plugin(),
             http_port=policy_http_port,
             cache=policy_cache,
+            http_host=host,
         )
     work = site_dir / "mosquitto"
     work.mkdir(parents=True, exist_ok=True)
@@ -86,8 +91,9 @@ def mosquitto_service(
         mosquitto_conf(
             MosquittoConfig(
                 port=port,
+                host=host,
                 ca=pki.ca_cert,
-                server=pki.server(f"mosquitto-{site_id}"),
+                server=_server_cert(pki, f"mosquitto-{site_id}", host),
                 acl_file=acl,
                 persistence_dir=work,
                 log_file=site_dir / "mosquitto.log",
@@ -99,8 +105,8 @@ def mosquitto_service(
     )
 
     def ready() -> bool:
-        return mqtt_accepts(LOOPBACK, port, pki.ca_cert, probe) and (
-            policy_port is None or tcp_accepts(LOOPBACK, policy_port)
+        return mqtt_accepts(host, port, pki.ca_cert, probe) and (
+            policy_port is None or tcp_accepts(host, policy_port)
         )
 
     return Service(
@@ -109,13 +115,20 @@ def mosquitto_service(
             command=[binary, "-c", str(conf)],
             log=site_dir / "mosquitto.log",
             ready=ready,
+            host=host,
             port=port,
             cwd=work,
             nofile=MOSQUITTO_NOFILE,
+            netns=netns,
             # Devices resume their TLS sessions across a broker restart (issue 17).
             env=ticket_key_env(work, pki.crl),
         )
     )
+
+
+def _server_cert(pki: Pki, name: str, host: str) -> CertPair:
+    """The loopback server cert, or one that also names ``host`` (a namespace address)."""
+    return pki.server(name) if host == LOOPBACK else pki.server(name, ips=(host,))
 
 
 READY_CLIENT_ID = "bench-ready-check"
@@ -135,7 +148,7 @@ def mqtt_accepts(host: str, port: int, ca: Path, client: CertPair, timeout_s: fl
             context.wrap_socket(raw, server_hostname=host) as tls,
         ):
             tls.sendall(mqtt_codec.encode(mqtt_codec.Connect(READY_CLIENT_ID)))
-            reader = mqtt_codec.PacketReader()
+            reader = PacketReader()
             while True:
                 chunk = tls.recv(256)
                 if not chunk:
@@ -152,18 +165,22 @@ def mqtt_accepts(host: str, port: int, ca: Path, client: CertPair, timeout_s: fl
         return False
 
 
-def redis_service(site_dir: Path, site_id: str, port: int) -> Service:
-    """redis-server for one site on ``port``, without persistence."""
+def redis_service(
+    site_dir: Path, site_id: str, port: int, *, host: str = LOOPBACK, netns: str | None = None
+) -> Service:
+    """redis-server for one site on ``host:port``, without persistence."""
     binary = find_binary("redis-server")
     work = site_dir / "redis"
     work.mkdir(parents=True, exist_ok=True)
     return Service(
         ServiceSpec(
             name=f"redis-{site_id}",
-            command=[binary, *redis_args(port, work)],
+            command=[binary, *redis_args(port, work, host)],
             log=site_dir / "redis.log",
-            ready=lambda: tcp_accepts(LOOPBACK, port),
+            ready=lambda: tcp_accepts(host, port),
+            host=host,
             port=port,
+            netns=netns,
             cwd=work,
             nofile=MOSQUITTO_NOFILE,
         )
@@ -197,6 +214,10 @@ def nats_service(
     http_port: int,
     leaf_listen_port: int | None = None,
     leaf_remote_port: int | None = None,
+    leaf_remote_host: str = LOOPBACK,
+    host: str = LOOPBACK,
+    netns: str | None = None,
+    ping_interval_s: int | None = None,
 ) -> Service:
     """nats-server with JetStream (domain = site id) and, optionally, a TLS leafnode link.
 
@@ -209,11 +230,13 @@ def nats_service(
     store.mkdir(parents=True, exist_ok=True)
     listener = None
     if leaf_listen_port is not None:
-        listener = LeafListener(leaf_listen_port, pki.ca_cert, pki.server(f"nats-{site_id}"))
+        listener = LeafListener(
+            leaf_listen_port, pki.ca_cert, _server_cert(pki, f"nats-{site_id}", host)
+        )
     remote = None
     if leaf_remote_port is not None:
         remote = LeafRemote(
-            f"tls://{LOOPBACK}:{leaf_remote_port}",
+            f"tls://{leaf_remote_host}:{leaf_remote_port}",
             pki.ca_cert,
             pki.service(f"nats-leaf-{site_id}"),
         )
@@ -224,7 +247,9 @@ def nats_service(
                 site_id=site_id,
                 port=port,
                 http_port=http_port,
+                host=host,
                 store_dir=store,
+                ping_interval_s=ping_interval_s,
                 leaf_listener=listener,
                 leaf_remote=remote,
             )
@@ -233,7 +258,7 @@ def nats_service(
 
     def ready() -> bool:
         # The monitoring port answers last; leafnode ports are up by then too.
-        return tcp_accepts(LOOPBACK, port) and tcp_accepts(LOOPBACK, http_port)
+        return tcp_accepts(host, port) and tcp_accepts(host, http_port)
 
     return Service(
         ServiceSpec(
@@ -241,8 +266,10 @@ def nats_service(
             command=[binary, "-c", str(conf)],
             log=site_dir / "nats.log",
             ready=ready,
+            host=host,
             port=port,
             cwd=work,
+            netns=netns,
         )
     )
 

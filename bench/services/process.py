@@ -56,6 +56,7 @@ PACKAGES = {
     "setpriv": "util-linux",
     "prlimit": "util-linux",
     "env": "coreutils",
+    "ip": "iproute2",
 }
 LOG_TAIL_LINES = 30
 
@@ -171,6 +172,8 @@ class ServiceSpec:
     stop_timeout_s: float = 15.0
     stop_signal: int = signal.SIGTERM
     drop_env_prefix: str | None = None
+    #: Run inside this network namespace (``ip netns exec``; the WAN bench, root only).
+    netns: str | None = None
 
 
 #: Services whose child may still run (killed at interpreter exit; see the module doc).
@@ -200,6 +203,9 @@ def launch_prefix(spec: ServiceSpec) -> list[str]:
       the spec does not set (only the bench decides a backend's settings).
     """
     prefix: list[str] = []
+    if spec.netns is not None:
+        # ``ip netns exec`` switches namespace and execs (no fork): the pid stays the server's.
+        prefix += [find_binary("ip"), "netns", "exec", spec.netns]
     if spec.drop_env_prefix:
         dropped = sorted(
             name

@@ -54,6 +54,13 @@ class SiteServers:
     #: The backend's API port when the provider had to fix it (Mosquitto's plugin needs it).
     api_port: int | None = None
     services: dict[str, Service] = field(default_factory=dict)
+    #: Where the backend listens (a site in its own network namespace: its address there).
+    api_host: str = LOOPBACK
+    #: The network namespace the backend runs in (the WAN bench), else None.
+    netns: str | None = None
+    #: The root namespace's address as seen from the site's namespace (the backend fetches
+    #: the bench's token issuer keys there), else None.
+    gateway: str | None = None
 
 
 class SiteProvider(Protocol):

@@ -1,9 +1,11 @@
 """Seed 004 against a running site: tokens from the bench's issuer, the site's go-auth HTTP
 endpoints (as Mosquitto's plugin calls them) and its REST API.
 
-Covers what ``policy_jwt.yaml`` would (the scenario schema is being rewritten elsewhere):
-the seed's rules and the hostile tokens — expired, not yet valid, signed by another key,
-``alg: none``, wrong audience, a viewer publishing, a deny rule beating a group allow.
+The seed's rules and the hostile tokens — expired, not yet valid, signed by another key,
+``alg: none``, wrong audience, a viewer publishing, a deny rule beating a group allow — over
+HTTP here, with the deny reasons; ``scenarios/policy/policy_jwt.yaml`` plays the same cases
+through a real broker. The hostile tokens are spelled out here rather than taken from
+``bench.issuer.forge``, so the two cannot share a mistake.
 """
 
 from __future__ import annotations

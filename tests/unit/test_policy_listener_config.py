@@ -128,3 +128,14 @@ def test_bench_file_names_the_token_listener_and_reads_old_files() -> None:
     )
     assert new.policy_mqtt == MqttEndpoint(host="127.0.0.1", port=5, tls=True)
     assert SiteInfo.model_validate_json(new.model_dump_json()) == new
+
+
+def test_a_shared_cache_names_redis_as_go_auth_does() -> None:
+    shared = PolicyListener(
+        port=18884, plugin=Path("/b/aurora_auth.so"), http_port=8080, shared_cache="10.0.0.5:6380"
+    )
+    lines = _conf(shared)
+    assert "plugin_opt_cache_type redis" in lines
+    assert "plugin_opt_cache_host 10.0.0.5" in lines
+    assert "plugin_opt_cache_port 6380" in lines
+    assert not any(line.startswith("plugin_opt_cache_type") for line in _conf(POLICY))

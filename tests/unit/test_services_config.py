@@ -109,6 +109,16 @@ def test_nats_has_a_jetstream_domain_per_site() -> None:
     assert 'listen: "127.0.0.1:4300"' in text
     assert 'http: "127.0.0.1:8300"' in text
     assert "leafnodes" not in text
+    assert "ping_interval" not in text  # NATS' own default unless a WAN site asks
+
+
+def test_a_site_across_a_wan_pings_sooner_and_listens_on_its_namespace_address() -> None:
+    config = NatsConfig("b", 4222, 8222, Path("/js"), host="10.201.3.6", ping_interval_s=5)
+    text = nats_conf(config)
+    assert 'ping_interval: "5s"' in text
+    assert 'listen: "10.201.3.6:4222"' in text
+    assert redis_args(6379, Path("/w"), "10.201.3.6")[-3] == "no"  # protected mode off
+    assert redis_args(6379, Path("/w"))[-3] == "yes"
 
 
 def test_nats_hub_verifies_leaf_client_certificates() -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from backend.federation.gossip import (
     HeartbeatVerdict,
     LinkChanged,
     LinkSnapshot,
     LinkThresholds,
     change_on_heartbeat,
+    echo_subject,
     judge_heartbeat,
+    link_latency_ms,
     stale_link_changes,
     status_on_heartbeat,
 )
@@ -76,3 +80,15 @@ def test_a_link_change_becomes_a_unique_audit_event() -> None:
     assert audit.data == {"link_id": "link-a-b", "peer": "b", "status": "down"}
     later = LinkChanged("link-a-b", "b", LinkStatus.DOWN, NOW + timedelta(seconds=1))
     assert later.audit("a").msg_id != audit.msg_id  # a second outage is a second event
+
+
+def test_the_link_latency_is_half_the_echo_round_trip_once_one_was_timed() -> None:
+    # A peer clock 3 s ahead makes the gossip age useless; the echo is on one clock.
+    assert link_latency_ms(gossip_age_ms=0.0, echo_rtt_ms=None) == 0.0
+    assert link_latency_ms(gossip_age_ms=3_000.0, echo_rtt_ms=None) == 3_000.0
+    assert link_latency_ms(gossip_age_ms=3_000.0, echo_rtt_ms=101.5) == pytest.approx(50.75)
+
+
+def test_each_site_answers_echoes_on_its_own_subject() -> None:
+    assert echo_subject("a") == "aurora.federation.echo.a"
+    assert echo_subject("a") != echo_subject("b")

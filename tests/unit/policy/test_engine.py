@@ -1,5 +1,6 @@
-"""The engine over the bench's rules file: every device rule, deny wins, %u/%c hygiene,
-roles, superusers (certificate identities; tokens are in test_rules and test_tokens)."""
+"""The engine over the bench's rules file: seed 004's examples as golden vectors and every
+device rule, in one decision table; deny wins, %u/%c hygiene, roles, superusers, and the
+decision cache (token validation is in test_tokens, the rules loader in test_rules)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.policy.engine import Decision, PolicyEngine, SiteIdentities, bench_rules
+from backend.policy.engine import (
+    DECISION_CACHE_TOPIC_MAX,
+    Decision,
+    PolicyEngine,
+    SiteIdentities,
+    bench_rules,
+)
 from backend.policy.rules import Subject, SubjectType, parse_rules
 
 BACKEND = "aurora-backend-a"
@@ -21,16 +28,77 @@ ENGINE = PolicyEngine(bench_rules())
 IDENTITIES = SiteIdentities("a")
 
 
-def check(username: str, clientid: str, topic: str, acc: int) -> Decision:
-    """A check as a certificate identity of site a asks it."""
-    subject = IDENTITIES.subject(username)
+def check(who: str | Subject, clientid: str, topic: str, acc: int) -> Decision:
+    """A check as a token subject, or as a certificate identity of site a (a username)."""
+    subject = IDENTITIES.subject(who) if isinstance(who, str) else who
     if subject is None:
-        return Decision(False, f"{username!r} is nobody")
+        return Decision(False, f"{who!r} is nobody")
     return ENGINE.check(subject, clientid, topic, acc)
 
 
+def user(name: str, *groups: str, scopes: tuple[str, ...] = ()) -> Subject:
+    return Subject(SubjectType.USER, name, frozenset(groups), frozenset(scopes))
+
+
+def service(name: str, *scopes: str, groups: tuple[str, ...] = ()) -> Subject:
+    return Subject(SubjectType.SERVICE, name, frozenset(groups), frozenset(scopes))
+
+
+ADMIN = user("alice", "admins")
+VIEWER = user("victor", "viewers")
+TWIN = service("svc-digital-twin", "mqtt.write")
+PIPELINES = service("svc-pipelines", "mqtt.write")
+
+# (who, topic, acc, allowed) — every example of seed 004 as it decides there.
+GOLDEN = [
+    # "admins": everything, including subscribing to '#'
+    (ADMIN, "celine/digital-twin/events/pump/pump-001", W, True),
+    (ADMIN, "celine/system/alerts/critical", S, True),
+    (ADMIN, "#", S, True),
+    (ADMIN, "aurora/sensors/stm32f401-door-03/status", W, True),
+    # a service with mqtt.write publishes digital-twin events and state ...
+    (TWIN, "celine/digital-twin/events/pump/pump-001", W, True),
+    (TWIN, "celine/digital-twin/state/pump/pump-001", W, True),
+    # ... but nothing else, and mqtt.write gives no subscribe
+    (TWIN, "celine/digital-twin/commands/pump/pump-001", W, False),
+    (TWIN, "celine/pipelines/status/etl-daily", W, False),
+    (TWIN, "celine/digital-twin/events/#", S, False),
+    (service("svc-digital-twin"), "celine/digital-twin/events/pump/pump-001", W, False),
+    (user("mallory", scopes=("mqtt.write",)), "celine/digital-twin/events/p/1", W, False),
+    # the client example: mqtt.read subscribes digital-twin events
+    (service("svc-dash", "mqtt.read"), "celine/digital-twin/events/#", S, True),
+    (service("svc-dash", "mqtt.read"), "celine/digital-twin/events/pump/1", R, True),
+    (service("svc-dash", "mqtt.read"), "celine/digital-twin/events/pump/1", W, False),
+    # viewers read telemetry readings ...
+    (VIEWER, "celine/telemetry/meter/meter-001/readings", S, True),
+    (VIEWER, "celine/telemetry/meter/meter-001/readings", R, True),
+    (VIEWER, "celine/telemetry/+/+/readings", S, True),
+    (VIEWER, "celine/telemetry/#", S, False),
+    (VIEWER, "celine/telemetry/meter/meter-001/readings", W, False),
+    (service("svc-viewer", groups=("viewers",)), "celine/telemetry/m/1/readings", S, False),
+    # ... and may not subscribe to critical alerts: the deny beats the system/# allow
+    (VIEWER, "celine/system/alerts/critical", S, False),
+    (VIEWER, "celine/system/alerts/warning", S, True),
+    (VIEWER, "celine/system/health/api", S, True),
+    # svc-pipelines publishes pipeline status and events, no other service does
+    (PIPELINES, "celine/pipelines/status/etl-daily", W, True),
+    (PIPELINES, "celine/pipelines/events/etl-daily/started", W, True),
+    (PIPELINES, "celine/pipelines/status/etl-daily/extra", W, False),
+    (service("svc-other", "mqtt.write"), "celine/pipelines/status/etl-daily", W, False),
+    (service("svc-pipelines"), "celine/pipelines/status/etl-daily", W, False),
+    # token clients get none of the certificate identities' rules
+    (
+        service("stm32f401-door-03", "mqtt.write"),
+        "aurora/sensors/stm32f401-door-03/status",
+        W,
+        False,
+    ),
+    (user("bench-probe", "editors"), "aurora/sensors/x/status", W, False),
+]
+
+
 # (username, topic, acc, allowed) — one row per line of the bench's ACL file and its edges.
-TABLE = [
+DEVICE_RULES = [
     # devices write only under their own id
     (DOOR, f"aurora/sensors/{DOOR}/status", W, True),
     (DOOR, f"aurora/sensors/{DOOR}/telemetry", W, True),
@@ -94,9 +162,11 @@ TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("username", "topic", "acc", "allowed"), TABLE)
-def test_device_rules(username: str, topic: str, acc: int, allowed: bool) -> None:
-    decision = check(username, f"{username}-client", topic, acc)
+@pytest.mark.parametrize(("who", "topic", "acc", "allowed"), GOLDEN + DEVICE_RULES)
+def test_decisions(who: str | Subject, topic: str, acc: int, allowed: bool) -> None:
+    """Seed 004's examples decide as the seed says; the device rules as the ACL file did."""
+    name = who if isinstance(who, str) else who.id
+    decision = check(who, f"{name}-client", topic, acc)
     assert decision.allowed is allowed, decision
     assert (decision.reason == "") is allowed
 
@@ -158,6 +228,12 @@ DENY_DOOR_ALERTS = (
 )
 
 
+def test_the_seeds_deny_names_its_rule() -> None:
+    decision = ENGINE.check(VIEWER, "c", "celine/system/alerts/critical", S)
+    assert "seed 004: deny specific topic" in decision.reason
+    assert "denied to user 'victor' (groups: viewers)" in decision.reason
+
+
 def test_deny_wins_over_allow_in_any_order() -> None:
     door, env = Subject(SubjectType.DEVICE, DOOR), Subject(SubjectType.DEVICE, ENV)
     for engine in (_rules(ALLOW_OWN, DENY_DOOR_ALERTS), _rules(DENY_DOOR_ALERTS, ALLOW_OWN)):
@@ -193,14 +269,25 @@ def test_client_id_substitution_is_validated_too() -> None:
     assert not engine.check(door, "", "clients//x", W).allowed
 
 
-def test_superuser_is_only_the_sites_backend() -> None:
-    backend = IDENTITIES.subject(BACKEND)
-    assert backend is not None
-    assert ENGINE.superuser(backend).allowed
-    for name in (OTHER_BACKEND, PROBE, DOOR):
-        subject = IDENTITIES.subject(name)
-        assert subject is not None
-        assert not ENGINE.superuser(subject).allowed
+@pytest.mark.parametrize(
+    ("who", "superuser"),
+    [
+        (BACKEND, True),
+        (OTHER_BACKEND, False),
+        (PROBE, False),
+        (DOOR, False),
+        (ADMIN, True),
+        (service("svc-admin", "mqtt.admin"), True),
+        (VIEWER, False),
+        (TWIN, False),
+        (user("eve", "managers"), False),
+    ],
+)
+def test_superusers_come_from_roles(who: str | Subject, superuser: bool) -> None:
+    """Among certificate identities only the site's backend; among tokens, the roles'."""
+    subject = IDENTITIES.subject(who) if isinstance(who, str) else who
+    assert subject is not None
+    assert ENGINE.superuser(subject).allowed is superuser
 
 
 def test_identities_of_a_site() -> None:
@@ -208,3 +295,44 @@ def test_identities_of_a_site() -> None:
     assert IDENTITIES.subject(PROBE) == Subject(SubjectType.PROBE, PROBE)
     assert IDENTITIES.subject(DOOR) == Subject(SubjectType.DEVICE, DOOR)
     assert SiteIdentities("b").subject(BACKEND) == Subject(SubjectType.DEVICE, BACKEND)
+
+
+def test_cached_decisions_are_the_decisions() -> None:
+    """The cache answers exactly what the rules decide, the second time from memory."""
+    engine = PolicyEngine(bench_rules())
+    for who, topic, acc, _ in GOLDEN + DEVICE_RULES:
+        subject = IDENTITIES.subject(who) if isinstance(who, str) else who
+        if subject is None:
+            continue
+        first = engine.check(subject, "c", topic, acc)
+        assert first == engine.decide(subject, "c", topic, acc)
+        assert engine.check(subject, "c", topic, acc) is first
+
+
+def test_the_cache_keys_on_the_whole_subject_and_client() -> None:
+    engine = PolicyEngine(bench_rules())
+    topic = "celine/telemetry/meter/meter-001/readings"
+    assert engine.check(VIEWER, "c", topic, S).allowed
+    # Same id, other groups: decided afresh, not served from the viewer's answer.
+    assert not engine.check(user("victor"), "c", topic, S).allowed
+    rule = '{"subjects": {"types": ["device"]}, "topics": ["clients/%c/#"], "actions": ["publish"]}'
+    by_client = _rules(rule)
+    door = Subject(SubjectType.DEVICE, DOOR)
+    assert by_client.check(door, "door-3", "clients/door-3/x", W).allowed
+    assert not by_client.check(door, "other", "clients/door-3/x", W).allowed
+
+
+def test_the_cache_is_bounded_and_skips_long_topics() -> None:
+    engine = PolicyEngine(bench_rules(), cache_size=2)
+    door = Subject(SubjectType.DEVICE, DOOR)
+    first = engine.check(door, "c", f"aurora/sensors/{DOOR}/a", W)
+    assert engine.check(door, "c", f"aurora/sensors/{DOOR}/a", W) is first
+    engine.check(door, "c", f"aurora/sensors/{DOOR}/b", W)
+    engine.check(door, "c", f"aurora/sensors/{DOOR}/c", W)
+    again = engine.check(door, "c", f"aurora/sensors/{DOOR}/a", W)  # evicted: decided anew
+    assert again == first
+    assert again is not first
+    long_topic = f"aurora/sensors/{DOOR}/" + "x" * DECISION_CACHE_TOPIC_MAX
+    long_first = engine.check(door, "c", long_topic, W)
+    assert long_first.allowed
+    assert engine.check(door, "c", long_topic, W) is not long_first

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.app import create_app
+from backend.policy.router import PolicyEndpoints, policy_router
 from backend.settings import Settings
 
 BACKEND = "aurora-backend-a"
@@ -281,3 +282,49 @@ def test_no_body_gets_a_500(app: FastAPI, path: str, content_type: str, body: by
     response = post_now(app, path, body, headers)
     assert response.status_code in (200, 400, 403), response.text
     assert isinstance(response.json()["ok"], bool)
+
+
+PARITY_REQUESTS = [
+    ("/mqtt/acl", b'{"username": "%s", "topic": "aurora/sensors/%s/status", "acc": 2}'
+     % (DOOR.encode(), DOOR.encode()), "application/json"),
+    ("/mqtt/acl", b'{"username": "%s", "topic": "aurora/sensors/x/status", "acc": 2}'
+     % DOOR.encode(), "application/json"),
+    ("/mqtt/acl?response=text", b"username=%s&topic=a%%2Fb&acc=9" % DOOR.encode(),
+     "application/x-www-form-urlencoded"),
+    ("/mqtt/superuser", b'{"username": "%s"}' % BACKEND.encode(), ""),
+    ("/mqtt/user", b"{", "application/json"),
+    ("/mqtt/user", b"x" * 600_000, "application/json"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body", "content_type"), PARITY_REQUESTS)
+async def test_the_fast_path_and_the_routes_answer_alike(
+    app: FastAPI, path: str, body: bytes, content_type: str
+) -> None:
+    """The OpenAPI routes and the fast path in front of them are one implementation."""
+    routes_only = FastAPI()
+    routes_only.include_router(policy_router(PolicyEndpoints(app.state.backend.policy)))
+    headers = {"content-type": content_type} if content_type else {}
+    answers = []
+    for target in (app, routes_only):
+        transport = httpx.ASGITransport(app=target)
+        async with httpx.AsyncClient(transport=transport, base_url="http://site-a") as http:
+            response = await http.post(path, content=body, headers=headers)
+        answers.append((response.status_code, response.content, response.headers["content-type"]))
+    assert answers[0] == answers[1]
+    assert answers[0][0] in (200, 400, 403)
+
+
+async def test_the_routes_are_in_the_openapi_document(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    operations = {
+        operation["operationId"]
+        for path, methods in schema["paths"].items()
+        if path.startswith("/mqtt/")
+        for operation in methods.values()
+    }
+    assert operations == {
+        f"mqtt_{check}_{method}"
+        for check in ("user", "superuser", "acl")
+        for method in ("post", "put", "get")
+    }
