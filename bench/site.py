@@ -330,7 +330,11 @@ class RunningBench:
             self._postgres.start()
         if options.sentinel:
             self.sentinel = SentinelCluster(
-                self.state_dir, self.pki, bridge=options.sentinel_bridge
+                self.state_dir,
+                self.pki,
+                bridge=options.sentinel_bridge,
+                workers=options.sentinel_workers,
+                rules=options.sentinel_rules,
             )
         for index, site_id in enumerate(options.sites):
             directory = self.state_dir / site_id
@@ -374,6 +378,8 @@ class RunningBench:
                     redis_url=origin.redis_url,
                     mqtt_host=origin.mqtt_host,
                     mqtt_port=origin.mqtt_port,
+                    api_url=f"http://{LOOPBACK}:{origin.api_port}" if options.backend else "",
+                    api_token=self._api_token or "",
                 )
             )
         services_up = time.monotonic()

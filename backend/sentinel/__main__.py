@@ -1,7 +1,9 @@
 """``python -m backend.sentinel callout|worker``: one Sentinel process (settings from env).
 
 * ``callout`` answers ``$SYS.REQ.USER.AUTH`` from the Auth DB (queue group: run two);
-* ``worker`` moves ingress to ``MQTT_ALERTS`` through the inspection stages (scale out);
+* ``worker [--rules FILE]`` moves ingress to ``MQTT_ALERTS`` through the inspection pipeline
+  (rules: ``FILE``, else ``AURORA_SENTINEL_RULES``, else the shipped defaults); run one per
+  ``AURORA_SENTINEL_WORKER_INDEX`` of ``..._WORKER_COUNT`` to scale out;
 * ``wsbridge`` carries origin alerts over WebSocket through the WAF limits (seed's bridge).
 
 SIGTERM and Ctrl-C stop it cleanly; a missing setting or dependency ends it with one line.
@@ -9,12 +11,14 @@ SIGTERM and Ctrl-C stop it cleanly; a missing setting or dependency ends it with
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -23,11 +27,14 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from prometheus_client import start_http_server
 
+from backend.logs import configure_logging
 from backend.sentinel.audit import Auditor, AuthMetrics
 from backend.sentinel.authcache import Verified, VerifiedCache, cache_key
 from backend.sentinel.authdb import AuthDb
 from backend.sentinel.callout import CalloutHandler, serve
 from backend.sentinel.errors import SentinelError
+from backend.sentinel.inspection import RulesError, load_rules
+from backend.sentinel.inspection.rules import DEFAULT_RULES_PATH
 from backend.sentinel.naming import CALLOUT_QUEUE, CALLOUT_SUBJECT, CALLOUT_VERIFIED_SUBJECT
 from backend.sentinel.settings import SentinelSettings
 from backend.sentinel.worker import IngressWorker, WorkerMetrics, ensure_streams
@@ -154,11 +161,52 @@ async def forget_changed(
             log.info("dropped %d cached credential(s) of changed clients", dropped)
 
 
-async def run_worker(settings: SentinelSettings, stop: asyncio.Event) -> None:
-    """The ingress worker until ``stop``."""
+async def run_worker(
+    settings: SentinelSettings, stop: asyncio.Event, *, pass_through: bool = False
+) -> None:
+    """The ingress worker with the inspection pipeline until ``stop``.
+
+    ``pass_through`` runs it without inspection (delivers everything, reports nothing): the
+    baseline the figures compare the pipeline with.
+    """
+    from backend.sentinel.feeds import Feeds
+    from backend.sentinel.inspection_service import InspectionService
+    from backend.sentinel.partitions import owned, partition_queue, partition_subject
+    from backend.sentinel.reporting import AlertRaiser, Reporter
+
+    partitions = owned(settings.worker_index, settings.worker_count)
+    inspector = InspectionService.load(settings.rules)
+    log.info(
+        "worker %s: rules %s, partitions %s",
+        settings.instance,
+        settings.rules or "(shipped defaults)",
+        ",".join(map(str, partitions)),
+    )
     metrics = WorkerMetrics()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    redis = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    authdb = AuthDb.open(settings.database_url)
+    await authdb.start()
+    alerts = None
+    if settings.api_url:
+        alerts = AlertRaiser(settings.api_url, settings.api_token.get_secret_value())
+    reporter = Reporter(
+        redis,
+        worker=settings.instance,
+        alerts=alerts,
+        alert_min_severity=settings.alert_min_severity,
+    )
+    service = InspectionService(inspector, reporter, metrics)
+    service.feeds = Feeds(
+        inspector,
+        authdb,
+        redis,
+        service.report_events,
+        # Auth decisions concern connects, not partitions: one worker judges them.
+        observe_auth=0 in partitions,
+    )
+    await service.feeds.start()
     nc = await connect(settings, settings.instance)
     try:
         js = nc.jetstream(timeout=5.0)
@@ -170,21 +218,45 @@ async def run_worker(settings: SentinelSettings, stop: asyncio.Event) -> None:
             except NatsError as error:
                 log.info("streams not ready yet (%s); retrying", error)
                 await asyncio.sleep(0.5)
+        if pass_through:
+            log.warning("worker %s runs WITHOUT inspection (--pass-through)", settings.instance)
+            plain = IngressWorker(
+                nc,
+                batch=settings.worker_batch,
+                retry_budget_s=settings.publish_retry_s,
+                metrics=metrics,
+                subscriptions=[(partition_subject(p), partition_queue(p)) for p in partitions],
+            )
+            await plain.run(stop, settings.mark_ready)
+            return
         worker = IngressWorker(
             nc,
+            (service.stage,),
             batch=settings.worker_batch,
             retry_budget_s=settings.publish_retry_s,
             metrics=metrics,
+            subscriptions=[(partition_subject(p), partition_queue(p)) for p in partitions],
+            prepare=service.prepare,
+            admit=service.admit,
+            report=service.report,
         )
 
         def ready() -> None:
             log.info("worker %s ready", settings.instance)
             settings.mark_ready()
 
-        await worker.run(stop, ready)
+        async with asyncio.TaskGroup() as tasks:
+            background = [tasks.create_task(service.run())]
+            if alerts is not None:
+                background.append(tasks.create_task(alerts.run()))
+            await worker.run(stop, ready)
+            for task in background:
+                task.cancel()
     finally:
         with contextlib.suppress(Exception):
             await nc.drain()
+        await service.reporter.aclose()
+        await authdb.aclose()
 
 
 async def run_wsbridge(settings: SentinelSettings, stop: asyncio.Event) -> None:
@@ -230,29 +302,55 @@ async def run_wsbridge(settings: SentinelSettings, stop: asyncio.Event) -> None:
         marker.cancel()
 
 
-async def main(role: str) -> None:
+async def main(role: str, rules: Path | None = None, *, pass_through: bool = False) -> None:
     """Run ``role`` until SIGTERM/SIGINT."""
     settings = SentinelSettings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stdout,
-    )
+    if rules is not None:
+        settings = settings.model_copy(update={"rules": rules})
+    configure_logging(settings.site_id, settings.log_level, settings.log_format)
+    if settings.rules is not None or role == "worker":
+        # A broken rules file is one clear error before anything connects.
+        load_rules(settings.rules or DEFAULT_RULES_PATH)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = {"callout": run_callout, "worker": run_worker, "wsbridge": run_wsbridge}[role]
+    if role == "worker":
+        await run_worker(settings, stop, pass_through=pass_through)
+        return
+    runner = {"callout": run_callout, "wsbridge": run_wsbridge}[role]
     await runner(settings, stop)
 
 
+ROLES = ("callout", "worker", "wsbridge")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """``ROLE [--rules FILE]`` (``--rules`` for the worker: the inspection rules)."""
+    parser = argparse.ArgumentParser(prog="python -m backend.sentinel")
+    parser.add_argument("role", choices=ROLES)
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        help="inspection rules file (worker; default: backend/sentinel/inspection/"
+        "default_rules.yaml or AURORA_SENTINEL_RULES)",
+    )
+    parser.add_argument(
+        "--pass-through",
+        action="store_true",
+        help="worker without inspection (delivers everything): a baseline for figures",
+    )
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    ROLES = ("callout", "worker", "wsbridge")
-    if len(sys.argv) != 2 or sys.argv[1] not in ROLES:
-        sys.exit(f"usage: python -m backend.sentinel {'|'.join(ROLES)}")
+    args = parse_args(sys.argv[1:])
     try:
-        asyncio.run(main(sys.argv[1]))
+        asyncio.run(main(args.role, args.rules, pass_through=args.pass_through))
     except KeyboardInterrupt:
         pass
+    except RulesError as error:
+        sys.exit(f"sentinel {args.role}: the rules file is broken:\n{error}")
     except Exception as error:
-        sys.exit(f"sentinel {sys.argv[1]}: {error}")
+        sys.exit(f"sentinel {args.role}: {error}")

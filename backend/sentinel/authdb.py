@@ -221,3 +221,16 @@ class AuthDb:
                 select(SentinelClientRow.client_id).order_by(SentinelClientRow.client_id)
             )
             return list(result.scalars())
+
+    async def snapshot(self) -> list[tuple[str, bool]]:
+        """Every client's ``(client_id, enabled)``: what the inspection's auth stage needs."""
+        async with self._store.sessionmaker() as session:
+            result = await session.execute(
+                select(SentinelClientRow.client_id, SentinelClientRow.enabled)
+            )
+            return [(client_id, bool(enabled)) for client_id, enabled in result]
+
+    @property
+    def store(self) -> Store:
+        """The site database this Auth DB lives in (the worker also reads shared IOCs)."""
+        return self._store

@@ -118,12 +118,14 @@ class Delivery:
         """Store the alert in both streams; False when either gave up (logged)."""
         headers = delivery_headers(msg_id)
         record, feed = await asyncio.gather(
-            self._publish(subject, payload, headers),
-            self._publish(qos1_subject(subject), payload, headers),
+            self.store(subject, payload, headers),
+            self.store(qos1_subject(subject), payload, headers),
         )
         return record and feed
 
-    async def _publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
+    async def store(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
+        """Store one message in whichever stream captures ``subject``, retried within the
+        budget; False when it gave up (logged)."""
         deadline = time.monotonic() + self._retry_budget_s
         pause = RETRY_MIN_S
         while True:

@@ -109,6 +109,9 @@ class PerfConfig:
         if name == "sentinel":
             # Four parts with their own caps (bench/perf/sentinel.py: 120+150+300+150 s).
             return 760.0
+        if name == "inspection_e2e":
+            # Two single-worker layouts, then a doubling series with two workers.
+            return 480.0
         if name == "wan":
             return 600.0  # its own bench, three runs and a 60 s cut (bench/perf/wan.py)
         if name == "ingest":
@@ -174,6 +177,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("inspection", "bench.perf.inspection"),
     Measurement("emulated", "bench.perf.emulated"),
     Measurement("sentinel", "bench.perf.sentinel", sentinel=True),
+    Measurement("inspection_e2e", "bench.perf.inspection_e2e", sentinel=True),
     Measurement("policy", "bench.perf.policy"),
     Measurement("policy_mqtt", "bench.perf.policy_mqtt"),
     # Starts its own two sites in network namespaces (root only; skipped elsewhere).

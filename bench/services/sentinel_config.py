@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.sentinel.partitions import PARTITIONS, partition_mapping
 from bench.pki import CertPair
 
 #: The seed's regions in its order (traffic split 50/30/20).
@@ -89,6 +90,8 @@ class NodeConfig:
     host: str = "127.0.0.1"
     max_file_store: int = 2 * 1024**3
     max_memory_store: int = 256 * 1024**2
+    #: Ingress partitions (backend.sentinel.partitions: per-client order across workers).
+    partitions: int = PARTITIONS
 
 
 def server_name(region: str) -> str:
@@ -114,6 +117,7 @@ def _tls_block(indent: str, config: NodeConfig, *, external: bool) -> list[str]:
 def node_conf(config: NodeConfig) -> str:
     """nats-server config text of one Sentinel node."""
     host, ports, secrets = config.host, config.ports, config.secrets
+    source, destination = partition_mapping(config.partitions)
     routes = ", ".join(
         _q(f"nats-route://route:{secrets.route_password}@{host}:{port}") for port in config.peers
     )
@@ -167,6 +171,8 @@ def node_conf(config: NodeConfig) -> str:
         f"      {{user: {_q(BRIDGE_USER)}, password: {_q(secrets.bridge_password)}}}",
         f"      {{user: {_q(WORKER_USER)}, password: {_q(secrets.worker_password)}}}",
         "    ]",
+        # One client's ingress always lands in the same partition, so one worker owns it.
+        f"    mappings: {{ {_q(source)}: {_q(destination)} }}",
         "  }",
         f"  {SYSTEM_ACCOUNT}: {{}}",
         "}",

@@ -348,6 +348,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     finally:
         await client.close()
     client_id = _unique("failover")
+    await _add(sentinel_bench, client_id)  # an unknown addressee would be quarantined
     total, kill_at = 300, 100
     try:
         for number in range(total):
