@@ -193,7 +193,7 @@ class SentinelProbe:
                     self.bench.info.ca,
                     wire,
                     password,
-                    identifier=f"scenario-{wire}",
+                    identifier=wire,
                     clean_session=False,
                 ) as client:
                     await client.subscribe(alerts_topic(wire), qos=1)
