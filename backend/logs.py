@@ -30,9 +30,14 @@ _TRACE: ContextVar[str | None] = ContextVar("aurora_log_trace", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def log_fields(*, device_id: str | None = None, trace_id: str | None = None) -> dict[str, Any]:
-    """``extra=`` for one log call: the device and trace it is about."""
-    return {"device_id": device_id, "trace_id": trace_id}
+def log_fields(
+    *, device_id: str | None = None, trace_id: str | None = None, client_id: str | None = None
+) -> dict[str, Any]:
+    """``extra=`` for one log call: the device (or Sentinel client) and trace it is about."""
+    fields: dict[str, Any] = {"device_id": device_id, "trace_id": trace_id}
+    if client_id is not None:
+        fields["client_id"] = client_id
+    return fields
 
 
 @contextlib.contextmanager
@@ -50,7 +55,10 @@ def log_context(*, device_id: str | None = None, trace_id: str | None = None) ->
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "message", "site", "device", "trace_id"[, "exc"]}``."""
+    """``{"ts", "level", "logger", "message", "site", "device", "trace_id"[, "client", "exc"]}``.
+
+    ``client`` (a Sentinel client id) is there only on lines that name one.
+    """
 
     def __init__(self, site_id: str) -> None:
         super().__init__()
@@ -69,6 +77,9 @@ class JsonFormatter(logging.Formatter):
             "device": device,
             "trace_id": trace,
         }
+        client = getattr(record, "client_id", None)
+        if client is not None:
+            line["client"] = client
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:

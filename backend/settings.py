@@ -54,7 +54,10 @@ class Settings(BaseSettings):
     mqtt_client_id: str = ""
     mqtt_session_expiry_s: int = 3600
     mqtt_share_group: str = "ingest"
-    mqtt_receive_maximum: int = 1000
+    #: Unacknowledged QoS 1 messages the broker may send ahead of the ingest's PUBACKs.
+    #: Several batches' worth (``ingest_batch_max``): while one batch is in Redis the next
+    #: is already arriving; at one batch's worth the broker waited for every ack.
+    mqtt_receive_maximum: int = 4000
     #: Verify that the broker certificate names ``mqtt_host`` (the bench PKI adds IP SANs).
     mqtt_tls_check_hostname: bool = True
     mqtt_reconnect_max_s: float = Field(10.0, gt=0)

@@ -5,7 +5,8 @@
 * ``sentinel client disable ID`` refuses its next connects;
 * ``sentinel watch ID`` subscribes as that client (MQTT, its region's node) and prints
   each alert as one JSON line;
-* ``sentinel plan --clients N`` sizes the seed's deployment from ``make bench`` figures.
+* ``sentinel plan --clients N`` sizes the seed's deployment from ``make bench`` figures;
+* ``sentinel quarantine list [--client ID]`` prints what the inspection quarantined.
 
 Credentials printed by ``client add`` are also kept (0600) under
 ``<state>/sentinel/clients/<id>.json`` so ``watch`` can use them.
@@ -25,6 +26,7 @@ from backend.sentinel.authdb import REGIONS, AuthDb, new_password
 from backend.sentinel.errors import SentinelError
 from backend.sentinel.naming import alerts_topic, check_client_id
 from bench.benchfile import DEFAULT_STATE_DIR, BenchInfo, SentinelInfo, read_bench_file
+from bench.cmd_quarantine import quarantine
 from bench.errors import BenchError
 from bench.perf.sentinel_plan import load_costs, plan_capacity
 from bench.services.sentinel_client import mqtt_client
@@ -214,3 +216,6 @@ def plan(clients: int, results: Path) -> None:
     """Nodes per region, memory and CPU for N clients, from measured per-connection costs."""
     costs = load_costs(results)
     click.echo(json.dumps(plan_capacity(clients, costs), indent=2))
+
+
+sentinel.add_command(quarantine)

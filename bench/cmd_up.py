@@ -155,6 +155,19 @@ def sentinel_table(bench: RunningBench) -> Table:
     help="Origin -> Sentinel: Mosquitto's bridge, or WebSocket (/mqtt) through WAF limits.",
 )
 @click.option(
+    "--sentinel-workers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Sentinel inspection workers (each owns a share of the client partitions).",
+)
+@click.option(
+    "--sentinel-rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Inspection rules file of the Sentinel workers "
+    "[default: backend/sentinel/inspection/default_rules.yaml].",
+)
+@click.option(
     "--wan",
     "wan",
     metavar="CONDITIONS",
@@ -176,6 +189,8 @@ def up(
     no_backend: bool,
     sentinel: bool,
     sentinel_bridge: str,
+    sentinel_workers: int,
+    sentinel_rules: Path | None,
     wan: str | None,
 ) -> None:
     """Start services and backends for one or two sites; Ctrl-C or SIGTERM stops them."""
@@ -208,6 +223,8 @@ def up(
         backend=not no_backend,
         sentinel=sentinel,
         sentinel_bridge=sentinel_bridge,
+        sentinel_workers=sentinel_workers,
+        sentinel_rules=sentinel_rules.absolute() if sentinel_rules else None,
         wan=parse_conditions(wan) if wan is not None else None,
     )
     console = Console()

@@ -77,6 +77,8 @@ class BenchFactory:
         db: str | None = None,
         sentinel: bool = False,
         sentinel_bridge: str = "mqtt",
+        sentinel_workers: int = 1,
+        sentinel_rules: Path | None = None,
         wan: LinkConditions | None = None,
     ) -> RunningBench:
         """Start a bench (services + backends unless ``backend=False``; the Sentinel
@@ -91,6 +93,8 @@ class BenchFactory:
                 backend=backend,
                 sentinel=sentinel,
                 sentinel_bridge=sentinel_bridge,
+                sentinel_workers=sentinel_workers,
+                sentinel_rules=sentinel_rules,
                 wan=wan,
             )
         )

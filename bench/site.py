@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -211,9 +211,19 @@ class RunningBench:
         else:
             backend.stop()
 
-    def start_backend(self, site_id: str) -> None:
-        """(Re)start the site's backend on the same port and wait for ``/healthz``."""
+    def start_backend(self, site_id: str, env: Mapping[str, str] | None = None) -> None:
+        """(Re)start the site's backend on the same port and wait for ``/healthz``.
+
+        ``env`` (``AURORA_*`` only) replaces the backend's extra settings from now on, e.g.
+        ``{"AURORA_INGEST_WORKERS": "2"}`` (the ingest figures restart it with workers);
+        ``{}`` goes back to the bench's own. The backend must be stopped.
+        """
         site = self._site(site_id)
+        if env is not None:
+            bad = [name for name in env if not name.startswith("AURORA_")]
+            if bad:
+                raise BenchError(f"start_backend may only set AURORA_* variables: {bad}")
+            site.backend = self._backend_service(site, env)
         if site.backend is None:
             site.backend = self._backend_service(site)
         site.backend.start()
@@ -287,8 +297,9 @@ class RunningBench:
             api_token=self._api_token,
         )
 
-    def _backend_service(self, site: _Site) -> Service:
+    def _backend_service(self, site: _Site, extra: Mapping[str, str] | None = None) -> Service:
         env = self.backend_env(site.site_id)
+        env.update(extra or {})
         return Service(
             ServiceSpec(
                 name=f"backend-{site.site_id}",
@@ -325,7 +336,11 @@ class RunningBench:
             self._postgres.start()
         if options.sentinel:
             self.sentinel = SentinelCluster(
-                self.state_dir, self.pki, bridge=options.sentinel_bridge
+                self.state_dir,
+                self.pki,
+                bridge=options.sentinel_bridge,
+                workers=options.sentinel_workers,
+                rules=options.sentinel_rules,
             )
         for index, site_id in enumerate(options.sites):
             directory = self.state_dir / site_id
@@ -369,6 +384,8 @@ class RunningBench:
                     redis_url=origin.redis_url,
                     mqtt_host=origin.mqtt_host,
                     mqtt_port=origin.mqtt_port,
+                    api_url=f"http://{LOOPBACK}:{origin.api_port}" if options.backend else "",
+                    api_token=self._api_token or "",
                 )
             )
         services_up = time.monotonic()

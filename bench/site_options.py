@@ -37,6 +37,10 @@ class BenchOptions:
     sentinel: bool = False
     #: How the origin reaches the Sentinel: ``mqtt`` (Mosquitto's bridge) or ``websocket``.
     sentinel_bridge: str = "mqtt"
+    #: Sentinel inspection workers (each owns a share of the ingress partitions).
+    sentinel_workers: int = 1
+    #: The workers' inspection rules file (None: the shipped defaults).
+    sentinel_rules: Path | None = None
     #: Each site in its own network namespace, joined by an emulated WAN link with these
     #: conditions (``--wan``, root only; :mod:`bench.wan`); None: loopback as usual.
     wan: LinkConditions | None = None

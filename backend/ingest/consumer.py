@@ -18,6 +18,7 @@ Transport only; what a message means is :class:`~backend.ingest.pipeline.IngestP
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -48,6 +49,11 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (RedisError, DBAPIError, OS
 #: The filter extra ingest workers share with the main one (the telemetry hot path).
 TELEMETRY_FILTER = "aurora/sensors/+/telemetry"
 assert TELEMETRY_FILTER in UPSTREAM_FILTERS
+
+#: Allocations between young-generation collections (CPython's default: 700). A batch of
+#: 1,000 readings allocates tens of thousands of short-lived objects; collecting every 700
+#: walked each batch's live objects dozens of times.
+GC_YOUNG_THRESHOLD = 20_000
 
 #: MQTT v5 user property the load tool sets; copied verbatim into stream entries.
 TRACE_PROPERTY = "aurora-trace"
@@ -116,6 +122,18 @@ def connect_options(settings: Settings) -> ConnectOptions:
     )
 
 
+def settle_heap() -> None:
+    """Move what start-up built (modules, models, the ORM, settings) out of the garbage
+    collector's sight, and let it run less often.
+
+    A drain allocates a few dozen objects per reading; each full collection walked the
+    ~170,000 start-up objects again (0.3 s each, five per 50,000 readings: ~40 % of a
+    profiled drain). Frozen objects are never collected, which is what they are for.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 class MqttIngest:
     """The site's MQTT connection: ingest consumer and command publisher."""
 
@@ -137,6 +155,7 @@ class MqttIngest:
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting with backoff."""
+        settle_heap()
         options = connect_options(self._settings)
         max_s = self._settings.mqtt_reconnect_max_s
         backoff = Backoff(initial_s=min(0.2, max_s), max_s=max_s, jitter=0.0)

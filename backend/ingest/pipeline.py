@@ -6,7 +6,8 @@ landed; the consumer acknowledges only then. Per message:
 1. a QoS 1 redelivery (DUP flag) whose marker says it was processed is only acknowledged;
 2. :func:`~backend.contract.decode_upstream` first — a :class:`ContractViolation` is counted
    by reason and audited as ``rejected_message``; the batch goes on;
-3. one handler per kind; anything unexpected in a handler is logged, counted and audited
+3. one handler per kind (telemetry, the hot path, here; the others in
+   :mod:`backend.ingest.handlers`); anything unexpected in a handler is logged, counted and audited
    (``handler_error``) and the batch goes on — except an outage of Redis or the database,
    which propagates so the consumer reconnects and the broker redelivers.
 
@@ -25,8 +26,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,7 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from backend.alerts import AlertService
-from backend.attestation import AttestationService, bump_risk
+from backend.attestation import AttestationService
 from backend.bus import (
     AUDIT_STREAM,
     DEADLETTER_STREAM,
@@ -43,41 +45,27 @@ from backend.bus import (
     StreamEntry,
 )
 from backend.contract import (
-    AlertMessage,
-    AttestationResponse,
-    BadgeEvent,
-    CommandMessage,
-    CommandVerb,
     ContractViolation,
     MessageKind,
     Severity,
-    StatusMessage,
     TelemetryMessage,
     Topic,
     decode_upstream,
-    topic_for,
 )
-from backend.contract import encode as encode_message
 from backend.contract.messages import now_rfc3339
 from backend.contract.trace import valid_trace
 from backend.ingest.consumer import RawMessage
 from backend.ingest.decisions import (
-    DeviceTrust,
-    authorize_badge,
     check_reading,
-    decide_status,
-    normalise_uid,
 )
+from backend.ingest.handlers import KindHandlers, Publisher
 from backend.ingest.registry import DeviceRegistry
 from backend.logs import log_fields
 from backend.metrics import BackendMetrics
 from backend.settings import Settings
-from backend.store import Device, TrustStatus, utcnow
-from backend.store.queries import ensure_devices, grants_for_uid
+from backend.store import TrustStatus, utcnow
 
 log = logging.getLogger(__name__)
-
-Publisher = Callable[[str, bytes, int], Awaitable[None]]
 
 #: Errors that mean "a dependency is down", not "this message is bad": never acked.
 INFRA_ERRORS: tuple[type[BaseException], ...] = (
@@ -88,6 +76,8 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
+
+_NO_EXTRA: MappingProxyType[str, str] = MappingProxyType({})
 
 #: Failed-delivery counts are forgotten a day after the last failure.
 ATTEMPTS_TTL_S = 86_400
@@ -124,11 +114,20 @@ class IngestPipeline:
         self._settings = settings
         self._bus = bus
         self._registry = registry
-        self._sessionmaker = registry._sessionmaker
         self._alerts = alerts
-        self._attestation = attestation
         self._metrics = metrics
-        self._publish = publish
+        self._handlers = KindHandlers(
+            settings,
+            registry.sessionmaker,
+            registry,
+            alerts,
+            attestation,
+            metrics,
+            publish,
+            self.audit_entry,
+        )
+        #: Publish a lock verb to a device (the REST API's commands use it too).
+        self.send_command = self._handlers.send_command
         self._thresholds = dict(settings.telemetry_thresholds)
         self.marker_key = f"aurora:ingest:processed:{settings.client_id}"
         #: Failed deliveries per redelivery marker (dead-letter bookkeeping).
@@ -228,6 +227,8 @@ class IngestPipeline:
         already = await self._already_processed(batch)
         telemetry_n = 0
         telemetry_start = time.perf_counter()
+        # One clock read per batch for last_seen: a batch is milliseconds of traffic.
+        now = utcnow()
         fault = self._fault_marker
         for message in batch:
             if message.trace is not None and not valid_trace(message.trace):
@@ -250,12 +251,15 @@ class IngestPipeline:
                 if isinstance(decoded, TelemetryMessage):
                     # The hot path: synchronous, no per-message await or row write.
                     telemetry_n += 1
-                    anomaly = self._telemetry(decoded, message, entries)
+                    anomaly = self._telemetry(decoded, message, entries, now)
                     if anomaly is not None:
                         await self._guarded(topic, message, entries, anomaly)
                 else:
                     await self._guarded(
-                        topic, message, entries, self._dispatch(topic, decoded, message, entries)
+                        topic,
+                        message,
+                        entries,
+                        self._handlers.dispatch(topic, decoded, message, entries),
                     )
             if marker is not None:
                 markers.append(marker)
@@ -321,19 +325,6 @@ class IngestPipeline:
                 self._count[topic.kind].inc()
                 self._latency[topic.kind].observe(time.perf_counter() - start)
 
-    def _dispatch(
-        self, topic: Topic, decoded: Any, message: RawMessage, entries: list[StreamEntry]
-    ) -> Awaitable[None]:
-        if isinstance(decoded, StatusMessage):
-            return self._status(decoded, message, entries)
-        if isinstance(decoded, AlertMessage):
-            return self._device_alert(decoded, message, entries)
-        if isinstance(decoded, BadgeEvent):
-            return self._badge(decoded, message, entries)
-        if isinstance(decoded, AttestationResponse):
-            return self._attestation_response(decoded, message, entries)
-        raise TypeError(f"no handler for {topic.kind.value}")  # pragma: no cover
-
     # -- helpers -------------------------------------------------------------------------
 
     def audit_entry(self, kind: str, data: dict[str, Any], trace: str | None = None) -> StreamEntry:
@@ -377,13 +368,19 @@ class IngestPipeline:
     # -- telemetry: the hot path ---------------------------------------------------------
 
     def _telemetry(
-        self, reading: TelemetryMessage, message: RawMessage, entries: list[StreamEntry]
+        self,
+        reading: TelemetryMessage,
+        message: RawMessage,
+        entries: list[StreamEntry],
+        now: datetime,
     ) -> Awaitable[object] | None:
-        self._registry.touch(reading.device_id)
+        self._registry.touch(reading.device_id, now)
         # pydantic's serializer: compact JSON in field order, cheaper than json.dumps.
         payload = reading.model_dump_json()
-        entries.append(StreamEntry(TELEMETRY_STREAM, "telemetry", payload, message.trace))
-        entries.append(StreamEntry(AUDIT_STREAM, "telemetry", payload, message.trace))
+        trace = message.trace
+        # The shared empty ``extra`` spares a dict per entry (two entries per reading).
+        entries.append(StreamEntry(TELEMETRY_STREAM, "telemetry", payload, trace, _NO_EXTRA))
+        entries.append(StreamEntry(AUDIT_STREAM, "telemetry", payload, trace, _NO_EXTRA))
         anomaly = check_reading(self._thresholds, reading)
         if anomaly is None:
             return None
@@ -401,165 +398,6 @@ class IngestPipeline:
                 "high": anomaly.high,
             },
             trace=message.trace,
-        )
-
-    # -- status: registration, TOFU, drift -----------------------------------------------
-
-    async def _status(
-        self, status: StatusMessage, message: RawMessage, entries: list[StreamEntry]
-    ) -> None:
-        now = utcnow()
-        async with self._sessionmaker.begin() as session:
-            await ensure_devices(session, [status.device_id], now)
-            device = await session.get(Device, status.device_id, with_for_update=True)
-            assert device is not None  # ensured just above
-            registered = device.device_type is None and device.firmware_version is None
-            decision = decide_status(
-                DeviceTrust(device.firmware_hash, device.reported_hash, device.trust_status),
-                status,
-            )
-            device.device_type = status.device_type
-            device.board_family = status.board_family
-            device.firmware_stack = status.firmware_stack
-            device.firmware_version = status.firmware_version
-            device.firmware_hash = decision.baseline
-            device.reported_hash = decision.reported_hash
-            device.trust_status = decision.trust_status
-            device.last_seen = now
-            if decision.drift_alert:
-                bump_risk(device, self._settings.drift_risk_bump)
-        self._registry.mark_known(status.device_id)
-        entries.append(
-            self.audit_entry(
-                "device_status",
-                {
-                    "device_id": status.device_id,
-                    "registered": registered,
-                    "trust_status": decision.trust_status.value,
-                    "firmware_version": status.firmware_version,
-                    "firmware_hash": status.firmware_hash,
-                },
-                message.trace,
-            )
-        )
-        if decision.drift_alert:
-            await self._alerts.raise_alert(
-                "firmware_drift",
-                Severity.HIGH,
-                f"Firmware drift on {status.device_id}",
-                description=(
-                    f"reported firmware hash {status.firmware_hash} differs from the trusted "
-                    f"baseline {decision.baseline}: possible tampering"
-                ),
-                device_id=status.device_id,
-                details={
-                    "baseline": decision.baseline,
-                    "reported": status.firmware_hash,
-                    "firmware_version": status.firmware_version,
-                },
-                trace=message.trace,
-            )
-
-    # -- device alerts -------------------------------------------------------------------
-
-    async def _device_alert(
-        self, alert: AlertMessage, message: RawMessage, entries: list[StreamEntry]
-    ) -> None:
-        self._registry.touch(alert.device_id)
-        await self._alerts.raise_alert(
-            alert.type,
-            alert.severity,
-            f"{alert.type} reported by {alert.device_id}",
-            description=alert.event_details,
-            device_id=alert.device_id,
-            details={"event_details": alert.event_details},
-            # Seed 001: "forwarded verbatim to the CPS alert stream".
-            stream_extra={"payload": message.payload.decode("utf-8")},
-            trace=message.trace,
-        )
-
-    # -- badge events: authorise, unlock or deny -----------------------------------------
-
-    async def _badge(
-        self, badge: BadgeEvent, message: RawMessage, entries: list[StreamEntry]
-    ) -> None:
-        uid = normalise_uid(badge.uid)
-        async with self._sessionmaker.begin() as session:
-            await self._registry.ensure(session, badge.device_id)
-            grants = await grants_for_uid(session, uid)
-        self._registry.mark_known(badge.device_id)
-        self._registry.touch(badge.device_id)
-        granted = authorize_badge(grants, uid, badge.device_id)
-        entries.append(
-            self.audit_entry(
-                "badge_read",
-                {
-                    "device_id": badge.device_id,
-                    "uid": uid,
-                    "decision": "granted" if granted else "denied",
-                },
-                message.trace,
-            )
-        )
-        if granted:
-            command = await self.send_command(
-                badge.device_id, CommandVerb.UNLOCK, self._settings.unlock_duration_s
-            )
-            entries.append(
-                self.audit_entry(
-                    "command_sent",
-                    {
-                        "device_id": badge.device_id,
-                        "verb": command.verb.value,
-                        "request_id": command.request_id,
-                        "reason": f"badge {uid} granted",
-                    },
-                    message.trace,
-                )
-            )
-        else:
-            await self._alerts.raise_alert(
-                "access_denied",
-                Severity.MEDIUM,
-                f"Badge {uid} denied at {badge.device_id}",
-                description=f"no access grant lets badge {uid} open {badge.device_id}",
-                device_id=badge.device_id,
-                details={"uid": uid},
-                trace=message.trace,
-            )
-
-    async def send_command(
-        self, device_id: str, verb: CommandVerb, duration_s: int | None = None
-    ) -> CommandMessage:
-        """Publish a lock verb (QoS 1) on ``aurora/access/<id>/command``."""
-        command = CommandMessage(
-            verb=verb,
-            request_id=str(uuid.uuid4()),
-            issued_at=now_rfc3339(),
-            duration_s=duration_s if verb is CommandVerb.UNLOCK else None,
-        )
-        await self._publish(topic_for(MessageKind.COMMAND, device_id), encode_message(command), 1)
-        self._metrics.commands_sent.labels(verb.value).inc()
-        return command
-
-    # -- attestation ---------------------------------------------------------------------
-
-    async def _attestation_response(
-        self, response: AttestationResponse, message: RawMessage, entries: list[StreamEntry]
-    ) -> None:
-        self._registry.touch(response.device_id)
-        verdict = await self._attestation.handle_response(response)
-        entries.append(
-            self.audit_entry(
-                "attestation_result",
-                {
-                    "device_id": response.device_id,
-                    "nonce": response.nonce,
-                    "status": verdict.status.value,
-                    "reason": verdict.reason,
-                },
-                message.trace,
-            )
         )
 
 

@@ -25,19 +25,20 @@ class DeviceRegistry:
     """Known device ids plus pending ``last_seen`` refreshes."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
+        self.sessionmaker = sessionmaker
         self.known: set[str] = set()
         self._seen: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Fill the cache from the database (at startup)."""
-        async with self._sessionmaker() as session:
+        async with self.sessionmaker() as session:
             self.known.update(await session.scalars(select(Device.device_id)))
 
-    def touch(self, device_id: str) -> None:
-        """Remember that ``device_id`` was seen now (written by the next :meth:`flush`)."""
-        self._seen[device_id] = utcnow()
+    def touch(self, device_id: str, now: datetime | None = None) -> None:
+        """Remember that ``device_id`` was seen ``now`` (default: the clock), written by the
+        next :meth:`flush`."""
+        self._seen[device_id] = now if now is not None else utcnow()
 
     def mark_known(self, device_id: str) -> None:
         """Record that a handler registered ``device_id`` itself."""
@@ -56,7 +57,7 @@ class DeviceRegistry:
                 return 0
             unknown = [device_id for device_id in seen if device_id not in self.known]
             try:
-                async with self._sessionmaker.begin() as session:
+                async with self.sessionmaker.begin() as session:
                     if unknown:
                         await ensure_devices(session, unknown, utcnow())
                     await touch_devices(session, seen)

@@ -4,7 +4,8 @@ Used by the backend's ingest, the simulated devices' links, the serial bridge an
 readiness check, so MQTT is written once. It imports nothing else of ours, which is why the
 simulators and the hardware bridge may use it (import-linter contract, docs/architecture.md).
 
-* :mod:`backend.mqtt.codec` — packets as values, bytes in and out, no I/O.
+* :mod:`backend.mqtt.codec` — packets as values and their encoding to bytes, no I/O.
+* :mod:`backend.mqtt.reader` — :class:`PacketReader`, bytes in any chunks to packets, no I/O.
 * :mod:`backend.mqtt.client` — :class:`MqttClient`: manual acks, buffered reads, PUBACK
   reason codes, keepalive; the socket owned by an asyncio transport.
 * :mod:`backend.mqtt.options` — :class:`ConnectOptions`, what a connection asks for.

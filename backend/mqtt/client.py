@@ -32,7 +32,6 @@ from backend.mqtt.codec import (
     ConnAck,
     Connect,
     Disconnect,
-    PacketReader,
     PingReq,
     PingResp,
     Prop,
@@ -53,6 +52,7 @@ from backend.mqtt.errors import (
     ProtocolViolation,
 )
 from backend.mqtt.options import FAILURE, ConnectOptions
+from backend.mqtt.reader import PacketReader
 from backend.mqtt.tls_bio import TlsBio
 
 log = logging.getLogger(__name__)

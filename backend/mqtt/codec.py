@@ -1,14 +1,10 @@
-"""MQTT v5 packets as plain values, and the pure encoder/decoder between them and bytes.
+"""MQTT v5 packets as plain values, and the pure encoder from them to bytes.
 
-No I/O: :class:`PacketReader` is fed whatever the socket gave and returns whole packets,
-so the codec is tested without a broker (the httpcore/h11 split, DESIGN.md house style).
-Only what a client needs is modelled (OASIS MQTT 5.0, chapter 3): CONNECT, CONNACK, PUBLISH,
-PUBACK, SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT. QoS 2 is not spoken: a client of
-this layer never subscribes or publishes above QoS 1.
-
-The decoder parses a PUBLISH with a handful of slices and ``int.from_bytes``; only the user
-properties are kept of its properties (the ``aurora-trace`` the load tool sets), which is
-what makes the ingest hot path cheap.
+No I/O, so the codec is tested without a broker (the httpcore/h11 split, DESIGN.md house
+style); the decoder is :mod:`backend.mqtt.reader`. Only what a client needs is modelled
+(OASIS MQTT 5.0, chapter 3): CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, PINGREQ,
+PINGRESP, DISCONNECT. QoS 2 is not spoken: a client of this layer never subscribes or
+publishes above QoS 1.
 """
 
 from __future__ import annotations
@@ -51,36 +47,36 @@ class Prop(IntEnum):
     MAXIMUM_PACKET_SIZE = 0x27
 
 
-# Wire type of every property identifier, so unknown ones are skipped correctly.
-_BYTE, _U16, _U32, _VARINT, _UTF8, _BINARY, _PAIR = range(7)
-_PROPERTY_TYPES: dict[int, int] = {
-    0x01: _BYTE,  # payload format indicator
-    0x02: _U32,  # message expiry interval
-    0x03: _UTF8,  # content type
-    0x08: _UTF8,  # response topic
-    0x09: _BINARY,  # correlation data
-    0x0B: _VARINT,  # subscription identifier
-    0x11: _U32,
-    0x12: _UTF8,
-    0x13: _U16,
-    0x15: _UTF8,  # authentication method
-    0x16: _BINARY,  # authentication data
-    0x17: _BYTE,  # request problem information
-    0x18: _U32,  # will delay interval
-    0x19: _BYTE,  # request response information
-    0x1A: _UTF8,  # response information
-    0x1C: _UTF8,  # server reference
-    0x1F: _UTF8,
-    0x21: _U16,
-    0x22: _U16,
-    0x23: _U16,  # topic alias
-    0x24: _BYTE,
-    0x25: _BYTE,  # retain available
-    0x26: _PAIR,
-    0x27: _U32,
-    0x28: _BYTE,  # wildcard subscription available
-    0x29: _BYTE,  # subscription identifiers available
-    0x2A: _BYTE,  # shared subscription available
+#: Wire type of every property identifier, so unknown ones are skipped correctly.
+WIRE_BYTE, WIRE_U16, WIRE_U32, WIRE_VARINT, WIRE_UTF8, WIRE_BINARY, WIRE_PAIR = range(7)
+PROPERTY_WIRE_TYPES: dict[int, int] = {
+    0x01: WIRE_BYTE,  # payload format indicator
+    0x02: WIRE_U32,  # message expiry interval
+    0x03: WIRE_UTF8,  # content type
+    0x08: WIRE_UTF8,  # response topic
+    0x09: WIRE_BINARY,  # correlation data
+    0x0B: WIRE_VARINT,  # subscription identifier
+    0x11: WIRE_U32,
+    0x12: WIRE_UTF8,
+    0x13: WIRE_U16,
+    0x15: WIRE_UTF8,  # authentication method
+    0x16: WIRE_BINARY,  # authentication data
+    0x17: WIRE_BYTE,  # request problem information
+    0x18: WIRE_U32,  # will delay interval
+    0x19: WIRE_BYTE,  # request response information
+    0x1A: WIRE_UTF8,  # response information
+    0x1C: WIRE_UTF8,  # server reference
+    0x1F: WIRE_UTF8,
+    0x21: WIRE_U16,
+    0x22: WIRE_U16,
+    0x23: WIRE_U16,  # topic alias
+    0x24: WIRE_BYTE,
+    0x25: WIRE_BYTE,  # retain available
+    0x26: WIRE_PAIR,
+    0x27: WIRE_U32,
+    0x28: WIRE_BYTE,  # wildcard subscription available
+    0x29: WIRE_BYTE,  # subscription identifiers available
+    0x2A: WIRE_BYTE,  # shared subscription available
 }
 
 UserProperties = tuple[tuple[str, str], ...]
@@ -135,9 +131,14 @@ class ConnAck:
     properties: Properties = NO_PROPERTIES
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Publish:
-    """PUBLISH (3.3), either direction. ``packet_id`` is 0 at QoS 0."""
+    """PUBLISH (3.3), either direction. ``packet_id`` is 0 at QoS 0.
+
+    Not frozen, unlike the other packets: one is built per message received, and a frozen
+    dataclass's ``__init__`` (``object.__setattr__`` per field) cost five times as much.
+    Treat it as immutable all the same.
+    """
 
     topic: str
     payload: bytes
@@ -224,17 +225,17 @@ def _binary(data: bytes) -> bytes:
 def _properties(values: dict[int, int | str | bytes], user: UserProperties = ()) -> bytes:
     out = bytearray()
     for ident, value in values.items():
-        kind = _PROPERTY_TYPES[ident]
+        kind = PROPERTY_WIRE_TYPES[ident]
         out.append(ident)
-        if kind == _BYTE:
+        if kind == WIRE_BYTE:
             out.append(int(value))  # type: ignore[arg-type]
-        elif kind == _U16:
+        elif kind == WIRE_U16:
             out += int(value).to_bytes(2, "big")  # type: ignore[arg-type]
-        elif kind == _U32:
+        elif kind == WIRE_U32:
             out += int(value).to_bytes(4, "big")  # type: ignore[arg-type]
-        elif kind == _VARINT:
+        elif kind == WIRE_VARINT:
             out += _varint(int(value))  # type: ignore[arg-type]
-        elif kind == _UTF8:
+        elif kind == WIRE_UTF8:
             out += _utf8(str(value))
         else:
             out += _binary(bytes(value))  # type: ignore[arg-type]
@@ -325,164 +326,3 @@ def encode_puback(packet_id: int, reason: int = 0) -> bytes:
     if reason == 0:
         return _PUBACK.pack(0x40, 2, packet_id)
     return _PUBACK.pack(0x40, 3, packet_id) + bytes((reason,))
-
-
-# -- decoding ----------------------------------------------------------------------------
-
-
-def _read_varint(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
-    value = 0
-    shift = 0
-    for _ in range(4):
-        if pos >= len(data):
-            raise ProtocolViolation("truncated variable byte integer")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-    raise ProtocolViolation("variable byte integer longer than four bytes")
-
-
-def _read_utf8(data: bytes, pos: int) -> tuple[str, int]:
-    end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big")
-    if end > len(data):
-        raise ProtocolViolation("string runs past the end of the packet")
-    return data[pos + 2 : end].decode("utf-8", "replace"), end
-
-
-def decode_properties(data: bytes, pos: int) -> tuple[Properties, int]:
-    """Properties starting at ``pos``: the value and the position after them."""
-    length, pos = _read_varint(data, pos)
-    end = pos + length
-    if end > len(data):
-        raise ProtocolViolation("properties run past the end of the packet")
-    if not length:
-        return NO_PROPERTIES, end
-    values: dict[int, int | str | bytes] = {}
-    user: list[tuple[str, str]] = []
-    while pos < end:
-        ident = data[pos]
-        pos += 1
-        kind = _PROPERTY_TYPES.get(ident)
-        if kind is None:
-            raise ProtocolViolation(f"unknown property identifier 0x{ident:02x}")
-        if kind == _BYTE:
-            values[ident] = data[pos]
-            pos += 1
-        elif kind == _U16:
-            values[ident] = int.from_bytes(data[pos : pos + 2], "big")
-            pos += 2
-        elif kind == _U32:
-            values[ident] = int.from_bytes(data[pos : pos + 4], "big")
-            pos += 4
-        elif kind == _VARINT:
-            values[ident], pos = _read_varint(data, pos)
-        elif kind == _UTF8:
-            values[ident], pos = _read_utf8(data, pos)
-        elif kind == _BINARY:
-            size = int.from_bytes(data[pos : pos + 2], "big")
-            values[ident] = data[pos + 2 : pos + 2 + size]
-            pos += 2 + size
-        else:
-            name, pos = _read_utf8(data, pos)
-            value, pos = _read_utf8(data, pos)
-            user.append((name, value))
-    if pos != end:
-        raise ProtocolViolation("a property runs past the property length")
-    return Properties(values, tuple(user)), end
-
-
-def decode_publish(first: int, body: bytes) -> Publish:
-    """A PUBLISH from its first byte and body (the ingest hot path: keep it lean)."""
-    qos = (first >> 1) & 0x03
-    if qos == 3:
-        raise ProtocolViolation("PUBLISH with QoS 3")
-    topic_end = 2 + int.from_bytes(body[:2], "big")
-    if topic_end > len(body):
-        raise ProtocolViolation("PUBLISH topic runs past the end of the packet")
-    topic = body[2:topic_end].decode("utf-8", "replace")
-    pos = topic_end
-    packet_id = 0
-    if qos:
-        packet_id = int.from_bytes(body[pos : pos + 2], "big")
-        pos += 2
-    user: UserProperties = ()
-    if pos >= len(body):
-        raise ProtocolViolation("PUBLISH without its properties length")
-    if body[pos] == 0:  # no properties: the common case, skip the general decoder
-        pos += 1
-    else:
-        properties, pos = decode_properties(body, pos)
-        user = properties.user
-    return Publish(topic, body[pos:], qos, packet_id, bool(first & 0x08), bool(first & 0x01), user)
-
-
-def decode(first: int, body: bytes) -> Packet:
-    """One packet from its first byte and its body (everything after Remaining Length)."""
-    kind = first >> 4
-    if kind == PacketType.PUBLISH:
-        return decode_publish(first, body)
-    try:
-        if kind == PacketType.PUBACK:
-            reason = body[2] if len(body) > 2 else 0
-            return PubAck(int.from_bytes(body[:2], "big"), reason)
-        if kind == PacketType.CONNACK:
-            properties, _ = decode_properties(body, 2) if len(body) > 2 else (NO_PROPERTIES, 2)
-            return ConnAck(bool(body[0] & 0x01), body[1], properties)
-        if kind == PacketType.SUBACK:
-            _, pos = decode_properties(body, 2)
-            return SubAck(int.from_bytes(body[:2], "big"), tuple(body[pos:]))
-        if kind == PacketType.PINGRESP:
-            return PingResp()
-        if kind == PacketType.PINGREQ:
-            return PingReq()
-        if kind == PacketType.DISCONNECT:
-            reason = body[0] if body else 0
-            properties = decode_properties(body, 1)[0] if len(body) > 1 else NO_PROPERTIES
-            return Disconnect(reason, properties)
-    except IndexError:
-        raise ProtocolViolation(f"truncated packet of type {kind}") from None
-    raise ProtocolViolation(f"unexpected packet type {kind} from the broker")
-
-
-class PacketReader:
-    """Incremental framing: feed it bytes in any chunks, get back whole packets."""
-
-    def __init__(self, max_packet_bytes: int = MAX_REMAINING) -> None:
-        self._buffer = bytearray()
-        self._max = max_packet_bytes
-
-    def feed(self, data: bytes) -> list[Packet]:
-        """Append ``data``; return every packet now complete, in order."""
-        buffer = self._buffer
-        buffer += data
-        packets: list[Packet] = []
-        pos = 0
-        size = len(buffer)
-        while size - pos >= 2:
-            first = buffer[pos]
-            length = buffer[pos + 1]
-            start = pos + 2
-            if length & 0x80:
-                try:
-                    length, start = _read_varint(buffer, pos + 1)
-                except ProtocolViolation:
-                    if size - pos < 5:
-                        break  # the length itself is still incomplete
-                    raise
-                if length > self._max:
-                    raise ProtocolViolation(f"packet of {length} bytes exceeds the maximum")
-            end = start + length
-            if end > size:
-                break
-            body = bytes(buffer[start:end])
-            if first >> 4 == PacketType.PUBLISH:
-                packets.append(decode_publish(first, body))
-            else:
-                packets.append(decode(first, body))
-            pos = end
-        if pos:
-            del buffer[:pos]
-        return packets

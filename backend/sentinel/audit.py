@@ -33,6 +33,8 @@ class AuthEvent:
     latency_ms: float
     server: str
     instance: str
+    #: Answered from the callouts' verified-credential cache (no KDF, no Auth DB read).
+    cached: bool = False
 
     def fields(self) -> dict[str, str]:
         """The stream entry (strings only; the id is the stream's own timestamp)."""
@@ -45,6 +47,7 @@ class AuthEvent:
             "latency_ms": f"{self.latency_ms:.3f}",
             "server": self.server[:64],
             "instance": self.instance,
+            "cached": "true" if self.cached else "false",
         }
 
 

@@ -2,18 +2,14 @@
 allow/deny decision.
 
 Passwords are stored as argon2id hashes (argon2-cffi). A KDF is slow on purpose, and the
-seed wants auth p99 < 10 ms, so a successful check is remembered for ``cache_ttl_s`` as a
-keyed BLAKE2b digest of the password (the key lives in this process only): the seed's
-per-region "Auth Cache". A cached entry never outlives a change of the client's row: the
-cache key includes the stored hash and the enabled flag.
+seed wants auth p99 < 10 ms, so the callouts remember successful checks
+(:mod:`backend.sentinel.authcache`, the seed's per-region "Auth Cache") and drop them when
+:meth:`AuthDb.changed_since` reports the client's row changed (disabled, new password).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -49,7 +45,8 @@ class SentinelClientRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     region: Mapped[str] = mapped_column(String(16), default="us-east")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Indexed: the callouts poll it to drop cached credentials of changed rows.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,8 @@ class Decision:
     allowed: bool
     reason: Reason
     region: str | None = None
+    #: From the verified-credential cache (audited, so a figure can tell hits from KDFs).
+    cached: bool = False
 
 
 def hash_password(password: str) -> str:
@@ -94,39 +93,7 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-class DecisionCache:
-    """Remembers recent successful checks (keyed digests, never passwords)."""
-
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._key = secrets.token_bytes(32)
-        self._entries: dict[tuple[str, str], tuple[bytes, float]] = {}
-
-    def _digest(self, record: ClientRecord, password: str) -> bytes:
-        material = f"{record.password_hash}\0{password}".encode("utf-8", "surrogatepass")
-        return hashlib.blake2b(material, key=self._key, digest_size=32).digest()
-
-    def hit(self, record: ClientRecord, password: str) -> bool:
-        """True when this exact (row, password) was verified within the TTL."""
-        entry = self._entries.get((record.client_id, record.password_hash))
-        if entry is None or entry[1] < self._clock():
-            return False
-        return secrets.compare_digest(entry[0], self._digest(record, password))
-
-    def remember(self, record: ClientRecord, password: str) -> None:
-        """Record a successful verification."""
-        if self._ttl_s <= 0:
-            return
-        if len(self._entries) > 100_000:
-            self._entries.clear()  # bounded memory; a miss only costs one KDF check
-        key = (record.client_id, record.password_hash)
-        self._entries[key] = (self._digest(record, password), self._clock() + self._ttl_s)
-
-
-def decide(
-    client_id: str, password: str, record: ClientRecord | None, cache: DecisionCache | None = None
-) -> Decision:
+def decide(client_id: str, password: str, record: ClientRecord | None) -> Decision:
     """Allow only an existing, enabled client whose password verifies (pure but for the KDF).
 
     Unknown clients still cost one KDF check against a dummy hash, so response time does
@@ -145,12 +112,8 @@ def decide(
         return Decision(False, Reason.UNKNOWN_CLIENT)
     if not record.enabled:
         return Decision(False, Reason.DISABLED, record.region)
-    if cache is not None and cache.hit(record, password):
-        return Decision(True, Reason.OK, record.region)
     if not _verify(record.password_hash, password):
         return Decision(False, Reason.BAD_PASSWORD, record.region)
-    if cache is not None:
-        cache.remember(record, password)
     return Decision(True, Reason.OK, record.region)
 
 
@@ -243,6 +206,14 @@ class AuthDb:
             row.updated_at = utcnow()
         return True
 
+    async def changed_since(self, since: datetime) -> list[str]:
+        """Clients whose row changed (``updated_at``) at or after ``since``."""
+        async with self._store.sessionmaker() as session:
+            result = await session.execute(
+                select(SentinelClientRow.client_id).where(SentinelClientRow.updated_at >= since)
+            )
+            return list(result.scalars())
+
     async def list_ids(self) -> list[str]:
         """Every client id, sorted."""
         async with self._store.sessionmaker() as session:
@@ -250,3 +221,16 @@ class AuthDb:
                 select(SentinelClientRow.client_id).order_by(SentinelClientRow.client_id)
             )
             return list(result.scalars())
+
+    async def snapshot(self) -> list[tuple[str, bool]]:
+        """Every client's ``(client_id, enabled)``: what the inspection's auth stage needs."""
+        async with self._store.sessionmaker() as session:
+            result = await session.execute(
+                select(SentinelClientRow.client_id, SentinelClientRow.enabled)
+            )
+            return [(client_id, bool(enabled)) for client_id, enabled in result]
+
+    @property
+    def store(self) -> Store:
+        """The site database this Auth DB lives in (the worker also reads shared IOCs)."""
+        return self._store

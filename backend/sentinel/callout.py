@@ -21,7 +21,8 @@ import nkeys
 
 from backend.sentinel import jwt
 from backend.sentinel.audit import Auditor, AuthEvent
-from backend.sentinel.authdb import ClientRecord, Decision, DecisionCache, Reason, decide
+from backend.sentinel.authcache import Verified, VerifiedCache
+from backend.sentinel.authdb import ClientRecord, Decision, Reason, decide
 from backend.sentinel.errors import BadAuthRequest, SentinelError
 from backend.sentinel.naming import check_client_id
 from backend.sentinel.permissions import ClientType, client_permissions
@@ -32,6 +33,7 @@ log = logging.getLogger("backend.sentinel.callout")
 SUPPORTED = (ClientType.NATS, ClientType.MQTT, ClientType.WEBSOCKET)
 
 Lookup = Callable[[str], Awaitable[ClientRecord | None]]
+Share = Callable[[Verified], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,15 @@ class CalloutHandler:
         issuer_seed: str,
         account: str,
         lookup: Lookup,
-        cache: DecisionCache | None = None,
+        cache: VerifiedCache | None = None,
+        share: Share | None = None,
         instance: str = "sentinel-callout",
     ) -> None:
         self._issuer = nkeys.from_seed(issuer_seed.encode())
         self._account = account
         self._lookup = lookup
         self._cache = cache
+        self._share = share
         self._instance = instance
 
     async def answer(self, data: bytes, started: float | None = None) -> Answer:
@@ -103,6 +107,7 @@ class CalloutHandler:
             allowed=decision.allowed,
             reason=decision.reason,
             server=request.server_name,
+            cached=decision.cached,
         )
         return Answer(response.encode(), event)
 
@@ -113,18 +118,26 @@ class CalloutHandler:
             check_client_id(request.username)
         except SentinelError:
             return Decision(False, Reason.BAD_CLIENT_ID)
+        cache = self._cache
+        if cache is not None:
+            region = cache.hit(request.username, request.password)
+            if region is not None:  # verified within the TTL, row unchanged since
+                return Decision(True, Reason.OK, region, cached=True)
         try:
             record = await self._lookup(request.username)
         except Exception as error:  # the database is down: deny, say why
             log.warning("Auth DB lookup failed, denying %s: %s", request.username, error)
             return Decision(False, Reason.ERROR)
-        cache = self._cache
-        if record is not None and record.enabled and cache and cache.hit(record, request.password):
-            return Decision(True, Reason.OK, record.region)  # a repeat: no thread hop, no KDF
         # The KDF is CPU-bound and releases the GIL: keep the event loop answering.
-        return await asyncio.to_thread(
-            decide, request.username, request.password, record, self._cache
-        )
+        decision = await asyncio.to_thread(decide, request.username, request.password, record)
+        if decision.allowed and cache is not None and decision.region is not None:
+            shared = cache.remember(request.username, request.password, decision.region)
+            if shared is not None and self._share is not None:
+                try:
+                    await self._share(shared)
+                except Exception as error:  # peers miss one entry: they pay one KDF
+                    log.warning("could not share a verified credential: %s", error)
+        return decision
 
     def _event(
         self,
@@ -136,6 +149,7 @@ class CalloutHandler:
         allowed: bool,
         reason: Reason,
         server: str,
+        cached: bool = False,
     ) -> AuthEvent:
         return AuthEvent(
             client_id=client_id,
@@ -146,6 +160,7 @@ class CalloutHandler:
             latency_ms=(time.perf_counter() - began) * 1000,
             server=server,
             instance=self._instance,
+            cached=cached,
         )
 
 

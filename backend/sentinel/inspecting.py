@@ -10,6 +10,8 @@ events the aggregator emitted in :attr:`InspectorStage.events` for the transport
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from backend.sentinel.inspection import AlertMessage, Inspector, SecurityEvent
 from backend.sentinel.inspection import Verdict as PipelineVerdict
 from backend.sentinel.naming import alerts_topic
@@ -27,8 +29,16 @@ class InspectorStage:
 
     name = "inspection"
 
-    def __init__(self, inspector: Inspector, publisher: str = "sentinel-alert-publisher") -> None:
+    def __init__(
+        self,
+        inspector: Inspector,
+        publisher: str = "sentinel-alert-publisher",
+        *,
+        on_timing: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.inspector = inspector
+        #: Told each stage's time per message (a histogram's observe); None: not timed.
+        self.on_timing = on_timing
         #: The origin does not tell who published; the bench's only publisher is assumed.
         self.publisher = publisher
         #: Security events not yet written by the transport (it drains the list).
@@ -43,8 +53,12 @@ class InspectorStage:
                 payload=message.payload,
                 publisher=self.publisher,
                 received_at_s=message.received_at,
-            )
+            ),
+            timed=self.on_timing is not None,
         )
+        if self.on_timing is not None:
+            for stage, seconds in outcome.stage_s.items():
+                self.on_timing(stage.value, seconds)
         self.events.extend(outcome.events)
         findings = tuple(
             Finding(f.stage.value, f.rule, f.severity.value, f.detail)

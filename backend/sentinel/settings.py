@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.contract import Severity
+
 
 class SentinelSettings(BaseSettings):
     """What a callout or worker process needs; explicit so tests can build one in-process."""
@@ -25,8 +27,12 @@ class SentinelSettings(BaseSettings):
     client_account: str = "SENTINEL"
     database_url: str = "sqlite+aiosqlite:///aurora.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    #: Successful checks are remembered this long (the seed's per-region "Auth Cache").
+    #: Successful checks are remembered this long (the seed's per-region "Auth Cache"):
+    #: the worst-case delay of a revocation when the Auth DB cannot be polled.
     auth_cache_ttl_s: float = 60.0
+    #: The Auth DB is polled this often for changed rows, whose cached credentials are
+    #: dropped: ``sentinel client disable`` takes effect within about this long.
+    auth_revoke_poll_s: float = 1.0
     #: Most auth requests handled at once (KDF checks run in threads).
     callout_concurrency: int = 32
     #: Prometheus metrics port (0: none).
@@ -34,6 +40,22 @@ class SentinelSettings(BaseSettings):
     #: Worker: ingress messages fetched per batch and the publish retry budget.
     worker_batch: int = 100
     publish_retry_s: float = 60.0
+    #: Worker: the inspection rules file (None: the shipped default_rules.yaml); ``--rules``
+    #: on the command line wins.
+    rules: Path | None = None
+    #: Worker: which of how many workers this is (it owns partitions p % count == index).
+    worker_index: int = 0
+    worker_count: int = 1
+    #: Worker: the origin site's REST API, where security events are raised as alerts
+    #: (empty: not raised), and a token with the ``aurora.operate`` scope.
+    api_url: str = ""
+    api_token: SecretStr = SecretStr("")
+    #: Worker: events at or above this severity become site alerts (low, medium, high, ...).
+    alert_min_severity: Severity = Severity.HIGH
+    #: The origin site's id (the ``site`` of JSON log lines).
+    site_id: str = "sentinel"
+    #: ``json`` (backend/logs.py lines) or ``text``.
+    log_format: str = "json"
     #: WebSocket bridge: the origin broker, its client cert, the nodes' ``wss://.../mqtt``.
     origin_host: str = "127.0.0.1"
     origin_port: int = 8883

@@ -1,8 +1,8 @@
-"""The ingress worker: ``sentinel.ingress.clients.<id>.alerts`` -> stages -> ``MQTT_ALERTS``.
+"""The ingress worker: ``sentinel.ingress.clients.<id>.alerts`` -> stages -> ``MQTT_ALERTS``
+and the MQTT QoS 1 feed (:mod:`backend.sentinel.delivery`).
 
-Workers share the ingress in the NATS queue group
-:data:`~backend.sentinel.naming.WORKER_QUEUE` (add processes to scale). Each message is
-published to the stream with a ``Nats-Msg-Id`` and retried until stored, so a node loss or
+Workers share the ingress by partitions of clients (add processes to scale). Each message is
+published to the streams with a ``Nats-Msg-Id`` and retried until stored, so a node loss or
 a stream-leader election (6-8 s here) delays alerts but loses and doubles none (DESIGN:
 Retention and HA). The id is the client plus a digest of the payload: the origin bridge
 resends an unacknowledged QoS 1 alert after a reconnect, and alerts carry their own id
@@ -14,8 +14,16 @@ own leader is re-elected (measured: every alert of that window). Held in the wor
 wait for the new leader instead. What a worker holds when *it* dies is lost; issue 14's
 pipeline can move to a per-client partitioned stream if that matters.
 
-Messages a stage quarantines are not delivered (issue 14 keeps them in a quarantine
-stream); the chain is :class:`~backend.sentinel.stages.PassThrough` by default.
+Per-client order across workers: the ingress is partitioned by client
+(:mod:`backend.sentinel.partitions`); a worker subscribes to the partitions it owns and
+handles one batch at a time, so one client's alerts are judged and stored in arrival order.
+
+Messages a stage quarantines are not delivered: they are stored in the quarantine stream
+with their findings (:mod:`backend.sentinel.quarantine`). The chain is
+:class:`~backend.sentinel.stages.PassThrough` by default; ``python -m backend.sentinel
+worker`` runs the inspection pipeline (:mod:`backend.sentinel.inspection_service`), which
+also sees each batch before (``prepare``: Auth DB look-ups, flood admission) and after
+(``report``: counters, events, metrics).
 """
 
 from __future__ import annotations
@@ -24,30 +32,30 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry, Counter
 
+from backend.sentinel.delivery import DUPLICATE_WINDOW_S, Delivery, ensure_qos1_stream
 from backend.sentinel.errors import SentinelError
 from backend.sentinel.naming import (
-    INGRESS_SUBJECTS,
     STREAM,
     STREAM_MAX_AGE_S,
     STREAM_REPLICAS,
     STREAM_SUBJECTS,
-    WORKER_QUEUE,
     alerts_subject,
     client_of_ingress,
+    quarantine_subject,
 )
-from backend.sentinel.stages import InboundMessage, PassThrough, Stage, run_stages
+from backend.sentinel.partitions import PARTITIONS, partition_queue, partition_subject
+from backend.sentinel.quarantine import ensure_quarantine, quarantine_headers
+from backend.sentinel.stages import InboundMessage, PassThrough, Stage, Verdict, run_stages
 
 log = logging.getLogger("backend.sentinel.worker")
 
@@ -55,9 +63,6 @@ log = logging.getLogger("backend.sentinel.worker")
 #: fits many times over).
 PENDING_MESSAGES = 1_000_000
 PENDING_BYTES = 1024**3
-#: Retry pause bounds while the stream has no leader (re-election took 6-8 s here).
-RETRY_MIN_S = 0.05
-RETRY_MAX_S = 1.0
 
 
 def message_id(client_id: str, payload: bytes) -> str:
@@ -75,12 +80,13 @@ def alerts_stream_config() -> StreamConfig:
         storage=StorageType.FILE,
         num_replicas=STREAM_REPLICAS,
         discard=DiscardPolicy.OLD,
-        duplicate_window=120.0,
+        duplicate_window=DUPLICATE_WINDOW_S,
     )
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create ``MQTT_ALERTS``, or bring its config back to the seed's (idempotent)."""
+    """Create ``MQTT_ALERTS`` (the seed's config), the QoS 1 feed's stream and the
+    quarantine stream (idempotent)."""
     config = alerts_stream_config()
     try:
         await js.stream_info(STREAM)
@@ -88,6 +94,30 @@ async def ensure_streams(js: JetStreamContext) -> None:
         await js.add_stream(config)
     else:
         await js.update_stream(config)
+    await ensure_qos1_stream(js)
+    await ensure_quarantine(js)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One message after the stages: its verdict and whether its stream stored it."""
+
+    message: InboundMessage
+    verdict: Verdict
+    stored: bool
+
+
+#: Called with a batch's client ids before its messages are judged (may await I/O).
+Prepare = Callable[[Sequence[str]], Awaitable[None]]
+#: Says why a message must not even be judged (e.g. its client floods), or None.
+Admit = Callable[[InboundMessage], str | None]
+#: Called with every judged message of a batch once the publishes are done.
+Report = Callable[[Sequence[Judged]], Awaitable[None]]
+
+
+def all_partitions() -> list[tuple[str, str]]:
+    """Every partition's (subject, queue): what a single worker subscribes to."""
+    return [(partition_subject(p), partition_queue(p)) for p in range(PARTITIONS)]
 
 
 @dataclass
@@ -106,6 +136,20 @@ class WorkerMetrics:
         self.retries = Counter(
             "sentinel_worker_publish_retries", "Publishes retried", registry=self.registry
         )
+        self._outcomes: dict[str, Counter] = {}
+        self.dropped = Counter(
+            "sentinel_worker_dropped",
+            "Ingress messages dropped before judging, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def outcome(self, name: str) -> None:
+        """Count one message's outcome (the labelled child looked up once per name)."""
+        child = self._outcomes.get(name)
+        if child is None:
+            child = self._outcomes[name] = self.messages.labels(name)
+        child.inc()
 
 
 class IngressWorker:
@@ -119,78 +163,128 @@ class IngressWorker:
         batch: int = 100,
         retry_budget_s: float = 60.0,
         metrics: WorkerMetrics | None = None,
+        subscriptions: Sequence[tuple[str, str]] | None = None,
+        prepare: Prepare | None = None,
+        admit: Admit | None = None,
+        report: Report | None = None,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream(timeout=5.0)
         self._stages = tuple(stages)
         self._batch = batch
-        self._retry_budget_s = retry_budget_s
         self.metrics = metrics or WorkerMetrics()
+        self._delivery = Delivery(
+            self._js, retry_budget_s=retry_budget_s, on_retry=self.metrics.retries.inc
+        )
+        #: (subject, queue) pairs: the partitions this worker owns (all of them by default).
+        self.subscriptions = list(subscriptions or all_partitions())
+        self._prepare = prepare
+        self._admit = admit
+        self._report = report
+        self._inbox: asyncio.Queue[Msg] = asyncio.Queue(PENDING_MESSAGES)
 
     async def run(self, stop: asyncio.Event, ready: Callable[[], None] | None = None) -> None:
-        """Handle ingress in batches until ``stop`` (``ready`` once subscribed)."""
-        subscription = await self._nc.subscribe(
-            INGRESS_SUBJECTS,
-            queue=WORKER_QUEUE,
-            pending_msgs_limit=PENDING_MESSAGES,
-            pending_bytes_limit=PENDING_BYTES,
-        )
+        """Handle ingress in batches until ``stop`` (``ready`` once subscribed).
+
+        Every owned partition is its own subscription; their callbacks (called in order per
+        subscription by nats-py) put messages in one inbox, so one client's messages keep
+        their order and the batches mix partitions.
+        """
+        subscriptions = [
+            await self._nc.subscribe(
+                subject,
+                queue=queue,
+                cb=self._enqueue,
+                pending_msgs_limit=PENDING_MESSAGES,
+                pending_bytes_limit=PENDING_BYTES,
+            )
+            for subject, queue in self.subscriptions
+        ]
         await self._nc.flush()
         if ready is not None:
             ready()
         while not stop.is_set():
             try:
-                first = await subscription.next_msg(timeout=0.5)
-            except (TimeoutError, NatsTimeout):
+                first = await asyncio.wait_for(self._inbox.get(), timeout=0.5)
+            except TimeoutError:
                 continue
             batch = [first]
-            while len(batch) < self._batch and subscription.pending_msgs > 0:
-                batch.append(await subscription.next_msg(timeout=1.0))
+            while len(batch) < self._batch and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
             await self.handle_batch(batch)
-        await subscription.unsubscribe()
+        for subscription in subscriptions:
+            await subscription.unsubscribe()
+
+    async def _enqueue(self, message: Msg) -> None:
+        try:
+            self._inbox.put_nowait(message)
+        except asyncio.QueueFull:
+            self._drop("inbox_full")
+
+    def _drop(self, reason: str, count: int = 1) -> None:
+        self.metrics.dropped.labels(reason).inc(count)
+        self.metrics.messages.labels("dropped").inc(count)
 
     async def handle_batch(self, messages: Sequence[Msg]) -> None:
-        """Inspect each message, then publish the delivered ones concurrently (in order)."""
-        publishes = []
+        """Judge each message, then store all of them concurrently (in order): delivered
+        ones in ``MQTT_ALERTS``, quarantined ones in the quarantine stream."""
+        inbound: list[InboundMessage] = []
         for message in messages:
             try:
                 client_id = client_of_ingress(message.subject)
             except SentinelError as error:
                 log.warning("ingress message dropped: %s", error)
                 self.metrics.messages.labels("bad_subject").inc()
+                self.metrics.dropped.labels("bad_subject").inc()
                 continue
-            inbound = InboundMessage(
-                client_id=client_id,
-                subject=message.subject,
-                payload=message.data,
-                headers=dict(message.headers or {}),
-                received_at=time.time(),
-                message_id=message_id(client_id, message.data),
+            inbound.append(
+                InboundMessage(
+                    client_id=client_id,
+                    subject=message.subject,
+                    payload=message.data,
+                    headers=dict(message.headers or {}),
+                    received_at=time.time(),
+                    message_id=message_id(client_id, message.data),
+                )
             )
-            verdict = run_stages(self._stages, inbound)
-            self.metrics.messages.labels(verdict.action.value).inc()
+        if self._prepare is not None and inbound:
+            await self._prepare([m.client_id for m in inbound])
+        judged: list[tuple[InboundMessage, Verdict]] = []
+        publishes = []
+        for item in inbound:
+            if self._admit is not None and (reason := self._admit(item)) is not None:
+                self._drop(reason)
+                continue
+            verdict = run_stages(self._stages, item)
+            self.metrics.outcome(verdict.action.value)
+            judged.append((item, verdict))
             if verdict.action.delivers:
                 publishes.append(
-                    self._publish(alerts_subject(client_id), inbound.payload, inbound.message_id)
+                    self._publish(alerts_subject(item.client_id), item.payload, item.message_id)
+                )
+            else:
+                publishes.append(
+                    self._quarantine(
+                        quarantine_subject(item.client_id),
+                        item.payload,
+                        quarantine_headers(
+                            item.client_id, item.message_id, verdict.findings, item.received_at
+                        ),
+                    )
                 )
         results = await asyncio.gather(*publishes)
         lost = results.count(False)
         if lost:
             self.metrics.messages.labels("gave_up").inc(lost)
+        if self._report is not None and judged:
+            await self._report(
+                [Judged(m, v, ok) for (m, v), ok in zip(judged, results, strict=True)]
+            )
 
     async def _publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
-        deadline = time.monotonic() + self._retry_budget_s
-        pause = RETRY_MIN_S
-        while True:
-            try:
-                await self._js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
-                return True
-            except NatsError as error:
-                # Timeouts, no responders, "no response from stream", 503 while a leader is
-                # elected: all transient for a replicated stream, so retry within the budget.
-                if time.monotonic() + pause > deadline:
-                    log.warning("publish of %s to %s gave up: %s", msg_id, subject, error)
-                    return False
-                self.metrics.retries.inc()
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, RETRY_MAX_S)
+        # Both streams, exactly once each: see backend.sentinel.delivery for the why.
+        return await self._delivery.deliver(subject, payload, msg_id)
+
+    async def _quarantine(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
+        # Only the quarantine stream: a quarantined alert must never reach the QoS 1 feed.
+        return await self._delivery.store(subject, payload, headers)

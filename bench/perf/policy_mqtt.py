@@ -34,7 +34,7 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.load.clients import MeasurementError
 from bench.perf.figures import Figure
-from bench.perf.line_counter import LineCounter, require_c_clients
+from bench.perf.mqtt_lines import LineCounter, LinePublisher, line_throughput
 from bench.perf.policy_connect import measure_connects
 from bench.perf.runner import PerfContext
 from bench.pki import CertPair, Pki
@@ -55,6 +55,13 @@ SUBSCRIBES = 300
 DRAIN_TIMEOUT_S = 120.0
 
 
+def _tools() -> tuple[str, str]:
+    pub, sub = shutil.which("mosquitto_pub"), shutil.which("mosquitto_sub")
+    if not pub or not sub:
+        raise BenchError("mosquitto_pub/mosquitto_sub missing: apt-get install mosquitto-clients")
+    return pub, sub
+
+
 def _cert_args(pki: Pki, pair: CertPair, port: int, client_id: str) -> list[str]:
     return [
         *("-V", "mqttv5", "-h", LOOPBACK, "-p", str(port), "-q", "1", "-i", client_id),
@@ -70,32 +77,12 @@ def _token_args(pki: Pki, port: int, client_id: str, username: str) -> list[str]
 
 
 def _throughput(publisher_args: Sequence[str], counter: LineCounter, messages: int) -> float:
-    """Messages per second from first to last arrival of ``messages`` after one warm-up."""
-    process = subprocess.Popen(
-        [require_c_clients()[0], *publisher_args, "-t", TOPIC, "-l"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdin is not None
+    """Messages per second through the broker (bench/perf/mqtt_lines.line_throughput)."""
+    publisher = LinePublisher(publisher_args, TOPIC)
     try:
-        seen = len(counter.times)
-        # One warm-up message proves the path open (and fills the decision cache).
-        process.stdin.write(b"warm-up\n")
-        process.stdin.flush()
-        counter.wait_count(seen + 1, 30.0)
-        start = len(counter.times)
-        process.stdin.write(b"x\n" * messages)
-        process.stdin.flush()
-        counter.wait_count(start + messages, DRAIN_TIMEOUT_S)
-        times = counter.times[start : start + messages]
-        span = times[-1] - counter.times[start - 1]
-        return messages / span if span > 0 else float("inf")
+        return line_throughput(publisher, counter, b"x", messages, DRAIN_TIMEOUT_S)
     finally:
-        process.stdin.close()
-        process.wait(timeout=30)
-        if process.stderr is not None:
-            process.stderr.close()
+        publisher.close()
 
 
 def _subscribe_rate(broker: PolicyBroker, pair: CertPair, count: int) -> float:
@@ -125,7 +112,7 @@ def _device_delivery(broker: PolicyBroker, device: CertPair, probe: CertPair, n:
         # mosquitto_sub subscribes right after connecting; a warm-up proves it is in.
         publisher = _cert_args(broker.pki, probe, broker.mqtt_port, "perf-cmd")
         process = subprocess.Popen(
-            [require_c_clients()[0], *publisher, "-t", topic, "-l"],
+            [_tools()[0], *publisher, "-t", topic, "-l"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

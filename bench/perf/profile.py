@@ -21,7 +21,18 @@ from bench.perf.runner import PerfContext
 
 _LINE_NUMBER = re.compile(r":\d+\)$")
 #: Frames worth showing: ours and the libraries on the ingest path.
-INTERESTING = ("backend/", "paho", "redis", "aiomqtt", "pydantic", "sqlalchemy", "ssl.py", "json")
+INTERESTING = (
+    "backend/",
+    "paho",
+    "redis",
+    "aiomqtt",
+    "pydantic",
+    "sqlalchemy",
+    "ssl.py",
+    "json",
+    "asyncio",
+    "uvloop",
+)
 
 
 def hot_frames(

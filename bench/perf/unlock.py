@@ -38,8 +38,7 @@ from bench.load.clients import MeasurementError, Publisher, Subscriber
 from bench.load.profiles import LOAD_BADGE_UID, PROFILES, DeviceTraffic
 from bench.load.summary import percentile_of
 from bench.perf.figures import Figure
-from bench.perf.ingest import moderate_rate, tls_args
-from bench.perf.line_counter import c_clients
+from bench.perf.ingest import c_clients, moderate_rate, tls_args
 from bench.perf.runner import PerfContext
 
 DOOR_ID = "perf-door-0001"

@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 
 from backend.contract import CommandVerb, Severity
 from bench.scenario.fields import BadgeUid, DeviceId, Duration, SiteId, Strict
+from bench.scenario.sentinel_steps import SENTINEL_ACTIONS, SentinelAction
 from bench.scenario.token_steps import TOKEN_ACTIONS, TokenAction
 from bench.scenario.wan_action import WanAction
 from simulators.faults import Fault
@@ -222,6 +223,7 @@ ACTIONS: dict[str, type[Strict] | type[WaitAction]] = {
     "heal": HealAction,
     "replay": ReplayAction,
     "wait": WaitAction,
+    **SENTINEL_ACTIONS,
     "wan": WanAction,
     **TOKEN_ACTIONS,
 }
@@ -240,6 +242,7 @@ Action = (
     | PartitionAction
     | ReplayAction
     | WaitAction
+    | SentinelAction
     | WanAction
     | TokenAction
 )

@@ -17,6 +17,7 @@ from backend.contract import CommandVerb, MessageKind, Severity
 from backend.federation.links import LinkStatus
 from backend.store.models import AttestationStatus, TrustStatus
 from bench.scenario.fields import DeviceId, Duration, SiteId, Strict
+from bench.scenario.sentinel_steps import SENTINEL_CHECKS, SentinelCheck
 from bench.scenario.token_steps import TOKEN_CHECKS, TokenCheck
 from simulators.lock import LockState
 
@@ -207,6 +208,7 @@ CHECKS: dict[str, type[Strict]] = {
     "link": LinkExpect,
     "metric": MetricExpect,
     "latency": LatencyExpect,
+    **SENTINEL_CHECKS,
     **TOKEN_CHECKS,
 }
 
@@ -221,5 +223,6 @@ Check = (
     | LinkExpect
     | MetricExpect
     | LatencyExpect
+    | SentinelCheck
     | TokenCheck
 )

@@ -41,6 +41,7 @@ from bench.scenario.actions import (
 from bench.scenario.fleet_adapter import ScenarioFleet
 from bench.scenario.probe import Probe
 from bench.scenario.schema import Scenario
+from bench.scenario.sentinel_probe import SentinelProbe
 from bench.scenario.site_client import SiteClient
 from bench.scenario.timeline import EventKind, Timeline
 from bench.scenario.token_clients import TokenClients
@@ -67,6 +68,8 @@ class Stage:
     sites: dict[str, SiteClient]
     probe: Probe | None = None
     fleet: ScenarioFleet | None = None
+    #: The Sentinel's observer and client player (scenarios with ``sentinel: true``).
+    sentinel: SentinelProbe | None = None
     #: (site, grant id) of every grant made, revoked when the scenario ends.
     grants: list[tuple[str, str]] = field(default_factory=list)
     #: (site, service) -> stopped now; stopped services are started again at the end.
@@ -337,3 +340,9 @@ async def _replay(action: ReplayAction, stage: Stage) -> str:
         "replay", action.site, subject=subject, count=action.count, new_msg_id=action.new_msg_id
     )
     return f"{action.count} x {subject} from {action.from_site} at {action.site}"
+
+
+# The Sentinel's actions live in their own module; importing it registers them.
+from bench.scenario import sentinel_perform as _sentinel_perform  # noqa: E402
+
+del _sentinel_perform

@@ -41,6 +41,7 @@ from bench.scenario.perform import Stage, StepError, perform
 from bench.scenario.probe import Probe, ProbeIdentity
 from bench.scenario.results import ExpectationResult, ScenarioResult, StepResult
 from bench.scenario.schema import Scenario, Step
+from bench.scenario.sentinel_probe import SentinelProbe
 from bench.scenario.site_client import SiteClient
 from bench.scenario.timeline import Event, EventKind, Timeline
 from bench.scenario.wan_action import checked_conditions
@@ -143,6 +144,7 @@ class BenchPool:
                 state_dir=state_dir,
                 db=self._db,
                 site_env=site_env,
+                sentinel=scenario.sentinel,
                 wan=checked_conditions(scenario.wan) if scenario.wan is not None else None,
             )
         )
@@ -201,6 +203,9 @@ class _Run:
             self.timeline,
         )
         await stage.probe.start()
+        if self.scenario.sentinel:
+            stage.sentinel = SentinelProbe(self.bench, self.timeline, self.scenario.first_site)
+            await stage.sentinel.start()
         if self.scenario.fleet:
             stage.fleet = await start_fleet(self.scenario, self.bench, self.timeline)
             await self._await_registration()
@@ -252,6 +257,13 @@ class _Run:
         for site, grant_id in stage.grants:
             with contextlib.suppress(BenchError):
                 await stage.api(site).revoke(grant_id)
+        if stage.sentinel is not None:
+            for region in sorted(stage.sentinel.killed):
+                try:
+                    await asyncio.to_thread(self.bench.sentinel.start_node, region)  # type: ignore[union-attr]
+                except Exception as error:
+                    errors.append(f"restarting Sentinel node {region}: {error}")
+            await stage.sentinel.aclose()
         await stage.token_clients.aclose()
         if stage.probe is not None:
             await stage.probe.aclose()

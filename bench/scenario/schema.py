@@ -126,6 +126,11 @@ class SiteSpec(Strict):
         default_factory=dict,
         description="backend setting overrides, e.g. {unlock_duration_s: 1}",
     )
+    sentinel: bool = Field(
+        default=False,
+        description="also run the Sentinel (seed 003) with this site as its customer origin "
+        "(the first site only)",
+    )
 
     def problems(self) -> dict[str, str]:
         """Overrides the backend does not know or the bench owns: key -> what is wrong.
@@ -423,7 +428,17 @@ class Scenario(Strict):
         for node in self.fleet:
             if node.site is not None and node.site not in self.sites:
                 raise ValueError(f"fleet: {node.id} is at unknown site {node.site!r}")
+        later = [site for site, spec in list(self.sites.items())[1:] if spec.sentinel]
+        if later:
+            raise ValueError(
+                f"sites: `sentinel: true` belongs on the first site (the origin), not {later[0]}"
+            )
         return self
+
+    @property
+    def sentinel(self) -> bool:
+        """True when the scenario runs the Sentinel (``sentinel: true`` on the first site)."""
+        return self.sites[self.first_site].sentinel
 
     @property
     def first_site(self) -> str:
@@ -440,7 +455,9 @@ class Scenario(Strict):
     def bench_key(self) -> str:
         """Scenarios with equal keys can share one running bench."""
         env = {site: spec.env() for site, spec in self.sites.items()}
-        return json.dumps({"sites": env, "wan": self.wan}, sort_keys=True)
+        return json.dumps(
+            {"sites": env, "wan": self.wan, "sentinel": self.sentinel}, sort_keys=True
+        )
 
 
 def json_schema() -> dict[str, Any]:

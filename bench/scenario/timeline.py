@@ -32,6 +32,9 @@ class EventKind(StrEnum):
     LINK = "link"  # probe: a federation link's status changed
     LOCK = "lock"  # node: a door's lock state changed
     METRIC = "metric"  # runner: a sample of a site's /metrics counter
+    SECURITY = "security_event"  # sentinel probe: aurora:sentinel:events
+    DELIVERY = "delivery"  # sentinel probe: an alert a Sentinel client received
+    AUTH = "auth"  # sentinel probe: an auth-callout decision (aurora:sentinel:auth)
     NOTE = "note"  # anything else worth showing (service stopped, node fault)
 
 

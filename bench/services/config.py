@@ -27,6 +27,7 @@ from bench.pki import CertPair
 
 __all__ = [
     "MAX_INFLIGHT_MESSAGES",
+    "MAX_QUEUED_BYTES",
     "MAX_QUEUED_MESSAGES",
     "MOSQUITTO_NOFILE",
     "PROBE_IDENTITY",
@@ -45,9 +46,18 @@ __all__ = [
     "sqlite_url",
 ]
 
-#: Generous queues: a backend restarted under a 10,000-device fleet must find its session's
-#: QoS 1 backlog intact (DESIGN: Delivery); Mosquitto drops the newest beyond this.
+#: Queue limits per offline session; in practice the ingest's (its persistent session is
+#: the one that queues while the backend is away). A backend restarted under a 10,000-device
+#: fleet must find its QoS 1 backlog intact (DESIGN: Delivery); Mosquitto drops the newest
+#: beyond the limit. Sized for issue 17's figures with room to spare: the 100,000-reading
+#: drain and the catch-up (60 s x 2,000 msg/s = 120,000) are 10-12 % of the count. Bytes
+#: bound the broker's memory instead of leaving it to the count alone: 256 MiB of payload
+#: is ~2.5 million 100-byte readings, so the count is what binds for telemetry, the bytes
+#: for a session fed large payloads.
 MAX_QUEUED_MESSAGES = 1_000_000
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+#: QoS 1 messages in flight to a client (MQTT v3 clients; a v5 client's own Receive
+#: Maximum governs: the ingest announces mqtt_receive_maximum, 4,000).
 MAX_INFLIGHT_MESSAGES = 1000
 MOSQUITTO_NOFILE = 65_536
 
@@ -180,7 +190,7 @@ def mosquitto_conf(config: MosquittoConfig) -> str:
         f"persistence_location {config.persistence_dir}/",
         "autosave_interval 30",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
-        "max_queued_bytes 0",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "max_connections -1",
         "set_tcp_nodelay true",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from backend.mqtt import MqttError, client_tls_context
 from backend.mqtt import codec as mqtt_codec
+from backend.mqtt.reader import PacketReader
 from bench.errors import ServiceStartError
 from bench.pki import CertPair, Pki
 from bench.services.auth_plugin import ensure_plugin
@@ -147,7 +148,7 @@ def mqtt_accepts(host: str, port: int, ca: Path, client: CertPair, timeout_s: fl
             context.wrap_socket(raw, server_hostname=host) as tls,
         ):
             tls.sendall(mqtt_codec.encode(mqtt_codec.Connect(READY_CLIENT_ID)))
-            reader = mqtt_codec.PacketReader()
+            reader = PacketReader()
             while True:
                 chunk = tls.recv(256)
                 if not chunk:

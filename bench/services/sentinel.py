@@ -1,5 +1,6 @@
 """The Sentinel cluster as the bench runs it: three nats-server nodes, two auth-callout
-processes, one ingress worker, and the origin Mosquitto's bridge (seed 003).
+processes, the inspection workers (one by default, each owning a share of the ingress
+partitions), and the origin Mosquitto's bridge (seed 003).
 
 :class:`SentinelCluster` is built before the site's services start (its ports and the
 bridge section must be known when Mosquitto's config is written), started after them (the
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import nkeys
 
+from backend.sentinel.errors import SentinelError
+from backend.sentinel.partitions import check_layout
 from bench.benchfile import MqttEndpoint, SentinelInfo, SentinelNodeInfo, SentinelOrigin
 from bench.errors import ServiceStartError, ToolMissingError
 from bench.pki import Pki
@@ -120,14 +123,34 @@ class SiteLink:
     redis_url: str
     mqtt_host: str
     mqtt_port: int
+    #: The site's REST API and a token for it: security events become alerts there.
+    api_url: str = ""
+    api_token: str = ""
 
 
 class SentinelCluster:
     """Three regional nodes plus callout and worker processes (see the module doc)."""
 
-    def __init__(self, state_dir: Path, pki: Pki, bridge: str = "mqtt") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        pki: Pki,
+        bridge: str = "mqtt",
+        *,
+        workers: int = 1,
+        rules: Path | None = None,
+    ) -> None:
         if bridge not in BRIDGES:
             raise ServiceStartError("sentinel", f"unknown bridge {bridge!r}: mqtt or websocket")
+        try:
+            check_layout(0, workers)
+        except SentinelError as error:
+            raise ServiceStartError("sentinel", f"--sentinel-workers: {error}") from None
+        #: Inspection workers (each owns PARTITIONS / workers partitions of clients).
+        self.worker_count = workers
+        #: The inspection rules file the workers load (None: the shipped defaults).
+        self.rules = rules
+        self.worker_metrics_ports = [free_port() for _ in range(workers)]
         #: ``mqtt``: Mosquitto's own bridge; ``websocket``: the WAF-limited Python bridge.
         self.bridge = bridge
         self.wsbridge: Service | None = None
@@ -142,7 +165,7 @@ class SentinelCluster:
         self.publisher = pki.service(PUBLISHER_IDENTITY)
         self.nodes: dict[str, Service] = {}
         self.callouts: list[Service] = []
-        self.worker: Service | None = None
+        self.workers: list[Service] = []
         self.site: SiteLink | None = None
         self.binary = sentinel_nats_binary()
 
@@ -259,9 +282,9 @@ class SentinelCluster:
             env["AURORA_SENTINEL_ISSUER_SEED"] = issuer
             env["AURORA_SENTINEL_METRICS_PORT"] = str(self.callout_metrics_ports[index])
             self.callouts.append(self._python_service("callout", instance, env))
-        env = self.process_env(WORKER_USER, self.secrets.worker_password, "sentinel-worker-1")
-        self.worker = self._python_service("worker", "sentinel-worker-1", env)
-        processes = [*self.callouts, self.worker]
+        for index in range(self.worker_count):
+            self.workers.append(self.worker_service(index))
+        processes = [*self.callouts, *self.workers]
         if self.bridge == "websocket":
             self.wsbridge = self._wsbridge_service()
             processes.append(self.wsbridge)
@@ -270,6 +293,72 @@ class SentinelCluster:
         for service in processes:
             service.wait_ready()
         self._check_ready()
+        self.write_prometheus_targets()
+
+    def prometheus_targets(self) -> list[dict[str, object]]:
+        """Prometheus file_sd entries of every process with metrics (role and instance)."""
+        entries: list[tuple[str, str, int]] = [
+            *(
+                ("worker", f"sentinel-worker-{i + 1}", port)
+                for i, port in enumerate(self.worker_metrics_ports)
+            ),
+            *(
+                ("callout", f"sentinel-callout-{i + 1}", port)
+                for i, port in enumerate(self.callout_metrics_ports)
+            ),
+        ]
+        if self.wsbridge is not None:
+            entries.append(("wsbridge", "sentinel-wsbridge-1", self.wsbridge_metrics_port))
+        return [
+            {"targets": [f"{LOOPBACK}:{port}"], "labels": {"role": role, "instance": name}}
+            for role, name, port in entries
+        ]
+
+    def write_prometheus_targets(self) -> Path:
+        """Write ``prometheus_targets.json`` (bench/observability/prometheus.yml reads it)."""
+        path = self.directory / "prometheus_targets.json"
+        path.write_text(json.dumps(self.prometheus_targets(), indent=2) + "\n")
+        return path
+
+    @property
+    def worker(self) -> Service | None:
+        """The first inspection worker (what a single-worker test kills and restarts)."""
+        return self.workers[0] if self.workers else None
+
+    def worker_service(
+        self,
+        index: int,
+        *,
+        count: int | None = None,
+        name: str | None = None,
+        pass_through: bool = False,
+    ) -> Service:
+        """Worker ``index`` of ``count`` (the cluster's own by default) as a service.
+
+        Figures start extra layouts (``name`` keeps their logs apart) and the
+        ``pass_through`` baseline this way; the cluster's workers are ``worker_service(i)``.
+        """
+        site = self.site
+        assert site is not None
+        instance = name or f"sentinel-worker-{index + 1}"
+        env = self.process_env(WORKER_USER, self.secrets.worker_password, instance)
+        default = name is None and count is None
+        env |= {
+            "AURORA_SENTINEL_WORKER_INDEX": str(index),
+            "AURORA_SENTINEL_WORKER_COUNT": str(count or self.worker_count),
+            "AURORA_SENTINEL_METRICS_PORT": str(
+                self.worker_metrics_ports[index] if default else free_port()
+            ),
+            "AURORA_SENTINEL_API_URL": site.api_url,
+            "AURORA_SENTINEL_API_TOKEN": site.api_token,
+            "AURORA_SENTINEL_SITE_ID": site.site_id,
+        }
+        if self.rules is not None:
+            env["AURORA_SENTINEL_RULES"] = str(self.rules)
+        service = self._python_service("worker", instance, env)
+        if pass_through:
+            service.spec.command.append("--pass-through")
+        return service
 
     def _wsbridge_service(self) -> Service:
         site = self.site
@@ -334,7 +423,7 @@ class SentinelCluster:
         errors: list[Exception] = []
         services = [
             *([self.wsbridge] if self.wsbridge else []),
-            *([self.worker] if self.worker else []),
+            *self.workers,
             *self.callouts,
             *self.nodes.values(),
         ]

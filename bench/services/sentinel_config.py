@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.sentinel.partitions import PARTITIONS, partition_mapping
 from bench.pki import CertPair
 
 #: The seed's regions in its order (traffic split 50/30/20).
@@ -37,6 +38,8 @@ WORKER_USER = "sentinel-worker"
 #: NATS sees it as ``sentinel.ingress.clients.<id>.alerts`` (DESIGN: the ingress).
 INGRESS_TOPIC_PREFIX = "sentinel/ingress/"
 ORIGIN_TOPIC = "clients/+/alerts"
+#: Consumers a stream may have: one per QoS 1 MQTT subscription in the cluster (see node_conf).
+MAX_CONSUMERS_PER_STREAM = 1_000_000
 #: File descriptors a node may hold: the seed wants many idle connections per node.
 NODE_NOFILE = 65_536
 
@@ -87,6 +90,8 @@ class NodeConfig:
     host: str = "127.0.0.1"
     max_file_store: int = 2 * 1024**3
     max_memory_store: int = 256 * 1024**2
+    #: Ingress partitions (backend.sentinel.partitions: per-client order across workers).
+    partitions: int = PARTITIONS
 
 
 def server_name(region: str) -> str:
@@ -112,6 +117,7 @@ def _tls_block(indent: str, config: NodeConfig, *, external: bool) -> list[str]:
 def node_conf(config: NodeConfig) -> str:
     """nats-server config text of one Sentinel node."""
     host, ports, secrets = config.host, config.ports, config.secrets
+    source, destination = partition_mapping(config.partitions)
     routes = ", ".join(
         _q(f"nats-route://route:{secrets.route_password}@{host}:{port}") for port in config.peers
     )
@@ -125,6 +131,12 @@ def node_conf(config: NodeConfig) -> str:
         f"  store_dir: {_q(config.store_dir)}",
         f"  max_memory_store: {config.max_memory_store}",
         f"  max_file_store: {config.max_file_store}",
+        # nats-server 2.15 caps a stream at 1,000 consumers unless told otherwise, and every
+        # QoS 1 MQTT subscription is a consumer of $MQTT_msgs: the cap refused subscriber
+        # 1,001 onwards (SUBACK failure; node log "maximum consumers limit reached").
+        "  limits {",
+        f"    default_max_consumers: {MAX_CONSUMERS_PER_STREAM}",
+        "  }",
         "}",
         "cluster {",
         f"  name: {_q(CLUSTER_NAME)}",
@@ -159,6 +171,8 @@ def node_conf(config: NodeConfig) -> str:
         f"      {{user: {_q(BRIDGE_USER)}, password: {_q(secrets.bridge_password)}}}",
         f"      {{user: {_q(WORKER_USER)}, password: {_q(secrets.worker_password)}}}",
         "    ]",
+        # One client's ingress always lands in the same partition, so one worker owns it.
+        f"    mappings: {{ {_q(source)}: {_q(destination)} }}",
         "  }",
         f"  {SYSTEM_ACCOUNT}: {{}}",
         "}",

@@ -17,6 +17,12 @@ from bench.perf.runner import Measurement, PerfConfig, PerfContext, run_measurem
 EXPECTED = {
     "broker.throughput": "msg/s",
     "ingest.throughput": "msg/s",
+    "ingest.drain": "msg/s",
+    "ingest.drain.2_workers": "msg/s",
+    "ingest.drain.cpu_per_reading": "us",
+    "ingest.catchup": "s",
+    "ingest.catchup.lost": "readings",
+    "ingest.catchup.duplicated": "entries",
     "unlock.round_trip.idle.p50": "ms",
     "unlock.round_trip.idle.p99": "ms",
     "devices.connected_per_process": "devices",
@@ -70,6 +76,9 @@ def test_quick_bench_writes_documented_schema(tmp_path: Path) -> None:
     assert data["broker.throughput"]["value"] > 0
     assert data["ingest.throughput"]["value"] > 0
     assert data["ingest.throughput"]["baseline"] == data["broker.throughput"]["value"]
+    # Issue 17: the backlog after an outage arrives exactly once.
+    assert data["ingest.catchup.lost"]["value"] == 0
+    assert data["ingest.catchup.duplicated"]["value"] == 0
     latency = [name for name in data if name.startswith("ingest.latency@")]
     assert sorted(name.rsplit(".", 1)[1] for name in latency) == ["p50", "p99"]
     loaded = [name for name in data if name.startswith("unlock.round_trip@")]

@@ -348,6 +348,7 @@ async def test_killing_the_stream_leader_loses_and_duplicates_nothing(
     finally:
         await client.close()
     client_id = _unique("failover")
+    await _add(sentinel_bench, client_id)  # an unknown addressee would be quarantined
     total, kill_at = 300, 100
     try:
         for number in range(total):
@@ -390,6 +391,45 @@ async def test_with_the_callout_down_connects_are_refused_not_hung(
 
 # -- the CLI --------------------------------------------------------------------------------
 
+#: How soon a disable must refuse connects: the callouts poll the Auth DB every second
+#: (AURORA_SENTINEL_AUTH_REVOKE_POLL_S); the cache TTL (60 s) is the worst case without it.
+REVOKE_BOUND_S = 15.0
+
+
+async def _refused_within(bound_s: float, url: str, ca: Any, user: str, password: str) -> float:
+    """Seconds until connects of ``user`` are refused (fails the test past ``bound_s``)."""
+    began = asyncio.get_running_loop().time()
+    async with asyncio.timeout(bound_s):
+        while True:
+            try:
+                connection = await nats_connect(url, ca, user, password)
+            except nats.errors.Error as error:
+                assert "Authorization Violation" in str(error)
+                return asyncio.get_running_loop().time() - began
+            await connection.close()
+            await asyncio.sleep(0.1)
+
+
+async def test_a_disabled_client_is_refused_soon_although_its_credential_was_cached(
+    sentinel_bench: RunningBench, info: SentinelInfo
+) -> None:
+    client_id = _unique("revoked")
+    await _add(sentinel_bench, client_id)
+    ca = sentinel_bench.info.ca
+    # The callouts drop cached credentials of rows changed since 2 s before their last poll;
+    # let the creation age past that, so what follows is answered from the cache.
+    await asyncio.sleep(5)
+    for _ in range(4):  # the first verifies (KDF) and tells the other callout
+        connection = await nats_connect(info.nodes[0].nats, ca, client_id, PASSWORD)
+        await connection.close()
+    before = await _audit(sentinel_bench, client_id, 4)
+    assert [entry["cached"] for entry in before] == ["false", "true", "true", "true"]
+    await _disable(sentinel_bench, client_id)
+    await _refused_within(REVOKE_BOUND_S, info.nodes[1].nats, ca, client_id, PASSWORD)
+    after = await _audit(sentinel_bench, client_id, 5)
+    assert after[-1]["reason"] == "disabled"
+    assert after[-1]["cached"] == "false"
+
 
 async def test_cli_adds_watches_and_disables_a_client(
     sentinel_bench: RunningBench, info: SentinelInfo, publisher: aiomqtt.Client
@@ -418,23 +458,35 @@ async def test_cli_adds_watches_and_disables_a_client(
             runner.invoke, sentinel, ["watch", client_id, "--count", "1", "--state-dir", state]
         )
     )
-    body = json.dumps({"hello": client_id}).encode()
+    sent = 0
     async with asyncio.timeout(60):
         while not watching.done():  # publish until the watcher has subscribed and got one
+            # Each body its own: an identical one is the same alert (same Nats-Msg-Id) and
+            # is stored, hence delivered at QoS 1, once.
+            body = json.dumps({"hello": client_id, "n": sent}).encode()
             await publisher.publish(f"clients/{client_id}/alerts", body, qos=1)
+            sent += 1
             await asyncio.sleep(0.5)
     watched = await watching
     assert watched.exit_code == 0, watched.output
-    assert json.loads(watched.output.strip().splitlines()[-1])["payload"] == {"hello": client_id}
+    payload = json.loads(watched.output.strip().splitlines()[-1])["payload"]
+    assert payload["hello"] == client_id and 0 <= payload["n"] < sent
 
     disabled = await asyncio.to_thread(
         runner.invoke, sentinel, ["client", "disable", client_id, "--state-dir", state]
     )
     assert disabled.exit_code == 0, disabled.output
-    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await nats_connect(
-            info.nodes[0].nats, sentinel_bench.info.ca, client_id, credentials["password"]
-        )
+    # The callouts cached the watcher's credential; disabling drops it within one Auth DB
+    # poll (1 s; the bound allows for a loaded machine and stays well below the 60 s TTL,
+    # so it is the poll, not the expiry, that refuses).
+    waited = await _refused_within(
+        REVOKE_BOUND_S,
+        info.nodes[0].nats,
+        sentinel_bench.info.ca,
+        client_id,
+        credentials["password"],
+    )
+    print(f"disable took effect after {waited:.2f} s")
     bad = await asyncio.to_thread(
         runner.invoke, sentinel, ["client", "add", "bad.id", "--state-dir", state]
     )

@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 
 from backend.mqtt import ProtocolViolation
 from backend.mqtt import codec as mqtt_codec
+from backend.mqtt.reader import PacketReader
 from bench.errors import BenchError, ServiceStartError
 from bench.fixtures import (
     BenchFactory,
@@ -159,7 +160,7 @@ def _mqtt_connect(bench: RunningBench, pair: CertPair | None, client_id: str) ->
     ):
         try:
             tls.sendall(mqtt_codec.encode(mqtt_codec.Connect(client_id)))
-            reader = mqtt_codec.PacketReader()
+            reader = PacketReader()
             packets: list[mqtt_codec.Packet] = []
             while not packets:
                 chunk = tls.recv(256)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from backend.sentinel.inspection.aggregator import Aggregator
 from backend.sentinel.inspection.anomaly import AnomalyStage
 from backend.sentinel.inspection.auth import AuthStage
+from backend.sentinel.inspection.flood import FloodGuard
 from backend.sentinel.inspection.model import (
     AlertMessage,
     AuthEvent,
@@ -47,6 +48,14 @@ class Inspector:
         self.anomaly = AnomalyStage(rules.anomaly)
         self.auth = AuthStage(rules.auth)
         self.aggregator = Aggregator(rules.aggregation)
+        self.flood = FloodGuard(rules.limits)
+
+    def admit(self, message: AlertMessage) -> tuple[bool, tuple[SecurityEvent, ...]]:
+        """Whether the message is within its client's rate; events for a flood if not."""
+        finding = self.flood.admit(message)
+        if finding is None:
+            return True, ()
+        return False, self._aggregate([finding], message.received_at_s)
 
     def inspect(self, message: AlertMessage, *, timed: bool = False) -> Outcome:
         """Run the message through every stage; a block anywhere quarantines it.

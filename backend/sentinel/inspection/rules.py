@@ -215,6 +215,11 @@ class Limits(_Strict):
     scan_bytes: int = Field(default=16 * 1024, ge=64)
     #: JSON deeper than this is not parsed for field matches (``too_deep`` finding).
     max_json_depth: int = Field(default=32, ge=1, le=200)
+    #: Messages per second one client's topic may receive (token bucket) before the
+    #: excess is dropped unjudged (``client-flood``), so one flooded client cannot delay
+    #: everyone else's alerts behind it in the worker.
+    client_rate_per_s: float = Field(default=500.0, gt=0)
+    client_burst: float = Field(default=1000.0, ge=1)
 
 
 class Aggregation(_Strict):

@@ -9,7 +9,6 @@ from backend.mqtt.codec import (
     ConnAck,
     Connect,
     Disconnect,
-    PacketReader,
     PingResp,
     Prop,
     Properties,
@@ -21,6 +20,7 @@ from backend.mqtt.codec import (
     encode,
     encode_puback,
 )
+from backend.mqtt.reader import PacketReader
 
 
 def test_publish_round_trips_with_user_properties_and_flags() -> None:

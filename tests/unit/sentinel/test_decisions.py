@@ -7,7 +7,6 @@ import pytest
 from backend.sentinel import jwt
 from backend.sentinel.authdb import (
     ClientRecord,
-    DecisionCache,
     Reason,
     decide,
     hash_password,
@@ -44,23 +43,6 @@ def test_odd_bytes_in_a_password_round_trip() -> None:
     record = ClientRecord("c1", hash_password(odd), True, "us-east")
     assert decide("c1", odd, record).allowed
     assert not decide("c1", odd[:-1], record).allowed
-
-
-def test_the_cache_answers_only_the_same_password_for_the_same_row() -> None:
-    now = [0.0]
-    cache = DecisionCache(ttl_s=10, clock=lambda: now[0])
-    assert decide("c1", "right", GOOD, cache).allowed
-    assert cache.hit(GOOD, "right")
-    assert not cache.hit(GOOD, "wrong")
-    assert not decide("c1", "wrong", GOOD, cache).allowed
-    # A disabled row is refused although its password was cached.
-    disabled = ClientRecord("c1", GOOD.password_hash, False, "eu-west")
-    assert decide("c1", "right", disabled, cache).reason is Reason.DISABLED
-    # A new password (new hash) is not answered from the old entry.
-    changed = ClientRecord("c1", hash_password("new"), True, "eu-west")
-    assert not cache.hit(changed, "right")
-    now[0] = 11.0
-    assert not cache.hit(GOOD, "right")
 
 
 def _handler(records: dict[str, ClientRecord]) -> CalloutHandler:

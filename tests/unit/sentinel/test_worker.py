@@ -58,10 +58,12 @@ async def test_delivered_messages_reach_the_clients_subject_with_a_stable_id() -
     worker = IngressWorker(FakeNats(js))  # type: ignore[arg-type]
     await worker.handle_batch([_msg("c1", b"a"), _msg("c2", b"b")])  # type: ignore[list-item]
     assert sorted(js.published) == [
+        ("$MQTT.msgs.clients.c1.alerts", b"a", message_id("c1", b"a")),
+        ("$MQTT.msgs.clients.c2.alerts", b"b", message_id("c2", b"b")),
         ("clients.c1.alerts", b"a", message_id("c1", b"a")),
         ("clients.c2.alerts", b"b", message_id("c2", b"b")),
     ]
-    assert js.attempts == 5  # three timeouts retried, nothing doubled
+    assert js.attempts == 7  # three timeouts retried, nothing doubled (record + QoS 1 feed)
     assert message_id("c1", b"a") == message_id("c1", b"a") != message_id("c2", b"a")
 
 
@@ -75,7 +77,13 @@ async def test_a_stage_quarantines_and_bad_subjects_are_dropped() -> None:
         FakeMsg("sentinel.ingress.clients.>.alerts", b"odd"),
     ]
     await worker.handle_batch(batch)  # type: ignore[arg-type]
-    assert [payload for _s, payload, _id in js.published] == [b"fine"]
+    # The delivered alert is stored in the record and the QoS 1 feed, the quarantined one
+    # only in the quarantine stream (the publishes run concurrently: order is not fixed).
+    assert sorted((s, payload) for s, payload, _id in js.published) == [
+        ("$MQTT.msgs.clients.c1.alerts", b"fine"),
+        ("clients.c1.alerts", b"fine"),
+        ("sentinel.quarantine.clients.c1.alerts", b"a secret"),
+    ]
 
 
 async def test_a_publish_that_never_succeeds_gives_up_within_its_budget() -> None:
