@@ -28,11 +28,11 @@ from typing import Any
 import httpx
 from redis.exceptions import RedisError
 
+from backend.sentinel.naming import COUNTERS_KEY
+from backend.sentinel.reporting import COUNTER_FIELDS
+
 log = logging.getLogger(__name__)
 
-#: The hash the Sentinel worker writes (a contract with ``backend.sentinel``).
-COUNTERS_KEY = "aurora:sentinel:counters"
-COUNTER_FIELDS = ("inspected", "delivered", "flagged", "quarantined")
 #: The account Sentinel clients are put in (bench/services/sentinel_config.py).
 CLIENT_ACCOUNT = "SENTINEL"
 #: Identities of that account that are the Sentinel's own services, not clients.

