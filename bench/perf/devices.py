@@ -433,7 +433,7 @@ async def measure(ctx: Any, devices: int | None = None) -> list[Figure]:
         again,
         resumed,
         counts=sessions.counts,
-        full_rate=rate,
+        full_rate=round(rate, 1),
         full_client_ms=client_ms,
         full_broker_ms=broker_ms,
     )
