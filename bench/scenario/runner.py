@@ -142,7 +142,9 @@ class BenchPool:
             BenchOptions(
                 sites=list(scenario.sites),
                 state_dir=state_dir,
-                db=self._db,
+                # Sites across an emulated WAN keep SQLite: the one PostgreSQL cluster
+                # listens in the root namespace, not in the sites' (bench/site_options.py).
+                db="sqlite" if scenario.wan is not None else self._db,
                 site_env=site_env,
                 sentinel=scenario.sentinel,
                 wan=checked_conditions(scenario.wan) if scenario.wan is not None else None,
