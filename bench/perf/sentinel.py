@@ -234,6 +234,9 @@ async def _failover(ctx: PerfContext, rate: float) -> list[Figure]:
     ctx.progress(f"sentinel: kill -9 of the stream leader {leader} at {rate:.0f} msg/s")
     client_id = f"failover-{uuid.uuid4().hex[:6]}"
     subject = f"clients.{client_id}.alerts"
+    # A real addressee: the inspection's auth stage quarantines alerts to unknown clients,
+    # which would count every one of them as lost here.
+    await add_clients(ctx, [client_id], info.sentinel.nodes[0].region)
     origin = info.sentinel.origin
     context = ssl.create_default_context(cafile=info.ca)
     context.load_cert_chain(origin.publisher_cert, origin.publisher_key)
