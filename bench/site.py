@@ -25,21 +25,20 @@ from bench.benchfile import (
     BenchInfo,
     MqttEndpoint,
     SiteInfo,
-    read_bench_file,
     write_bench_file,
 )
-from bench.errors import BenchError, BenchFileError, ServiceStartError
+from bench.errors import BenchError, ServiceStartError
 from bench.issuer import TokenIssuer, start_issuer
 from bench.pki import CertPair, Pki
 from bench.services.config import PROBE_IDENTITY, backend_identity, sqlite_url
 from bench.services.local import LOOPBACK, PostgresCluster
-from bench.services.process import Service, ServiceSpec, free_port, tcp_accepts
+from bench.services.process import Service, ServiceSpec, free_port
 from bench.services.providers import PROVIDERS as PROVIDER_FACTORIES
 from bench.services.providers import ExternalEndpoints, SiteProvider
 from bench.services.sentinel import SentinelCluster, SiteLink
 from bench.site_options import DATABASES, PROVIDERS, SITE_ID, BenchOptions
-from bench.wan.provider import WAN_FILE, WanProvider
-from bench.wan.topology import is_wan_address
+from bench.state_guard import refuse_a_running_bench
+from bench.wan.provider import WanProvider
 
 SERVICES = ("mosquitto", "nats", "redis")
 BACKEND_START_TIMEOUT_S = 60.0
@@ -431,7 +430,7 @@ def start_bench(options: BenchOptions) -> RunningBench:
     options.validate()
     state_dir = Path(options.state_dir).absolute()
     state_dir.mkdir(parents=True, exist_ok=True)
-    _refuse_a_running_bench(state_dir)
+    refuse_a_running_bench(state_dir)
     (state_dir / BENCH_FILE).unlink(missing_ok=True)
     pki = Pki.ensure(state_dir / "pki")
     attempt = 0
@@ -465,24 +464,6 @@ def _abandon(bench: RunningBench) -> None:
         bench.close()
     finally:
         (bench.state_dir / BENCH_FILE).unlink(missing_ok=True)
-
-
-def _refuse_a_running_bench(state_dir: Path) -> None:
-    """A bench.json whose servers still answer means another bench owns this state dir."""
-    try:
-        info = read_bench_file(state_dir)
-    except BenchFileError:
-        return  # none, or a leftover we may overwrite
-    for site in info.sites.values():
-        if is_wan_address(site.mqtt.host) and not (state_dir / WAN_FILE).exists():
-            # A WAN bench removes wan.json when it stops; without its namespace the address
-            # goes to the default route, where a proxy may well accept any connection.
-            continue
-        if tcp_accepts(site.mqtt.host, site.mqtt.port, 0.3):
-            raise BenchError(
-                f"a bench is already running in {state_dir} (site {site.site_id} answers at "
-                f"{site.mqtt.host}:{site.mqtt.port}); stop it or pick another --state-dir"
-            )
 
 
 def _collect(errors: list[BaseException], action: Callable[[], object]) -> None:
