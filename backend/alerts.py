@@ -47,6 +47,43 @@ class AlertRecord:
     dedup_key: str | None = None
 
     @classmethod
+    def new(  # noqa: PLR0917 - the alert content, in raise_alert's order
+        cls,
+        type: str,
+        severity: Severity | str,
+        title: str,
+        description: str,
+        device_id: str | None,
+        iocs: Iterable[Any],
+        details: Mapping[str, Any] | None,
+        source: str,
+        origin_site: str | None,
+        *,
+        origin_alert_id: str | None = None,
+        created_at: datetime | None = None,
+        dedup_key: str | None = None,
+    ) -> AlertRecord:
+        """A record under a fresh id, its severity, IOCs and details normalised.
+
+        The one place raised and remote alerts are shaped, so both store the same way.
+        """
+        return cls(
+            id=str(uuid.uuid4()),
+            type=type,
+            severity=Severity(severity),
+            title=title,
+            description=description,
+            device_id=device_id,
+            source=source,
+            origin_site=origin_site,
+            origin_alert_id=origin_alert_id,
+            iocs=normalise_iocs(iocs),
+            details=dict(details or {}),
+            created_at=created_at or utcnow(),
+            dedup_key=dedup_key,
+        )
+
+    @classmethod
     def from_row(cls, row: Alert) -> AlertRecord:
         """Build from an ORM row."""
         return cls(
@@ -132,19 +169,8 @@ class AlertService:
         trace: str | None = None,
     ) -> AlertRecord:
         """Store an alert, append it to ``aurora:cps:alerts``, notify observers."""
-        record = AlertRecord(
-            id=str(uuid.uuid4()),
-            type=type,
-            severity=Severity(severity),
-            title=title,
-            description=description,
-            device_id=device_id,
-            source=source,
-            origin_site=self.site_id,
-            origin_alert_id=None,
-            iocs=normalise_iocs(iocs),
-            details=dict(details or {}),
-            created_at=utcnow(),
+        record = AlertRecord.new(
+            type, severity, title, description, device_id, iocs, details, source, self.site_id
         )
         async with self._sessionmaker.begin() as session:
             session.add(self._row(record))
@@ -178,19 +204,18 @@ class AlertService:
         The row carries ``source=federation:<origin_site>`` and is appended to the local
         alert stream; observers are not told (a peer's alert is not re-federated).
         """
-        record = AlertRecord(
-            id=str(uuid.uuid4()),
-            type=type,
-            severity=Severity(severity),
-            title=title,
-            description=description,
-            device_id=device_id,
-            source=source or f"federation:{origin_site}",
-            origin_site=origin_site,
+        record = AlertRecord.new(
+            type,
+            severity,
+            title,
+            description,
+            device_id,
+            iocs,
+            details,
+            source or f"federation:{origin_site}",
+            origin_site,
             origin_alert_id=origin_alert_id,
-            iocs=normalise_iocs(iocs),
-            details=dict(details or {}),
-            created_at=created_at or utcnow(),
+            created_at=created_at,
             dedup_key=dedup_key,
         )
         try:
