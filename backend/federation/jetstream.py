@@ -15,6 +15,7 @@ own publishes: echoes) is dropped by origin and dedup key in the service.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -81,17 +82,15 @@ def origin_stream_config() -> StreamConfig:
 
 
 def peer_stream_config(peer_site: str, peer_domain: str) -> StreamConfig:
-    """``AURORA_FROM_<peer>``: no subjects of its own, sources the peer's AURORA."""
-    return StreamConfig(
+    """``AURORA_FROM_<peer>``: no subjects of its own, sources the peer's AURORA.
+
+    It keeps the origin stream's limits (a copy must hold as long as what it copies).
+    """
+    return replace(
+        origin_stream_config(),
         name=peer_stream_name(peer_site),
         description=f"AURORA of site {peer_site}, sourced across the leafnode",
         subjects=[],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-        max_msgs=MAX_MSGS,
-        max_age=RETENTION_S,
-        duplicate_window=DUPLICATE_WINDOW_S,
         sources=[
             StreamSource(
                 name=ORIGIN_STREAM, external=ExternalStream(api=peer_api_prefix(peer_domain))
