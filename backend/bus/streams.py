@@ -127,6 +127,16 @@ return groups
 """
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What :meth:`StreamBus.add_many` writes together: entries and redelivery markers."""
+
+    entries: Sequence[StreamEntry]
+    set_key: str | None
+    set_add: Sequence[str]
+    set_remove: Sequence[str]
+
+
 class StreamBus:
     """Appends to and reads the site's streams. The Redis client is created eagerly but
     connects lazily, so a Redis outage shows in /healthz instead of failing startup."""
@@ -169,20 +179,16 @@ class StreamBus:
         """
         if not entries and not set_add and not set_remove:
             return
+        batch = _Batch(entries, set_key, set_add, set_remove)
         if all(not entry.extra for entry in entries):
-            await self._add_many_script(entries, set_key, set_add, set_remove)
+            await self._add_many_script(batch)
             return
-        await self._add_many_transaction(entries, set_key, set_add, set_remove)
+        await self._add_many_transaction(batch)
 
-    async def _add_many_transaction(
-        self,
-        entries: Sequence[StreamEntry],
-        set_key: str | None,
-        set_add: Sequence[str],
-        set_remove: Sequence[str],
-    ) -> None:
+    async def _add_many_transaction(self, batch: _Batch) -> None:
+        set_key, set_add, set_remove = batch.set_key, batch.set_add, batch.set_remove
         async with self.redis.pipeline(transaction=True) as pipe:
-            for entry in entries:
+            for entry in batch.entries:
                 pipe.xadd(entry.stream, entry.fields(), maxlen=self.maxlen, approximate=True)
             if set_key is not None and set_add:
                 pipe.sadd(set_key, *set_add)
@@ -190,13 +196,7 @@ class StreamBus:
                 pipe.srem(set_key, *set_remove)
             await pipe.execute()
 
-    async def _add_many_script(
-        self,
-        entries: Sequence[StreamEntry],
-        set_key: str | None,
-        set_add: Sequence[str],
-        set_remove: Sequence[str],
-    ) -> None:
+    async def _add_many_script(self, batch: _Batch) -> None:
         # One EVALSHA per batch instead of a command per entry: client-side command
         # packing was the largest Redis cost of the hot path. Consecutive entries with the
         # same type/data/trace (a telemetry reading goes to two streams) are sent once
@@ -204,7 +204,7 @@ class StreamBus:
         keys: list[str] = []
         index: dict[str, int] = {}
         groups: list[list[Any]] = []
-        for entry in entries:
+        for entry in batch.entries:
             position = index.get(entry.stream)
             if position is None:
                 keys.append(entry.stream)
@@ -218,17 +218,17 @@ class StreamBus:
             groups.append([str(position), entry.type, data, trace])
         # One argument for all groups: per-argument encoding in redis-py was the next cost.
         blob = "\0".join(field for group in groups for field in group)
-        adds, removes = "\0".join(set_add), "\0".join(set_remove)
+        adds, removes = "\0".join(batch.set_add), "\0".join(batch.set_remove)
         separators_ok = (
             blob.count("\0") == max(4 * len(groups) - 1, 0)
-            and adds.count("\0") == max(len(set_add) - 1, 0)
-            and removes.count("\0") == max(len(set_remove) - 1, 0)
+            and adds.count("\0") == max(len(batch.set_add) - 1, 0)
+            and removes.count("\0") == max(len(batch.set_remove) - 1, 0)
         )
         if not separators_ok:
             # A field carried a NUL after all: take the plain transaction instead.
-            await self._add_many_transaction(entries, set_key, set_add, set_remove)
+            await self._add_many_transaction(batch)
             return
-        keys.append(set_key or "aurora:unused")
+        keys.append(batch.set_key or "aurora:unused")
         args: list[Any] = [self.maxlen, len(groups), blob, adds, removes]
         await self._script(keys=keys, args=args)
 
