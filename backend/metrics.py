@@ -20,39 +20,33 @@ class BackendMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.messages = Counter(
+        self.messages = self._counter(
             "aurora_ingest_messages",
             "Upstream MQTT messages processed, by message kind",
-            ["kind"],
-            registry=self.registry,
+            "kind",
         )
-        self.rejections = Counter(
+        self.rejections = self._counter(
             "aurora_ingest_rejected_messages",
             "Messages refused by the contract, by reason",
-            ["reason"],
-            registry=self.registry,
+            "reason",
         )
-        self.handler_errors = Counter(
+        self.handler_errors = self._counter(
             "aurora_ingest_handler_errors",
             "Unexpected errors inside a message handler (message acked, consumer went on)",
-            ["kind"],
-            registry=self.registry,
+            "kind",
         )
-        self.trace_rejections = Counter(
+        self.trace_rejections = self._counter(
             "aurora_ingest_trace_rejected",
             "aurora-trace user properties dropped (not <client>:<seq>:<sent_ns> or too long)",
-            registry=self.registry,
         )
-        self.duplicates = Counter(
+        self.duplicates = self._counter(
             "aurora_ingest_duplicates",
             "Redelivered messages recognised as already processed and only acknowledged",
-            registry=self.registry,
         )
-        self.dead_lettered = Counter(
+        self.dead_lettered = self._counter(
             "aurora_ingest_dead_lettered",
             "Messages whose processing failed on every delivery, acknowledged into "
             "aurora:cps:deadletter",
-            registry=self.registry,
         )
         self.handler_latency = Histogram(
             "aurora_ingest_handler_seconds",
@@ -67,28 +61,31 @@ class BackendMetrics:
             buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000, 2500),
             registry=self.registry,
         )
-        self.commands_sent = Counter(
+        self.commands_sent = self._counter(
             "aurora_commands_sent",
             "Commands published to devices, by verb",
-            ["verb"],
-            registry=self.registry,
+            "verb",
         )
-        self.alerts_raised = Counter(
+        self.alerts_raised = self._counter(
             "aurora_alerts_raised",
             "Alerts created at this site, by severity",
-            ["severity"],
-            registry=self.registry,
+            "severity",
         )
-        self.mqtt_connected = Gauge(
+        self.mqtt_connected = self._gauge(
             "aurora_ingest_mqtt_connected",
             "1 while the ingest consumer is connected to the broker",
-            registry=self.registry,
         )
-        self.mqtt_reconnects = Counter(
+        self.mqtt_reconnects = self._counter(
             "aurora_ingest_mqtt_connects",
             "Successful connections of the ingest consumer to the broker",
-            registry=self.registry,
         )
+
+    # Counters and gauges on this app's registry (never the global default, see above).
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(name, documentation, labels, registry=self.registry)
 
     def render(self) -> bytes:
         """The text exposition of every metric."""
