@@ -6,6 +6,8 @@ process without "Duplicated timeseries" errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -48,18 +50,16 @@ class BackendMetrics:
             "Messages whose processing failed on every delivery, acknowledged into "
             "aurora:cps:deadletter",
         )
-        self.handler_latency = Histogram(
+        self.handler_latency = self._histogram(
             "aurora_ingest_handler_seconds",
             "Time to handle one message (per-batch average on the telemetry hot path)",
-            ["kind"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            _LATENCY_BUCKETS,
+            "kind",
         )
-        self.batch_size = Histogram(
+        self.batch_size = self._histogram(
             "aurora_ingest_batch_size",
             "Messages per processed (and acknowledged) batch",
-            buckets=(1, 2, 5, 10, 50, 100, 250, 500, 1000, 2500),
-            registry=self.registry,
+            (1, 2, 5, 10, 50, 100, 250, 500, 1000, 2500),
         )
         self.commands_sent = self._counter(
             "aurora_commands_sent",
@@ -80,12 +80,17 @@ class BackendMetrics:
             "Successful connections of the ingest consumer to the broker",
         )
 
-    # Counters and gauges on this app's registry (never the global default, see above).
+    # Every metric on this app's registry (never the global default, see above).
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)
 
     def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
         return Gauge(name, documentation, labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, documentation: str, buckets: Sequence[float], *labels: str
+    ) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
 
     def render(self) -> bytes:
         """The text exposition of every metric."""
