@@ -39,7 +39,7 @@ from backend.contract import (
 )
 from backend.contract import encode as encode_message
 from backend.contract.attestation import signature_valid
-from backend.errors import NotFound, StartupError
+from backend.errors import DeviceNotRegistered, StartupError
 from backend.store import (
     AttestationChallenge,
     AttestationResult,
@@ -204,10 +204,7 @@ class AttestationService:
         expires_at = now + timedelta(seconds=self._expires_in_s)
         async with self._sessionmaker.begin() as session:
             if await session.get(Device, device_id) is None:
-                raise NotFound(
-                    f"device {device_id!r} is not registered; it appears after its first "
-                    "status message"
-                )
+                raise DeviceNotRegistered(device_id)
             session.add(
                 AttestationChallenge(
                     nonce=nonce, device_id=device_id, issued_at=now, expires_at=expires_at

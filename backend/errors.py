@@ -7,6 +7,7 @@ Exception tree::
     ├── Unauthorized          no valid bearer token on the REST API (HTTP 401)
     ├── Forbidden             a valid token without the scope the endpoint needs (HTTP 403)
     ├── NotFound              an API resource does not exist (HTTP 404)
+    │   └── DeviceNotRegistered   no device of that id has been heard from
     ├── Unavailable           a dependency (MQTT, Redis, database) is not connected (HTTP 503)
     └── InvalidRequest        an API request breaks a rule the schema cannot express (HTTP 422)
 """
@@ -54,6 +55,17 @@ class NotFound(BackendError):
     """The resource named in the request does not exist."""
 
     status_code = 404
+
+
+class DeviceNotRegistered(NotFound):
+    """A request names a device this site has never heard from (the API and attestation)."""
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(
+            f"device {device_id!r} is not registered; a device appears after its first "
+            "status message",
+            {"device_id": device_id},
+        )
 
 
 class Unavailable(BackendError):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from backend.api.deps import ApiScope, BackendDep, api_access
 from backend.contract import CommandVerb
-from backend.errors import InvalidRequest, NotFound
+from backend.errors import DeviceNotRegistered, InvalidRequest
 from backend.store import Device, iso
 
 router = APIRouter(
@@ -42,11 +42,7 @@ async def _device(backend: BackendDep, device_id: str) -> Device:
     async with backend.store.sessionmaker() as session:
         device = await session.get(Device, device_id)
     if device is None:
-        raise NotFound(
-            f"device {device_id!r} is not registered; a device appears after its first "
-            "status message",
-            {"device_id": device_id},
-        )
+        raise DeviceNotRegistered(device_id)
     return device
 
 
