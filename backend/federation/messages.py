@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -292,6 +292,8 @@ class FederatedAlert(_Wire):
 class IocShare(_Wire):
     """Indicators one site shares with its peers on ``aurora.ioc_sharing``."""
 
+    #: The subject it is published on (one for every share).
+    subject: ClassVar[str] = IOC_SUBJECT
     kind: Literal["ioc_share"] = "ioc_share"
     origin_site: str = Field(pattern=_SITE_ID)
     share_id: str = Field(min_length=1, max_length=128)
@@ -304,15 +306,12 @@ class IocShare(_Wire):
         """``Nats-Msg-Id`` for this share (kind-qualified: a share often reuses an alert id)."""
         return nats_msg_id(self.origin_site, f"ioc:{self.share_id}")
 
-    @property
-    def subject(self) -> str:
-        """The subject it is published on."""
-        return IOC_SUBJECT
-
 
 class FederatedAudit(_Wire):
     """A cross-site audit event on ``aurora.audit`` (seed 000 ``AURORA.audit``)."""
 
+    #: The subject it is published on (one for every event).
+    subject: ClassVar[str] = AUDIT_SUBJECT
     kind: Literal["audit"] = "audit"
     origin_site: str = Field(pattern=_SITE_ID)
     event_id: str = Field(min_length=1, max_length=128)
@@ -324,11 +323,6 @@ class FederatedAudit(_Wire):
     def msg_id(self) -> str:
         """``Nats-Msg-Id`` for this event (kind-qualified, like the share's)."""
         return nats_msg_id(self.origin_site, f"audit:{self.event_id}")
-
-    @property
-    def subject(self) -> str:
-        """The subject it is published on."""
-        return AUDIT_SUBJECT
 
 
 MeshMessage = FederatedAlert | IocShare | FederatedAudit
