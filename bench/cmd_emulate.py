@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from bench.benchfile import read_bench_file
-from bench.cli_options import site_option, state_dir_option
+from bench.cli_options import file_option, site_option, state_dir_option
 from bench.cmd_hardware import _run, make_bridge
 from bench.stdin_script import run_script, stdin_restored
 from hardware.conformance import ConformanceCheck
@@ -42,9 +42,8 @@ SCRIPT_HELP = "swipe UID (hex, 4/7/10 bytes) | quit"
     help="Emulated board (QEMU machine netduinoplus2, an STM32F405).",
 )
 @click.option("--id", "device_id", required=True, help="Device id the firmware is told at boot.")
-@click.option(
+@file_option(
     "--firmware",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_FIRMWARE,
     show_default=True,
     help="ELF to run (your own, speaking the framing; the reference one is built on demand).",
@@ -58,10 +57,9 @@ SCRIPT_HELP = "swipe UID (hex, 4/7/10 bytes) | quit"
     help="Instead of bridging: check the firmware's frames for this many seconds, exit 1 "
     "on violations (needs no running site).",
 )
-@click.option(
+@file_option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="With --conformance: also write the report as JSON.",
 )
 def emulate(  # noqa: PLR0917 - click passes options positionally

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from bench.benchfile import BenchInfo, read_bench_file
-from bench.cli_options import site_option, state_dir_option
+from bench.cli_options import file_option, site_option, state_dir_option
 from bench.errors import BenchError
 from bench.stdin_script import run_script, stdin_restored
 from hardware.bridge import Bridge, BrokerEndpoint, DeviceCredentials
@@ -379,9 +379,9 @@ def _board_identity(state_dir: Path, device_id: str) -> Any:
 
 @click.command()
 @click.option("--port", "selector", help="Port path, USB serial number, USB location, or auto.")
-@click.option(
+@file_option(
     "--capture",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    exists=True,
     help="A capture file (raw bytes read from a port) instead of a port.",
 )
 @click.option(
@@ -394,15 +394,13 @@ def _board_identity(state_dir: Path, device_id: str) -> Any:
 )
 @click.option("--board", type=BOARD_CHOICES, help="Board kind (overrides the USB match).")
 @click.option("--baud", type=int, help="Baud rate (default: the board profile's).")
-@click.option(
+@file_option(
     "--save-capture",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the raw bytes read from the port to this file.",
 )
-@click.option(
+@file_option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the report as JSON (for CI artefacts).",
 )
 def conformance(  # noqa: PLR0917 - click passes options positionally
