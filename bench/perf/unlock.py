@@ -238,15 +238,20 @@ def measure_sync(
     return [
         Figure("unlock.round_trip.idle.p50", round(idle_p50, 2), "ms", note=f"{samples} samples"),
         Figure("unlock.round_trip.idle.p99", round(idle_p99, 2), "ms", note=f"{samples} samples"),
-        Figure(
-            f"unlock.round_trip@{load_rate:g}msg/s.p99",
-            round(loaded_p99, 2),
-            "ms",
-            baseline=round(idle_p99, 2),
-            note=f"{samples} samples under telemetry load; baseline: idle p99",
-        ),
+        _p99_under_load(load_rate, loaded_p99, idle_p99, f"{samples} samples under telemetry load"),
         *_goal_figure(goal, goal_rate, idle_p99, samples),
     ]
+
+
+def _p99_under_load(rate: float, p99: float, idle_p99: float, what: str) -> Figure:
+    """The round trip's p99 at ``rate`` msg/s of telemetry, against the idle p99."""
+    return Figure(
+        f"unlock.round_trip@{rate:g}msg/s.p99",
+        round(p99, 2),
+        "ms",
+        baseline=round(idle_p99, 2),
+        note=f"{what}; baseline: idle p99",
+    )
 
 
 def _goal_figure(
@@ -255,15 +260,8 @@ def _goal_figure(
     goal_p99 = percentile_of(goal, 0.99) if goal else None
     if goal_p99 is None or goal_rate is None:
         return []
-    return [
-        Figure(
-            f"unlock.round_trip@{goal_rate:g}msg/s.p99",
-            round(goal_p99, 2),
-            "ms",
-            baseline=round(idle_p99, 2),
-            note=f"{samples} samples at the goal rate (goal <= 50 ms); baseline: idle p99",
-        )
-    ]
+    what = f"{samples} samples at the goal rate (goal <= 50 ms)"
+    return [_p99_under_load(goal_rate, goal_p99, idle_p99, what)]
 
 
 async def measure(ctx: PerfContext) -> list[Figure]:
