@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +17,12 @@ import click
 
 from bench.benchfile import read_bench_file
 from bench.cli_options import file_option, site_option, state_dir_option
-from bench.cmd_hardware import _run, make_bridge
+from bench.cmd_hardware import _run, conformance_verdict, echo_violations, make_bridge
 from bench.stdin_script import run_script, stdin_restored
 from hardware.conformance import ConformanceCheck
 from hardware.emulated import EmulatedDoor
 from hardware.emulator import DEFAULT_FIRMWARE, EmulatorSpec, ensure_firmware
 from hardware.errors import HardwareError
-from hardware.framing import Violation
 from hardware.link import SerialLink
 from hardware.profiles import GENERIC
 
@@ -79,10 +77,8 @@ def emulate(  # noqa: PLR0917 - click passes options positionally
     spec = EmulatorSpec(elf, device_id, machine=EMULATED_BOARDS[board])
     if conformance_s is not None:
         check = _run(lambda: _conformance(spec, conformance_s))
-        click.echo(check.report.render())
-        if json_path is not None:
-            json_path.write_text(json.dumps(check.report.as_dict(), indent=2) + "\n")
-        sys.exit(0 if check.report.passed else 1)
+        conformance_verdict(check.report, json_path)
+        sys.exit(0)
     info = read_bench_file(state_dir)
     logs = Path(info.state_dir) / "boards"
     logs.mkdir(parents=True, exist_ok=True)
@@ -116,9 +112,8 @@ async def _conformance(spec: EmulatorSpec, duration_s: float) -> ConformanceChec
             deadline = loop.time() + duration_s
             while loop.time() < deadline:
                 data = await link.read()
-                for item in check.feed(data, at_s=loop.time()) if data else ():
-                    if isinstance(item, Violation):
-                        click.echo(f"!! {item.one_line()}")
+                if data:
+                    echo_violations(check, data, loop.time())
         finally:
             await link.aclose()
     check.finish()

@@ -22,7 +22,7 @@ from bench.cli_options import file_option, site_option, state_dir_option
 from bench.errors import BenchError
 from bench.stdin_script import run_script, stdin_restored
 from hardware.bridge import Bridge, BrokerEndpoint, DeviceCredentials
-from hardware.conformance import ConformanceCheck, check_capture
+from hardware.conformance import ConformanceCheck, ConformanceReport, check_capture
 from hardware.discovery import BoardPort, list_boards, select_board
 from hardware.errors import BoardNotFoundError, HardwareError, PortError
 from hardware.framing import Violation
@@ -421,11 +421,23 @@ def conformance(  # noqa: PLR0917 - click passes options positionally
     else:
         assert selector is not None
         report = _run(lambda: _listen(selector, board, baud, duration_s, save_capture)).report
+    conformance_verdict(report, json_path)
+
+
+def conformance_verdict(report: ConformanceReport, json_path: Path | None) -> None:
+    """Print the report (and write it as JSON if asked); exit 1 when the board failed."""
     click.echo(report.render())
     if json_path is not None:
         json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     if not report.passed:
         sys.exit(1)
+
+
+def echo_violations(check: ConformanceCheck, data: bytes, at_s: float) -> None:
+    """Feed what the board said to ``check``; print each violation as it is found."""
+    for item in check.feed(data, at_s=at_s):
+        if isinstance(item, Violation):
+            click.echo(f"!! {item.one_line()}")
 
 
 async def _listen(
@@ -455,9 +467,7 @@ async def _listen(
                 continue
             if sink:
                 sink.write(data)
-            for item in check.feed(data, at_s=loop.time()):
-                if isinstance(item, Violation):
-                    click.echo(f"!! {item.one_line()}")
+            echo_violations(check, data, loop.time())
         check.finish()
         return check
     finally:
