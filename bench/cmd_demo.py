@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from bench.cli_options import file_option
 from bench.errors import BenchError
 
 #: Where the story lives: the working directory's ``scenarios/`` first (a checkout), then
@@ -26,10 +27,9 @@ def demo_file() -> Path:
 
 
 @click.command()
-@click.option(
+@file_option(
     "--scenario",
     "scenario_path",
-    type=click.Path(path_type=Path, dir_okay=False),
     help="play another story (default: scenarios/demo.yaml)",
 )
 @click.option("--pace", type=float, default=1.0, show_default=True, help="seconds between steps")

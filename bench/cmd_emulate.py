@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,14 +16,13 @@ from pathlib import Path
 import click
 
 from bench.benchfile import read_bench_file
-from bench.cli_options import site_option, state_dir_option
-from bench.cmd_hardware import _run, make_bridge
+from bench.cli_options import file_option, site_option, state_dir_option
+from bench.cmd_hardware import _run, conformance_verdict, echo_violations, make_bridge
 from bench.stdin_script import run_script, stdin_restored
 from hardware.conformance import ConformanceCheck
 from hardware.emulated import EmulatedDoor
 from hardware.emulator import DEFAULT_FIRMWARE, EmulatorSpec, ensure_firmware
 from hardware.errors import HardwareError
-from hardware.framing import Violation
 from hardware.link import SerialLink
 from hardware.profiles import GENERIC
 
@@ -42,9 +40,8 @@ SCRIPT_HELP = "swipe UID (hex, 4/7/10 bytes) | quit"
     help="Emulated board (QEMU machine netduinoplus2, an STM32F405).",
 )
 @click.option("--id", "device_id", required=True, help="Device id the firmware is told at boot.")
-@click.option(
+@file_option(
     "--firmware",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_FIRMWARE,
     show_default=True,
     help="ELF to run (your own, speaking the framing; the reference one is built on demand).",
@@ -58,10 +55,9 @@ SCRIPT_HELP = "swipe UID (hex, 4/7/10 bytes) | quit"
     help="Instead of bridging: check the firmware's frames for this many seconds, exit 1 "
     "on violations (needs no running site).",
 )
-@click.option(
+@file_option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="With --conformance: also write the report as JSON.",
 )
 def emulate(  # noqa: PLR0917 - click passes options positionally
@@ -81,10 +77,8 @@ def emulate(  # noqa: PLR0917 - click passes options positionally
     spec = EmulatorSpec(elf, device_id, machine=EMULATED_BOARDS[board])
     if conformance_s is not None:
         check = _run(lambda: _conformance(spec, conformance_s))
-        click.echo(check.report.render())
-        if json_path is not None:
-            json_path.write_text(json.dumps(check.report.as_dict(), indent=2) + "\n")
-        sys.exit(0 if check.report.passed else 1)
+        conformance_verdict(check.report, json_path)
+        sys.exit(0)
     info = read_bench_file(state_dir)
     logs = Path(info.state_dir) / "boards"
     logs.mkdir(parents=True, exist_ok=True)
@@ -118,9 +112,8 @@ async def _conformance(spec: EmulatorSpec, duration_s: float) -> ConformanceChec
             deadline = loop.time() + duration_s
             while loop.time() < deadline:
                 data = await link.read()
-                for item in check.feed(data, at_s=loop.time()) if data else ():
-                    if isinstance(item, Violation):
-                        click.echo(f"!! {item.one_line()}")
+                if data:
+                    echo_violations(check, data, loop.time())
         finally:
             await link.aclose()
     check.finish()

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import click
 
-from bench.cli_options import state_dir_option
+from bench.cli_options import file_option, state_dir_option
 from bench.errors import BenchError
 
 
 @click.command()
-@click.option(
+@file_option(
     "--spec",
     "spec_path",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
     help="Fleet spec YAML (see scenarios/fleets/).",
 )
 @state_dir_option("State dir of a bench started with `aurora-bench up`.")

@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 import click
 
 from bench.benchfile import BenchInfo, read_bench_file
-from bench.cli_options import site_option, state_dir_option
+from bench.cli_options import file_option, site_option, state_dir_option
 from bench.errors import BenchError
 from bench.stdin_script import run_script, stdin_restored
 from hardware.bridge import Bridge, BrokerEndpoint, DeviceCredentials
-from hardware.conformance import ConformanceCheck, check_capture
+from hardware.conformance import ConformanceCheck, ConformanceReport, check_capture
 from hardware.discovery import BoardPort, list_boards, select_board
 from hardware.errors import BoardNotFoundError, HardwareError, PortError
 from hardware.framing import Violation
@@ -379,9 +379,9 @@ def _board_identity(state_dir: Path, device_id: str) -> Any:
 
 @click.command()
 @click.option("--port", "selector", help="Port path, USB serial number, USB location, or auto.")
-@click.option(
+@file_option(
     "--capture",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    exists=True,
     help="A capture file (raw bytes read from a port) instead of a port.",
 )
 @click.option(
@@ -394,15 +394,13 @@ def _board_identity(state_dir: Path, device_id: str) -> Any:
 )
 @click.option("--board", type=BOARD_CHOICES, help="Board kind (overrides the USB match).")
 @click.option("--baud", type=int, help="Baud rate (default: the board profile's).")
-@click.option(
+@file_option(
     "--save-capture",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the raw bytes read from the port to this file.",
 )
-@click.option(
+@file_option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the report as JSON (for CI artefacts).",
 )
 def conformance(  # noqa: PLR0917 - click passes options positionally
@@ -423,11 +421,23 @@ def conformance(  # noqa: PLR0917 - click passes options positionally
     else:
         assert selector is not None
         report = _run(lambda: _listen(selector, board, baud, duration_s, save_capture)).report
+    conformance_verdict(report, json_path)
+
+
+def conformance_verdict(report: ConformanceReport, json_path: Path | None) -> None:
+    """Print the report (and write it as JSON if asked); exit 1 when the board failed."""
     click.echo(report.render())
     if json_path is not None:
         json_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     if not report.passed:
         sys.exit(1)
+
+
+def echo_violations(check: ConformanceCheck, data: bytes, at_s: float) -> None:
+    """Feed what the board said to ``check``; print each violation as it is found."""
+    for item in check.feed(data, at_s=at_s):
+        if isinstance(item, Violation):
+            click.echo(f"!! {item.one_line()}")
 
 
 async def _listen(
@@ -457,9 +467,7 @@ async def _listen(
                 continue
             if sink:
                 sink.write(data)
-            for item in check.feed(data, at_s=loop.time()):
-                if isinstance(item, Violation):
-                    click.echo(f"!! {item.one_line()}")
+            echo_violations(check, data, loop.time())
         check.finish()
         return check
     finally:

@@ -24,6 +24,7 @@ import click
 import httpx
 
 from bench.benchfile import SiteInfo, read_bench_file
+from bench.cli_options import file_option
 from bench.errors import BenchError
 from bench.load.assertions import Target, check_all, parse_target
 from bench.load.junit import write_junit
@@ -274,22 +275,19 @@ def _load_host(state_dir: Path) -> tuple[str, str]:
     default=None,
     help="Devices connected per second [default: min(devices, 200)].",
 )
-@click.option(
+@file_option(
     "--json",
     "json_path",
-    type=click.Path(path_type=Path, dir_okay=False),
     help="Write the summary (counters, per-stage latencies, errors) as JSON.",
 )
-@click.option(
+@file_option(
     "--html",
     "html_path",
-    type=click.Path(path_type=Path, dir_okay=False),
     help="Write the HTML report (verdict, msg/s over time, latency per stage).",
 )
-@click.option(
+@file_option(
     "--junit",
     "junit_path",
-    type=click.Path(path_type=Path, dir_okay=False),
     help="Write the run checks and --assert targets as JUnit XML (one testcase each).",
 )
 @click.option(

@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from backend.sentinel.quarantine import list_quarantined
-from bench.benchfile import DEFAULT_STATE_DIR, read_bench_file
+from bench.benchfile import read_bench_file
+from bench.cli_options import state_dir_option
 from bench.errors import BenchError
 from bench.services.sentinel_client import nats_connect
 from bench.services.sentinel_config import WORKER_USER
@@ -29,13 +30,7 @@ def quarantine() -> None:
 @quarantine.command(name="list")
 @click.option("--client", "client_id", help="Only this client's alerts.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
-@click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="State dir of the running bench (its bench.json).",
-)
+@state_dir_option("State dir of the running bench (its bench.json).")
 def list_command(client_id: str | None, limit: int, state_dir: Path) -> None:
     """The newest LIMIT quarantined alerts, one JSON line each, oldest first."""
     info = read_bench_file(state_dir)

@@ -25,19 +25,14 @@ import click
 from backend.sentinel.authdb import REGIONS, AuthDb, new_password
 from backend.sentinel.errors import SentinelError
 from backend.sentinel.naming import alerts_topic, check_client_id
-from bench.benchfile import DEFAULT_STATE_DIR, BenchInfo, SentinelInfo, read_bench_file
+from bench.benchfile import BenchInfo, SentinelInfo, read_bench_file
+from bench.cli_options import file_option, state_dir_option
 from bench.cmd_quarantine import quarantine
 from bench.errors import BenchError
 from bench.perf.sentinel_plan import load_costs, plan_capacity
 from bench.services.sentinel_client import mqtt_client
 
-STATE_DIR = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="State dir of the running bench (its bench.json).",
-)
+STATE_DIR = state_dir_option("State dir of the running bench (its bench.json).")
 
 
 def _sentinel(state_dir: Path) -> tuple[BenchInfo, SentinelInfo]:
@@ -205,9 +200,8 @@ def watch(
 
 @sentinel.command(name="plan")
 @click.option("--clients", type=int, default=1_500_000, show_default=True)
-@click.option(
+@file_option(
     "--results",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=Path(".bench/results.json"),
     show_default=True,
     help="Figures of `make bench` (per-connection memory, connect rate).",

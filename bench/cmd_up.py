@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.benchfile import BENCH_FILE
-from bench.cli_options import state_dir_option
+from bench.cli_options import file_option, state_dir_option
 from bench.errors import BenchError
 from bench.services.process import log_tail
 from bench.site import (
@@ -135,9 +135,9 @@ def sentinel_table(bench: RunningBench) -> Table:
     multiple=True,
     help="Extra backend setting, SITE:AURORA_NAME=VALUE or AURORA_NAME=VALUE (repeatable).",
 )
-@click.option(
+@file_option(
     "--policy-rules",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    exists=True,
     help="Rules file of the policy service (seed 004's celine.json shape) for every site "
     "[default: the bench's own, backend/policy/data/bench-rules.json].",
 )
@@ -161,9 +161,9 @@ def sentinel_table(bench: RunningBench) -> Table:
     show_default=True,
     help="Sentinel inspection workers (each owns a share of the client partitions).",
 )
-@click.option(
+@file_option(
     "--sentinel-rules",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    exists=True,
     help="Inspection rules file of the Sentinel workers "
     "[default: backend/sentinel/inspection/default_rules.yaml].",
 )

@@ -108,33 +108,50 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _make_ca(common_name: str) -> _Authority:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    name = _name(common_name)
-    cert = (
+def _certificate(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    *,
+    ca: bool,
+    serial: int | None = None,
+) -> x509.CertificateBuilder:
+    """What a CA and a leaf certificate share: names, key, validity, and the key usages of
+    a P-256 key (a CA signs certificates and CRLs; a leaf signs and agrees TLS keys)."""
+    return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .serial_number(serial or x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
                 key_encipherment=False,
                 data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
+                key_agreement=not ca,
+                key_cert_sign=ca,
+                crl_sign=ca,
                 encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
         )
+    )
+
+
+def _make_ca(common_name: str) -> _Authority:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    name = _name(common_name)
+    cert = (
+        _certificate(name, name, key, now - CLOCK_SKEW, now + CA_VALIDITY, ca=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -172,27 +189,14 @@ def _issue(
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
     usages = [usage, ExtendedKeyUsageOID.CLIENT_AUTH] if peer and server else [usage]
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(authority.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(serial or x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+        _certificate(
+            _name(common_name),
+            authority.cert.subject,
+            key,
+            not_before,
+            not_after,
+            ca=False,
+            serial=serial,
         )
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -47,10 +47,18 @@ def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     return mqtt_tls_context(ca, cert, key)
 
 
+class ClientTls(TypedDict):
+    """Who a measuring client is to the broker: the bench CA, its cert and key, its id."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_id: str
+
+
 class _Client:
-    def __init__(
-        self, host: str, port: int, *, ca: Path, cert: Path, key: Path, client_id: str
-    ) -> None:
+    def __init__(self, host: str, port: int, **tls: Unpack[ClientTls]) -> None:
+        ca, cert, key, client_id = tls["ca"], tls["cert"], tls["key"], tls["client_id"]
         self.host, self.port, self.client_id = host, port, client_id
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
@@ -86,17 +94,9 @@ class Publisher(_Client):
     """Publishes and counts broker acknowledgements (PUBACK reason codes checked)."""
 
     def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        ca: Path,
-        cert: Path,
-        key: Path,
-        client_id: str,
-        max_inflight: int = 1000,
+        self, host: str, port: int, *, max_inflight: int = 1000, **tls: Unpack[ClientTls]
     ) -> None:
-        super().__init__(host, port, ca=ca, cert=cert, key=key, client_id=client_id)
+        super().__init__(host, port, **tls)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         self.client.on_publish = self._on_publish
@@ -173,13 +173,10 @@ class Subscriber(_Client):
         host: str,
         port: int,
         *,
-        ca: Path,
-        cert: Path,
-        key: Path,
-        client_id: str,
         on_message: Callable[[mqtt.MQTTMessage, float], None] | None = None,
+        **tls: Unpack[ClientTls],
     ) -> None:
-        super().__init__(host, port, ca=ca, cert=cert, key=key, client_id=client_id)
+        super().__init__(host, port, **tls)
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self._handler = on_message

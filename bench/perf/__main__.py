@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bench.cli_options import file_option, state_dir_option
 from bench.errors import BenchError
 from bench.perf.html import write_html
 from bench.perf.runner import (
@@ -46,16 +47,12 @@ from bench.perf.runner import (
     help="Seconds the devices ramp may take; what is connected by then is the figure "
     "[default: 60, or 1 s per 50 devices when more].",
 )
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
+@state_dir_option(
+    "The bench's directory: its site state is started afresh each run, its PKI kept.",
     default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help="The bench's directory: its site state is started afresh each run, its PKI kept.",
 )
-@click.option(
+@file_option(
     "--results",
-    type=click.Path(path_type=Path, dir_okay=False),
     default=DEFAULT_RESULTS,
     show_default=True,
 )

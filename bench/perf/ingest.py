@@ -27,7 +27,7 @@ from typing import Any
 from backend.bus import TELEMETRY_STREAM
 from backend.contract import MessageKind, TelemetryMessage, encode, topic_for
 from backend.mqtt import ConnectOptions, MqttClient, client_tls_context
-from bench.load.clients import MeasurementError, Publisher, Subscriber
+from bench.load.clients import MeasurementError, Subscriber
 from bench.load.profiles import PROFILES, DeviceTraffic
 from bench.load.trace import TRACE_PROPERTY, Trace
 from bench.perf.figures import Figure
@@ -40,11 +40,10 @@ from bench.perf.mqtt_lines import (
     c_clients,
     line_throughput,
     publish_lines,
-    tls_client_args,
 )
 from bench.perf.procstat import run_queue_wait_seconds, tree_cpu_seconds
 from bench.perf.runner import PerfContext
-from bench.pki import CertPair
+from bench.perf.site_clients import client_tls, site_publisher, tls_args
 from bench.services.config import backend_identity
 
 __all__ = ["c_clients", "measure", "moderate_rate", "tls_args"]
@@ -72,18 +71,9 @@ class TracedDevice:
     """A device publisher that numbers its messages (trace property) from 0."""
 
     def __init__(self, ctx: PerfContext, device_id: str, board: str = "esp32s3") -> None:
-        site = ctx.info.site(ctx.site_id)
-        pair = ctx.pki.device(device_id)
         self.device_id = device_id
         self.traffic = DeviceTraffic(device_id, PROFILES[board])
-        self.publisher = Publisher(
-            site.mqtt.host,
-            site.mqtt.port,
-            ca=ctx.pki.ca_cert,
-            cert=pair.cert,
-            key=pair.key,
-            client_id=device_id,
-        )
+        self.publisher = site_publisher(ctx, ctx.pki.device(device_id), device_id)
         self.next_seq = 0
         self.sent_ns: dict[int, int] = {}
         self._telemetry_topic = topic_for(MessageKind.TELEMETRY, device_id)
@@ -109,19 +99,6 @@ class TracedDevice:
         return self.send(*self.traffic.status())
 
 
-def tls_args(ctx: PerfContext, pair: CertPair, client_id: str) -> list[str]:
-    """Connection arguments of the mosquitto C clients for the site (MQTT v5, mTLS, QoS 1)."""
-    site = ctx.info.site(ctx.site_id)
-    return tls_client_args(
-        site.mqtt.host,
-        site.mqtt.port,
-        ca=ctx.pki.ca_cert,
-        cert=pair.cert,
-        key=pair.key,
-        client_id=client_id,
-    )
-
-
 def broker_throughput(ctx: PerfContext, count: int) -> float:
     """Baseline: ``count`` QoS 1 messages, ``mosquitto_pub`` -> Mosquitto -> ``mosquitto_sub``."""
     probe = ctx.bench.probe_cert()
@@ -141,18 +118,12 @@ def broker_throughput_paho(ctx: PerfContext, count: int) -> float:
     """Fallback baseline without the C clients: paho publisher and subscriber, in-process."""
     site = ctx.info.site(ctx.site_id)
     probe = ctx.bench.probe_cert()
-    args: dict[str, Any] = {
-        "host": site.mqtt.host,
-        "port": site.mqtt.port,
-        "ca": ctx.pki.ca_cert,
-        "cert": probe.cert,
-        "key": probe.key,
-    }
     payload = encode(
         TelemetryMessage(device_id="perf-baseline", metric="temperature_c", value=21.5, unit="C")
     )
-    subscriber = Subscriber(**args, client_id="perf-baseline-sub")
-    publisher = Publisher(**args, client_id="perf-baseline-pub")
+    sub_tls = client_tls(ctx, probe, "perf-baseline-sub")
+    subscriber = Subscriber(site.mqtt.host, site.mqtt.port, **sub_tls)
+    publisher = site_publisher(ctx, probe, "perf-baseline-pub")
     subscriber.connect()
     try:
         subscriber.subscribe(BASELINE_TOPIC, qos=1)

@@ -21,8 +21,9 @@ from bench.load.summary import percentile_of
 from bench.load.trace import TRACE_PROPERTY, Trace
 from bench.perf.figures import Figure
 from bench.perf.ingest_watch import StreamWatcher
-from bench.perf.mqtt_lines import LinePublisher, tls_client_args
+from bench.perf.mqtt_lines import LinePublisher
 from bench.perf.runner import PerfContext
+from bench.perf.site_clients import tls_args
 
 #: The latency readings' metric: no threshold checks it, so a sequence number as its value
 #: raises no anomaly alert.
@@ -41,16 +42,7 @@ class PacedLines:
     marker, which the watcher filters on."""
 
     def __init__(self, ctx: PerfContext, device_id: str) -> None:
-        site = ctx.info.site(ctx.site_id)
-        pair = ctx.pki.device(device_id)
-        args = tls_client_args(
-            site.mqtt.host,
-            site.mqtt.port,
-            ca=ctx.pki.ca_cert,
-            cert=pair.cert,
-            key=pair.key,
-            client_id=device_id,
-        )
+        args = tls_args(ctx, ctx.pki.device(device_id), device_id)
         marker = Trace(device_id, 0, time.time_ns()).encode()
         topic = topic_for(MessageKind.TELEMETRY, device_id)
         self.device_id = device_id

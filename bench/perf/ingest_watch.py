@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,29 +127,28 @@ class StreamWatcher:
 
     def wait_entries(self, count: int, timeout_s: float) -> None:
         """Block until ``count`` matching entries arrived in total (or raise)."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while self.entries < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise MeasurementError(
-                        f"{self.entries} of {count} messages of {self.client} in "
-                        f"{self.stream} after {timeout_s:g} s"
-                    )
-                self._cond.wait(min(remaining, 0.5))
+        self._wait(
+            lambda: max(0, count - self.entries),
+            timeout_s,
+            lambda _: f"{self.entries} of {count} messages of {self.client} in {self.stream}",
+        )
 
     def wait_for(self, seqs: range, timeout_s: float) -> None:
         """Block until every sequence number in ``seqs`` arrived (or raise)."""
+        self._wait(
+            lambda: sum(1 for seq in seqs if seq not in self.arrivals),
+            timeout_s,
+            lambda left: f"{left} of {len(seqs)} messages of {self.client} not in {self.stream}",
+        )
+
+    def _wait(
+        self, missing: Callable[[], int], timeout_s: float, failure: Callable[[int], str]
+    ) -> None:
+        """Block until nothing is ``missing``; after ``timeout_s``, raise what ``failure`` says."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while True:
-                missing = sum(1 for seq in seqs if seq not in self.arrivals)
-                if not missing:
-                    return
+            while left := missing():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise MeasurementError(
-                        f"{missing} of {len(seqs)} messages of {self.client} not in "
-                        f"{self.stream} after {timeout_s:g} s"
-                    )
+                    raise MeasurementError(f"{failure(left)} after {timeout_s:g} s")
                 self._cond.wait(min(remaining, 0.5))

@@ -18,7 +18,6 @@ import asyncio
 import subprocess
 import threading
 import time
-from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -34,12 +33,13 @@ from backend.contract import (
     topic_for,
 )
 from bench.benchfile import SiteInfo
-from bench.load.clients import MeasurementError, Publisher, Subscriber
+from bench.load.clients import MeasurementError, Subscriber
 from bench.load.profiles import LOAD_BADGE_UID, PROFILES, DeviceTraffic
 from bench.load.summary import percentile_of
 from bench.perf.figures import Figure
-from bench.perf.ingest import c_clients, moderate_rate, tls_args
+from bench.perf.ingest import c_clients, moderate_rate
 from bench.perf.runner import PerfContext
+from bench.perf.site_clients import client_tls, site_publisher, tls_args
 
 DOOR_ID = "perf-door-0001"
 LOAD_DEVICE_ID = "perf-unlock-load-0001"
@@ -54,22 +54,16 @@ class Door:
     def __init__(self, ctx: PerfContext) -> None:
         site = ctx.info.site(ctx.site_id)
         pair = ctx.pki.device(DOOR_ID)
-        common: dict[str, Any] = {
-            "ca": ctx.pki.ca_cert,
-            "cert": pair.cert,
-            "key": pair.key,
-        }
         self._unlocked = threading.Event()
         self._received_at = 0.0
         # Two connections with one certificate: the ACL keys on the CN, not the client id.
         self.commands = Subscriber(
             site.mqtt.host,
             site.mqtt.port,
-            client_id=f"{DOOR_ID}-cmd",
             on_message=self._on_command,
-            **common,
+            **client_tls(ctx, pair, f"{DOOR_ID}-cmd"),
         )
-        self.publisher = Publisher(site.mqtt.host, site.mqtt.port, client_id=DOOR_ID, **common)
+        self.publisher = site_publisher(ctx, pair, DOOR_ID)
         self._badge = DeviceTraffic(DOOR_ID, PROFILES["stm32f401"]).badge(LOAD_BADGE_UID)
         self._status = DeviceTraffic(DOOR_ID, PROFILES["stm32f401"]).status()
 
@@ -171,16 +165,8 @@ class TelemetryLoad:
                 process.wait()
 
     def _run_paho(self) -> None:
-        site = self.ctx.info.site(self.ctx.site_id)
         pair = self.ctx.pki.device(LOAD_DEVICE_ID)
-        publisher = Publisher(
-            site.mqtt.host,
-            site.mqtt.port,
-            ca=self.ctx.pki.ca_cert,
-            cert=pair.cert,
-            key=pair.key,
-            client_id=LOAD_DEVICE_ID,
-        )
+        publisher = site_publisher(self.ctx, pair, LOAD_DEVICE_ID)
         publisher.connect()
         try:
             # Far more than needed; the stop event ends it.
@@ -252,15 +238,20 @@ def measure_sync(
     return [
         Figure("unlock.round_trip.idle.p50", round(idle_p50, 2), "ms", note=f"{samples} samples"),
         Figure("unlock.round_trip.idle.p99", round(idle_p99, 2), "ms", note=f"{samples} samples"),
-        Figure(
-            f"unlock.round_trip@{load_rate:g}msg/s.p99",
-            round(loaded_p99, 2),
-            "ms",
-            baseline=round(idle_p99, 2),
-            note=f"{samples} samples under telemetry load; baseline: idle p99",
-        ),
+        _p99_under_load(load_rate, loaded_p99, idle_p99, f"{samples} samples under telemetry load"),
         *_goal_figure(goal, goal_rate, idle_p99, samples),
     ]
+
+
+def _p99_under_load(rate: float, p99: float, idle_p99: float, what: str) -> Figure:
+    """The round trip's p99 at ``rate`` msg/s of telemetry, against the idle p99."""
+    return Figure(
+        f"unlock.round_trip@{rate:g}msg/s.p99",
+        round(p99, 2),
+        "ms",
+        baseline=round(idle_p99, 2),
+        note=f"{what}; baseline: idle p99",
+    )
 
 
 def _goal_figure(
@@ -269,15 +260,8 @@ def _goal_figure(
     goal_p99 = percentile_of(goal, 0.99) if goal else None
     if goal_p99 is None or goal_rate is None:
         return []
-    return [
-        Figure(
-            f"unlock.round_trip@{goal_rate:g}msg/s.p99",
-            round(goal_p99, 2),
-            "ms",
-            baseline=round(idle_p99, 2),
-            note=f"{samples} samples at the goal rate (goal <= 50 ms); baseline: idle p99",
-        )
-    ]
+    what = f"{samples} samples at the goal rate (goal <= 50 ms)"
+    return [_p99_under_load(goal_rate, goal_p99, idle_p99, what)]
 
 
 async def measure(ctx: PerfContext) -> list[Figure]:

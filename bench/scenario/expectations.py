@@ -4,8 +4,9 @@
 run out). The runner calls it as the timeline grows until every expectation of a step is
 decided; unit tests call it with hand-built timelines. A failure says what was expected and
 what was observed instead. One evaluator and one description per kind of expectation,
-registered with ``functools.singledispatch``; the window rules they share are in
-:mod:`~bench.scenario.windows`, latency pairing in :mod:`~bench.scenario.latency`.
+registered on :func:`judge` with ``functools.singledispatch``; the window rules they share
+are in :mod:`~bench.scenario.windows` (:func:`occurs`, :func:`absent` and :func:`reached` put
+them in an expectation's own terms), latency pairing in :mod:`~bench.scenario.latency`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from backend.contract import Severity
 from bench.scenario.checks import (
@@ -33,14 +34,8 @@ from bench.scenario.checks import (
 from bench.scenario.latency import event_matches, latency_outcome, pair_events
 from bench.scenario.schema import ExpectationItem
 from bench.scenario.timeline import Event, EventKind, Timeline
-from bench.scenario.token_checks import evaluate_connect, evaluate_publish, evaluate_subscribe
-from bench.scenario.windows import (
-    Outcome,
-    Verdict,
-    never,
-    state_in_window,
-    within,
-)
+from bench.scenario.token_checks import judge_connect, judge_publish, judge_subscribe
+from bench.scenario.windows import Outcome, Verdict, Window, never, state_in_window, within
 from bench.scenario.wording import describe
 
 __all__ = [
@@ -51,6 +46,7 @@ __all__ = [
     "describe",
     "evaluate",
     "event_matches",
+    "judge",
     "metric_matches",
     "pair_events",
 ]
@@ -68,7 +64,6 @@ class Context:
     node_devices: frozenset[str] = frozenset()
 
 
-@functools.singledispatch
 def evaluate(
     body: object,
     timeline: Timeline,
@@ -79,20 +74,89 @@ def evaluate(
     """Evaluate an expectation for a step whose action started at ``start``.
 
     ``body`` is an expectation model of :mod:`bench.scenario.checks` (or an ``expect``
-    entry holding one); each kind has its own evaluator, registered below.
+    entry holding one); each kind has its own judge, registered on :func:`judge`.
     """
+    return judge(body, Window(timeline, start, now), context or Context())
+
+
+@functools.singledispatch
+def judge(body: object, window: Window, context: Context) -> Outcome:
+    """The verdict on one kind of expectation over ``window``: one judge per kind."""
     raise TypeError(f"no evaluator for {type(body).__name__}")
 
 
-@evaluate.register
-def _(
-    item: ExpectationItem,
-    timeline: Timeline,
-    start: float,
-    now: float,
-    context: Context | None = None,
+@judge.register
+def _(item: ExpectationItem, window: Window, context: Context) -> Outcome:
+    return judge(item.body, window, context)
+
+
+class Counted(Protocol):
+    """An expectation of ``count`` matching events ``within`` a bound."""
+
+    @property
+    def within(self) -> float: ...
+    @property
+    def count(self) -> int: ...
+
+
+class Lasting(Protocol):
+    """An expectation that nothing matching happens ``for`` a while."""
+
+    @property
+    def for_(self) -> float: ...
+
+
+class Held(Protocol):
+    """An expectation of a state reached ``within`` a bound and, if asked, held ``for``."""
+
+    @property
+    def within(self) -> float: ...
+    @property
+    def for_(self) -> float | None: ...
+
+
+def occurs(
+    body: Counted,
+    window: Window,
+    matches: Callable[[Event], bool],
+    related: Callable[[Event], bool],
+    noun: str,
+    *,
+    since: float | None = None,
 ) -> Outcome:
-    return evaluate(item.body, timeline, start, now, context)
+    """``body.count`` events that ``matches`` within its bound (failures list the related)."""
+    return within(
+        window,
+        bound=body.within,
+        count=body.count,
+        matches=matches,
+        expected=describe(body),
+        related=related,
+        noun=noun,
+        since=since,
+    )
+
+
+def absent(body: Lasting, window: Window, matches: Callable[[Event], bool]) -> Outcome:
+    """Nothing that ``matches`` for ``body.for_`` seconds."""
+    return never(window, window_s=body.for_, matches=matches, expected=describe(body))
+
+
+def reached(
+    body: Held,
+    window: Window,
+    is_subject: Callable[[Event], bool],
+    satisfied: Callable[[Event], bool],
+) -> Outcome:
+    """The subject's state ``satisfied`` within the body's bound, held for ``body.for_``."""
+    return state_in_window(
+        window,
+        bound=body.within,
+        is_subject=is_subject,
+        satisfied=satisfied,
+        expected=describe(body),
+        hold=body.for_,
+    )
 
 
 def deadline(body: Check | ExpectationItem, start: float) -> float:
@@ -110,7 +174,8 @@ def deadline(body: Check | ExpectationItem, start: float) -> float:
     return start + within + float(hold or 0.0)
 
 
-def _severity_ok(event: Event, exact: Severity | None, minimum: Severity | None) -> bool:
+def severity_ok(event: Event, exact: Severity | None, minimum: Severity | None) -> bool:
+    """The event's severity is ``exact`` (if given) and at least ``minimum`` (if given)."""
     raw = event.get("severity")
     try:
         severity = Severity(raw)
@@ -141,7 +206,7 @@ def _alert_matches(body: AlertExpect | NoAlertExpect) -> Callable[[Event], bool]
         wanted = body.data if isinstance(body, AlertExpect) else {}
         if not all(_loosely_equal(event.get(key), value) for key, value in wanted.items()):
             return False
-        return _severity_ok(event, body.severity, body.min_severity)
+        return severity_ok(event, body.severity, body.min_severity)
 
     return matches
 
@@ -149,28 +214,16 @@ def _alert_matches(body: AlertExpect | NoAlertExpect) -> Callable[[Event], bool]
 # ---------------------------------------------------------------- evaluators
 
 # Token clients (seed 004): judged in their own module.
-evaluate.register(evaluate_connect)
-evaluate.register(evaluate_subscribe)
-evaluate.register(evaluate_publish)
+judge.register(judge_connect)
+judge.register(judge_subscribe)
+judge.register(judge_publish)
 
 
-@evaluate.register
-def _alert(
-    body: AlertExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
-) -> Outcome:
-    expected = describe(body)
-    outcome = within(
-        timeline,
-        start,
-        now,
-        bound=body.within,
-        count=body.count,
-        matches=_alert_matches(body),
-        expected=expected,
-        related=lambda e: e.kind is EventKind.ALERT,
-        noun="alert",
-        since=0.0 if body.scope == "scenario" else None,
-    )
+@judge.register
+def _alert(body: AlertExpect, window: Window, context: Context) -> Outcome:
+    since = 0.0 if body.scope == "scenario" else None
+    related = _of_kind(EventKind.ALERT)
+    outcome = occurs(body, window, _alert_matches(body), related, "alert", since=since)
     if outcome.verdict is not Verdict.FAILED or not body.data:
         return outcome
     # The alert came but a field differs: say which, and how (a verbatim check's story).
@@ -186,22 +239,13 @@ def _alert(
     return replace(outcome, observed=f"{outcome.observed}; fields differ: {differ}")
 
 
-@evaluate.register
-def _no_alert(
-    body: NoAlertExpect,
-    timeline: Timeline,
-    start: float,
-    now: float,
-    context: Context | None = None,
-) -> Outcome:
-    return never(
-        timeline,
-        start,
-        now,
-        window_s=body.for_,
-        matches=_alert_matches(body),
-        expected=describe(body),
-    )
+@judge.register
+def _no_alert(body: NoAlertExpect, window: Window, context: Context) -> Outcome:
+    return absent(body, window, _alert_matches(body))
+
+
+def _of_kind(kind: EventKind) -> Callable[[Event], bool]:
+    return lambda event: event.kind is kind
 
 
 def _command_source_ok(event: Event, device: str, context: Context) -> bool:
@@ -209,68 +253,34 @@ def _command_source_ok(event: Event, device: str, context: Context) -> bool:
     return event.source == "node" if device in context.node_devices else True
 
 
-@evaluate.register
-def _command(
-    body: CommandExpect,
-    timeline: Timeline,
-    start: float,
-    now: float,
-    context: Context | None = None,
-) -> Outcome:
-    context = context or Context()
+def _to_device(body: CommandExpect | NoCommandExpect) -> Callable[[Event], bool]:
+    return lambda event: event.kind is EventKind.COMMAND and event.device == body.device
 
+
+@judge.register
+def _command(body: CommandExpect, window: Window, context: Context) -> Outcome:
     def matches(event: Event) -> bool:
         return (
-            event.kind is EventKind.COMMAND
-            and event.device == body.device
+            _to_device(body)(event)
             and event.get("verb") == body.verb.value
             and _command_source_ok(event, body.device, context)
         )
 
-    return within(
-        timeline,
-        start,
-        now,
-        bound=body.within,
-        count=body.count,
-        matches=matches,
-        expected=describe(body),
-        related=lambda e: e.kind is EventKind.COMMAND and e.device == body.device,
-        noun="command",
-    )
+    return occurs(body, window, matches, _to_device(body), "command")
 
 
-@evaluate.register
-def _no_command(
-    body: NoCommandExpect,
-    timeline: Timeline,
-    start: float,
-    now: float,
-    context: Context | None = None,
-) -> Outcome:
+@judge.register
+def _no_command(body: NoCommandExpect, window: Window, context: Context) -> Outcome:
+    verb = body.verb
+
     def matches(event: Event) -> bool:
-        return (
-            event.kind is EventKind.COMMAND
-            and event.device == body.device
-            and (body.verb is None or event.get("verb") == body.verb.value)
-        )
+        return _to_device(body)(event) and (verb is None or event.get("verb") == verb.value)
 
-    return never(
-        timeline,
-        start,
-        now,
-        window_s=body.for_,
-        matches=matches,
-        expected=describe(body),
-    )
+    return absent(body, window, matches)
 
 
-@evaluate.register
-def _device(
-    body: DeviceExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
-) -> Outcome:
-    expected = describe(body)
-
+@judge.register
+def _device(body: DeviceExpect, window: Window, context: Context) -> Outcome:
     def is_subject(event: Event) -> bool:
         return (
             event.kind is EventKind.DEVICE
@@ -279,12 +289,16 @@ def _device(
         )
 
     if not body.registered:
+        # Never registered, not even before the step: watched from the scenario's start.
         return never(
-            timeline, 0.0, now, window_s=start + body.within, matches=is_subject, expected=expected
+            replace(window, start=0.0),
+            window_s=window.start + body.within,
+            matches=is_subject,
+            expected=describe(body),
         )
 
     # last_seen is the backend's own clock: compared only with itself, never with ours.
-    before = [event for event in timeline.before(start) if is_subject(event)]
+    before = [event for event in window.timeline.before(window.start) if is_subject(event)]
     seen_at_start = _instant(before[-1].get("last_seen")) if before else None
 
     def satisfied(event: Event) -> bool:
@@ -307,16 +321,7 @@ def _device(
             return False
         return body.risk_max is None or (isinstance(risk, int | float) and risk <= body.risk_max)
 
-    return state_in_window(
-        timeline,
-        start,
-        now,
-        bound=body.within,
-        is_subject=is_subject,
-        satisfied=satisfied,
-        expected=expected,
-        hold=body.for_,
-    )
+    return reached(body, window, is_subject, satisfied)
 
 
 def _instant(value: Any) -> datetime | None:
@@ -328,37 +333,25 @@ def _instant(value: Any) -> datetime | None:
         return None
 
 
-@evaluate.register
-def _lock(
-    body: LockExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
-) -> Outcome:
-    return state_in_window(
-        timeline,
-        start,
-        now,
-        bound=body.within,
+@judge.register
+def _lock(body: LockExpect, window: Window, context: Context) -> Outcome:
+    return reached(
+        body,
+        window,
         is_subject=lambda e: e.kind is EventKind.LOCK and e.device == body.device,
         satisfied=lambda e: e.get("state") == body.state,
-        expected=describe(body),
-        hold=body.for_,
     )
 
 
-@evaluate.register
-def _link(
-    body: LinkExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
-) -> Outcome:
-    return state_in_window(
-        timeline,
-        start,
-        now,
-        bound=body.within,
+@judge.register
+def _link(body: LinkExpect, window: Window, context: Context) -> Outcome:
+    return reached(
+        body,
+        window,
         is_subject=lambda e: (
             e.kind is EventKind.LINK and e.site == body.site and e.get("peer") == body.peer
         ),
         satisfied=lambda e: e.get("status") == body.status,
-        expected=describe(body),
-        hold=body.for_,
     )
 
 
@@ -366,10 +359,8 @@ def _loosely_equal(actual: Any, wanted: Any) -> bool:
     return actual == wanted or (actual is not None and str(actual) == str(wanted))
 
 
-@evaluate.register
-def _audit(
-    body: AuditExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
-) -> Outcome:
+@judge.register
+def _audit(body: AuditExpect, window: Window, context: Context) -> Outcome:
     def matches(event: Event) -> bool:
         if event.kind is not EventKind.AUDIT or event.get("type") != body.type:
             return False
@@ -386,18 +377,8 @@ def _audit(
             for key, value in body.data.items()
         )
 
-    return within(
-        timeline,
-        start,
-        now,
-        bound=body.within,
-        count=body.count,
-        matches=matches,
-        expected=describe(body),
-        related=lambda e: e.kind is EventKind.AUDIT,
-        noun="audit entry",
-        since=0.0 if body.scope == "scenario" else None,
-    )
+    since = 0.0 if body.scope == "scenario" else None
+    return occurs(body, window, matches, _of_kind(EventKind.AUDIT), "audit entry", since=since)
 
 
 def metric_matches(body: MetricExpect, event: Event) -> bool:
@@ -410,16 +391,15 @@ def metric_matches(body: MetricExpect, event: Event) -> bool:
     )
 
 
-@evaluate.register
-def _metric(
-    body: MetricExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
-) -> Outcome:
+@judge.register
+def _metric(body: MetricExpect, window: Window, context: Context) -> Outcome:
     # The runner samples the counter when the step starts (the baseline) and while the
     # expectation is pending; samples are sums over matching label sets.
     expected = describe(body)
-    baseline_events = [e for e in timeline.before(start) if metric_matches(body, e)]
+    start, now = window.start, window.now
+    baseline_events = [e for e in window.timeline.before(start) if metric_matches(body, e)]
     end = start + body.within
-    samples = [e for e in timeline.between(start, min(now, end)) if metric_matches(body, e)]
+    samples = [e for e in window.upto(end) if metric_matches(body, e)]
     if not baseline_events and samples:
         baseline_events, samples = samples[:1], samples[1:]
     if not baseline_events:
@@ -449,16 +429,11 @@ def _metric(
     )
 
 
-@evaluate.register
-def _latency(
-    body: LatencyExpect,
-    timeline: Timeline,
-    start: float,
-    now: float,
-    context: Context | None = None,
-) -> Outcome:
-    since = start if body.scope == "step" else 0.0
-    return latency_outcome(body, timeline.between(since, now), now, describe(body))
+@judge.register
+def _latency(body: LatencyExpect, window: Window, context: Context) -> Outcome:
+    since = window.start if body.scope == "step" else 0.0
+    events = window.timeline.between(since, window.now)
+    return latency_outcome(body, events, window.now, describe(body))
 
 
 # The Sentinel's kinds live in their own module; importing it registers them.

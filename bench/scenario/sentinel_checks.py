@@ -1,6 +1,6 @@
 """Sentinel expectations decided against the timeline, and their wording (pure, no I/O).
 
-Registered on :func:`bench.scenario.expectations.evaluate` and
+Registered on :func:`bench.scenario.expectations.judge` and
 :func:`bench.scenario.wording.describe` when :mod:`bench.scenario.expectations` is imported.
 """
 
@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from backend.contract import Severity
-from bench.scenario.expectations import Context, evaluate
+from bench.scenario.expectations import Context, absent, judge, occurs, severity_ok
 from bench.scenario.sentinel_steps import (
     AuthExpect,
     DeliveredExpect,
     NotDeliveredExpect,
     SecurityEventExpect,
 )
-from bench.scenario.timeline import Event, EventKind, Timeline
-from bench.scenario.windows import Outcome, Verdict, never, within
+from bench.scenario.timeline import Event, EventKind
+from bench.scenario.windows import Outcome, Verdict, Window
 from bench.scenario.windows import seconds_text as _s
 from bench.scenario.wording import describe
 
@@ -31,55 +30,33 @@ def _security_matches(body: SecurityEventExpect) -> Callable[[Event], bool]:
                 return False
         if body.closed is not None and bool(event.get("closed")) != body.closed:
             return False
-        try:
-            severity = Severity(event.get("severity"))
-        except ValueError:
-            return body.severity is None and body.min_severity is None
-        if body.severity is not None and severity is not body.severity:
-            return False
-        return body.min_severity is None or severity.rank >= body.min_severity.rank
+        return severity_ok(event, body.severity, body.min_severity)
 
     return matches
 
 
-@evaluate.register
-def _security_event(
-    body: SecurityEventExpect,
-    timeline: Timeline,
-    start: float,
-    now: float,
-    context: Context | None = None,
-) -> Outcome:
+@judge.register
+def _security_event(body: SecurityEventExpect, window: Window, context: Context) -> Outcome:
     matches = _security_matches(body)
-    expected = describe(body)
-    outcome = within(
-        timeline,
-        start,
-        now,
-        bound=body.within,
-        count=body.count,
-        matches=matches,
-        expected=expected,
-        related=lambda e: e.kind is EventKind.SECURITY,
-        noun="security event",
-    )
+    security = EventKind.SECURITY
+    outcome = occurs(body, window, matches, lambda e: e.kind is security, "security event")
     if body.at_most is None or outcome.verdict is Verdict.FAILED:
         return outcome
     # "Not hundreds": watch the whole window, then count.
-    end = start + body.within
-    hits = [e for e in timeline.between(start, min(now, end)) if matches(e)]
+    end = window.start + body.within
+    hits = [e for e in window.upto(end) if matches(e)]
     if len(hits) > body.at_most:
         return Outcome(
             Verdict.FAILED,
-            expected,
+            outcome.expected,
             f"{len(hits)} matching: "
             + "; ".join(f"{e.summary()} at {e.t:.3f}s" for e in hits[:5])
             + (f" (+{len(hits) - 5} more)" if len(hits) > 5 else ""),
             at=hits[body.at_most].t,
             evidence=tuple(hits),
         )
-    if now < end:
-        return Outcome(Verdict.PENDING, expected)
+    if window.now < end:
+        return Outcome(Verdict.PENDING, outcome.expected)
     return outcome
 
 
@@ -88,8 +65,7 @@ def _delivery_matches(body: DeliveredExpect | NotDeliveredExpect) -> Callable[[E
 
     def matches(event: Event) -> bool:
         return (
-            event.kind is EventKind.DELIVERY
-            and event.get("client") == body.client
+            _for_client(EventKind.DELIVERY, body.client)(event)
             and event.get("topic") == topic
             and (body.contains is None or body.contains in str(event.get("body", "")))
         )
@@ -97,68 +73,33 @@ def _delivery_matches(body: DeliveredExpect | NotDeliveredExpect) -> Callable[[E
     return matches
 
 
-@evaluate.register
-def _delivered(
-    body: DeliveredExpect,
-    timeline: Timeline,
-    start: float,
-    now: float,
-    context: Context | None = None,
-) -> Outcome:
-    return within(
-        timeline,
-        start,
-        now,
-        bound=body.within,
-        count=body.count,
-        matches=_delivery_matches(body),
-        expected=describe(body),
-        related=lambda e: e.kind is EventKind.DELIVERY and e.get("client") == body.client,
-        noun="delivery",
-    )
+def _for_client(kind: EventKind, client: str) -> Callable[[Event], bool]:
+    return lambda event: event.kind is kind and event.get("client") == client
 
 
-@evaluate.register
-def _not_delivered(
-    body: NotDeliveredExpect,
-    timeline: Timeline,
-    start: float,
-    now: float,
-    context: Context | None = None,
-) -> Outcome:
-    return never(
-        timeline,
-        start,
-        now,
-        window_s=body.for_,
-        matches=_delivery_matches(body),
-        expected=describe(body),
-    )
+@judge.register
+def _delivered(body: DeliveredExpect, window: Window, context: Context) -> Outcome:
+    related = _for_client(EventKind.DELIVERY, body.client)
+    return occurs(body, window, _delivery_matches(body), related, "delivery")
 
 
-@evaluate.register
-def _auth(
-    body: AuthExpect, timeline: Timeline, start: float, now: float, context: Context | None = None
-) -> Outcome:
+@judge.register
+def _not_delivered(body: NotDeliveredExpect, window: Window, context: Context) -> Outcome:
+    return absent(body, window, _delivery_matches(body))
+
+
+@judge.register
+def _auth(body: AuthExpect, window: Window, context: Context) -> Outcome:
+    related = _for_client(EventKind.AUTH, body.client)
+
     def matches(event: Event) -> bool:
         return (
-            event.kind is EventKind.AUTH
-            and event.get("client") == body.client
+            related(event)
             and event.get("result") == body.result
             and (body.reason is None or event.get("reason") == body.reason)
         )
 
-    return within(
-        timeline,
-        start,
-        now,
-        bound=body.within,
-        count=body.count,
-        matches=matches,
-        expected=describe(body),
-        related=lambda e: e.kind is EventKind.AUTH and e.get("client") == body.client,
-        noun="auth decision",
-    )
+    return occurs(body, window, matches, related, "auth decision")
 
 
 # ---------------------------------------------------------------- wording

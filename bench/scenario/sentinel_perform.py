@@ -66,12 +66,7 @@ async def _sentinel_publish(action: SentinelPublishAction, stage: Stage) -> str:
 
 @perform.register
 async def _sentinel_kill(action: SentinelKillAction, stage: Stage) -> str:
-    probe = _probe(stage)
-    cluster = stage.bench.sentinel
-    assert cluster is not None
-    await asyncio.to_thread(cluster.kill_node, action.region)
-    probe.killed.add(action.region)
-    stage.note(f"Sentinel node {action.region} killed")
+    probe = await _switch_node(stage, action.region, up=False)
     try:
         moved = await probe.moved_off(action.region)
     except BenchError as error:
@@ -82,10 +77,19 @@ async def _sentinel_kill(action: SentinelKillAction, stage: Stage) -> str:
 
 @perform.register
 async def _sentinel_start(action: SentinelStartAction, stage: Stage) -> str:
+    await _switch_node(stage, action.region, up=True)
+    return f"node {action.region} started"
+
+
+async def _switch_node(stage: Stage, region: str, *, up: bool) -> SentinelProbe:
+    """Start or kill the Sentinel node of ``region``; the probe learns which are down."""
     probe = _probe(stage)
     cluster = stage.bench.sentinel
     assert cluster is not None
-    await asyncio.to_thread(cluster.start_node, action.region)
-    probe.killed.discard(action.region)
-    stage.note(f"Sentinel node {action.region} started")
-    return f"node {action.region} started"
+    await asyncio.to_thread(cluster.start_node if up else cluster.kill_node, region)
+    if up:
+        probe.killed.discard(region)
+    else:
+        probe.killed.add(region)
+    stage.note(f"Sentinel node {region} {'started' if up else 'killed'}")
+    return probe

@@ -8,16 +8,14 @@ an expectation is about the step's own action.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from bench.scenario.timeline import Event, EventKind, Timeline
+from bench.scenario.timeline import Event, EventKind
 from bench.scenario.token_steps import (
     TOKEN_SOURCE,
     TokenConnectExpect,
     TokenPublishExpect,
     TokenSubscribeExpect,
 )
-from bench.scenario.windows import Outcome, Verdict, seconds_text
+from bench.scenario.windows import Outcome, Verdict, Window, seconds_text
 
 #: MQTT 5 reason codes a token client may get, in words (failures say what it was).
 REASONS = {
@@ -59,18 +57,21 @@ def describe_publish(body: TokenPublishExpect) -> str:
     return f"publish of {body.client}{what} {verdict} {body.to} within {seconds_text(body.within)}"
 
 
-def _actions(
-    timeline: Timeline, start: float, now: float, action: str, picks: Callable[[Event], bool]
-) -> list[Event]:
-    return [
+def _last_of(window: Window, action: str, client: str, **only: str | None) -> Event | None:
+    """The step's last ``action`` of ``client``, with each field of ``only`` as given (if given)."""
+    seen = [
         event
-        for event in timeline.between(start, now)
-        if event.kind is EventKind.ACTION and event.get("action") == action and picks(event)
+        for event in window.upto(window.now)
+        if event.kind is EventKind.ACTION
+        and event.get("action") == action
+        and event.get("client") == client
+        and all(wanted in (None, event.get(key)) for key, wanted in only.items())
     ]
+    return seen[-1] if seen else None
 
 
-def _missing(expected: str, what: str, now: float) -> Outcome:
-    return Outcome(Verdict.FAILED, expected, f"no {what} in this step", at=now)
+def _missing(expected: str, action: str, client: str, now: float) -> Outcome:
+    return Outcome(Verdict.FAILED, expected, f"no {action} of {client} in this step", at=now)
 
 
 def _acked(ok: bool, event: Event, expected: str, start: float) -> Outcome:
@@ -85,90 +86,84 @@ def _acked(ok: bool, event: Event, expected: str, start: float) -> Outcome:
     )
 
 
-def evaluate_connect(
-    body: TokenConnectExpect, timeline: Timeline, start: float, now: float, context: object = None
+def _answered(
+    window: Window,
+    expected: str,
+    action: str,
+    client: str,
+    *,
+    answer: str,
+    wanted: bool,
+    **only: str | None,
 ) -> Outcome:
+    """The broker's ``answer`` to the step's last ``action`` of ``client`` was ``wanted``."""
+    last = _last_of(window, action, client, **only)
+    if last is None:
+        return _missing(expected, action, client, window.now)
+    return _acked(last.get(answer) is wanted, last, expected, window.start)
+
+
+def judge_connect(body: TokenConnectExpect, window: Window, context: object = None) -> Outcome:
     """The step's last connect of the client, accepted or refused as expected."""
     expected = describe_connect(body)
-    seen = _actions(timeline, start, now, "token_connect", lambda e: e.get("client") == body.client)
-    if not seen:
-        return _missing(expected, f"token_connect of {body.client}", now)
-    last = seen[-1]
-    return _acked(last.get("accepted") is body.accepted, last, expected, start)
+    return _answered(
+        window, expected, "token_connect", body.client, answer="accepted", wanted=body.accepted
+    )
 
 
-def evaluate_subscribe(
-    body: TokenSubscribeExpect, timeline: Timeline, start: float, now: float, context: object = None
-) -> Outcome:
+def judge_subscribe(body: TokenSubscribeExpect, window: Window, context: object = None) -> Outcome:
     """The step's last subscribe of the client (to the filter), granted or refused."""
     expected = describe_subscribe(body)
+    return _answered(
+        window,
+        expected,
+        "token_subscribe",
+        body.client,
+        answer="granted",
+        wanted=body.granted,
+        filter=body.filter,
+    )
 
-    def picks(event: Event) -> bool:
-        return event.get("client") == body.client and body.filter in (None, event.get("filter"))
 
-    seen = _actions(timeline, start, now, "token_subscribe", picks)
-    if not seen:
-        return _missing(expected, f"token_subscribe of {body.client}", now)
-    last = seen[-1]
-    return _acked(last.get("granted") is body.granted, last, expected, start)
-
-
-def evaluate_publish(
-    body: TokenPublishExpect, timeline: Timeline, start: float, now: float, context: object = None
-) -> Outcome:
+def judge_publish(body: TokenPublishExpect, window: Window, context: object = None) -> Outcome:
     """The step's last publish of the client: acknowledged or refused, received or not."""
     expected = describe_publish(body)
-
-    def picks(event: Event) -> bool:
-        return event.get("client") == body.client and body.topic in (None, event.get("topic"))
-
-    seen = _actions(timeline, start, now, "token_publish", picks)
-    if not seen:
-        return _missing(expected, f"token_publish of {body.client}", now)
-    sent = seen[-1]
+    sent = _last_of(window, "token_publish", body.client, topic=body.topic)
+    if sent is None:
+        return _missing(expected, "token_publish", body.client, window.now)
     puback = f"PUBACK {reason_text(sent.get('reason_code'))}"
     if body.to is None:
-        outcome = _acked(sent.get("accepted") is body.delivered, sent, expected, start)
+        outcome = _acked(sent.get("accepted") is body.delivered, sent, expected, window.start)
         return Outcome(outcome.verdict, expected, puback, outcome.at, outcome.latency_s, (sent,))
+    if body.delivered and sent.get("accepted") is not True:
+        return Outcome(Verdict.FAILED, expected, puback, at=sent.t, evidence=(sent,))
     topic = sent.get("topic")
-    end = start + body.within
+    end = window.start + body.within
     received = [
         event
-        for event in timeline.between(start, min(now, end))
+        for event in window.upto(end)
         if event.kind is EventKind.MQTT
         and event.source == TOKEN_SOURCE
         and event.get("client") == body.to
         and event.get("topic") == topic
     ]
+    if received:
+        # Received: what was hoped for, or (at that instant) the failure.
+        got = received[0]
+        return Outcome(
+            Verdict.PASSED if body.delivered else Verdict.FAILED,
+            expected,
+            f"{puback}; {body.to} got it" + ("" if body.delivered else f" at {got.t:.3f}s"),
+            at=got.t,
+            latency_s=max(0.0, got.t - window.start) if body.delivered else None,
+            evidence=(sent, got),
+        )
+    if window.now < end:
+        return Outcome(Verdict.PENDING, expected)
     if body.delivered:
-        if sent.get("accepted") is not True:
-            return Outcome(Verdict.FAILED, expected, puback, at=sent.t, evidence=(sent,))
-        if received:
-            got = received[0]
-            return Outcome(
-                Verdict.PASSED,
-                expected,
-                f"{puback}; {body.to} got it",
-                at=got.t,
-                latency_s=max(0.0, got.t - start),
-                evidence=(sent, got),
-            )
-        if now < end:
-            return Outcome(Verdict.PENDING, expected)
         return Outcome(
             Verdict.FAILED, expected, f"{puback}; {body.to} got nothing on {topic}", at=end
         )
-    if received:
-        got = received[0]
-        return Outcome(
-            Verdict.FAILED,
-            expected,
-            f"{puback}; {body.to} got it at {got.t:.3f}s",
-            at=got.t,
-            evidence=(sent, got),
-        )
-    if now < end:
-        return Outcome(Verdict.PENDING, expected)
     return Outcome(
         Verdict.PASSED, expected, f"{puback}; {body.to} got nothing", at=end, evidence=(sent,)
     )

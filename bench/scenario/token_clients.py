@@ -163,32 +163,39 @@ def _record_messages(stage: Stage, site: str, name: str, client: TokenClient) ->
 
 async def publish(action: TokenPublishAction, stage: Stage) -> str:
     """Publish at QoS 1; the PUBACK reason code is recorded."""
-    found = stage.token_clients.get(action.client)
-    sent = stage.timeline.clock()
-    code = await _acked(found.client.publish, action.topic, action.payload.encode())
-    accepted = code < FIRST_FAILURE
-    stage.record(
-        "token_publish", found.site, at=sent, client=action.client, topic=action.topic,
-        reason_code=code, accepted=accepted,
+    payload = action.payload.encode()
+    code = await _ask(
+        stage, action.client, "token_publish", "accepted",
+        lambda client: client.publish(action.topic, payload), topic=action.topic,
     )  # fmt: skip
     return f"{action.client} on {action.topic}: PUBACK {code}"
 
 
 async def subscribe(action: TokenSubscribeAction, stage: Stage) -> str:
     """Subscribe; the SUBACK reason code is recorded."""
-    found = stage.token_clients.get(action.client)
-    sent = stage.timeline.clock()
-    code = await _acked(found.client.subscribe, action.filter)
-    granted = code < FIRST_FAILURE
-    stage.record(
-        "token_subscribe", found.site, at=sent, client=action.client, filter=action.filter,
-        reason_code=code, granted=granted,
+    code = await _ask(
+        stage, action.client, "token_subscribe", "granted",
+        lambda client: client.subscribe(action.filter), filter=action.filter,
     )  # fmt: skip
     return f"{action.client} to {action.filter}: SUBACK {code}"
 
 
-async def _acked(call: Callable[..., int], *args: Any) -> int:
+async def _ask(
+    stage: Stage,
+    name: str,
+    request: str,
+    verdict: str,
+    call: Callable[[TokenClient], int],
+    **fields: Any,
+) -> int:
+    """Make ``call`` of the connected token client ``name``; the broker's reason code is
+    recorded as a ``request`` action event, with ``verdict`` true when it is a success."""
+    found = stage.token_clients.get(name)
+    sent = stage.timeline.clock()
     try:
-        return await asyncio.to_thread(call, *args)
+        code = await asyncio.to_thread(call, found.client)
     except BenchError as error:
         raise TokenStepError(f"the broker did not answer: {error}") from None
+    success: dict[str, Any] = {verdict: code < FIRST_FAILURE}
+    stage.record(request, found.site, at=sent, client=name, **fields, reason_code=code, **success)
+    return code

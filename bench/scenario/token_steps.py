@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from bench.issuer import DEFAULT_TTL_S, MAX_TTL_S, Forgery
 from bench.scenario.fields import Duration, SiteId, Strict
@@ -59,6 +59,11 @@ def _topic_filter(value: str) -> str:
     if "\x00" in value:
         raise ValueError("a topic has no NUL character")
     return value
+
+
+#: A topic to publish on (no wildcards) and a topic filter to subscribe to.
+TopicName = Annotated[str, AfterValidator(_topic_name)]
+TopicFilter = Annotated[str, AfterValidator(_topic_filter)]
 
 
 class TokenConnectAction(Strict):
@@ -108,25 +113,15 @@ class TokenPublishAction(Strict):
     """
 
     client: ClientName
-    topic: str
+    topic: TopicName
     payload: str = Field("{}", max_length=65_536)
-
-    @field_validator("topic")
-    @classmethod
-    def _no_wildcards(cls, value: str) -> str:
-        return _topic_name(value)
 
 
 class TokenSubscribeAction(Strict):
     """``token_subscribe``: subscribe a connected token client to a topic filter."""
 
     client: ClientName
-    filter: str
-
-    @field_validator("filter")
-    @classmethod
-    def _a_filter(cls, value: str) -> str:
-        return _topic_filter(value)
+    filter: TopicFilter
 
 
 class TokenConnectExpect(Strict):

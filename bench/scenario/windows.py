@@ -45,6 +45,19 @@ class Outcome:
         return self.verdict is not Verdict.PENDING
 
 
+@dataclass(frozen=True)
+class Window:
+    """Where an expectation is judged: a timeline, the start of its step, and the present."""
+
+    timeline: Timeline
+    start: float
+    now: float
+
+    def upto(self, end: float) -> list[Event]:
+        """The events from the step's start until ``end`` or the present, the earlier."""
+        return self.timeline.between(self.start, min(self.now, end))
+
+
 def seconds_text(seconds: float) -> str:
     return f"{seconds * 1000:.0f}ms" if seconds < 1 else f"{seconds:g}s"
 
@@ -58,9 +71,7 @@ def observed_text(events: Sequence[Event], noun: str, limit: int = 5) -> str:
 
 
 def within(
-    timeline: Timeline,
-    start: float,
-    now: float,
+    window: Window,
     *,
     bound: float,
     count: int,
@@ -71,9 +82,10 @@ def within(
     since: float | None = None,
 ) -> Outcome:
     """Pass at the ``count``-th matching event in ``[since or start, start + bound]``."""
+    timeline, start, now = window.timeline, window.start, window.now
     end = start + bound
-    window = timeline.between(since if since is not None else start, min(now, end))
-    hits = [event for event in window if matches(event)]
+    seen = timeline.between(since if since is not None else start, min(now, end))
+    hits = [event for event in seen if matches(event)]
     if len(hits) >= count:
         hit = hits[count - 1]
         return Outcome(
@@ -86,29 +98,23 @@ def within(
         )
     if now < end:
         return Outcome(Verdict.PENDING, expected)
-    others = [event for event in window if related(event) and not matches(event)]
-    seen = f"{len(hits)} matching, " if hits else ""
+    others = [event for event in seen if related(event) and not matches(event)]
+    matching = f"{len(hits)} matching, " if hits else ""
     return Outcome(
         Verdict.FAILED,
         expected,
-        seen + observed_text(others, noun),
+        matching + observed_text(others, noun),
         at=end,
         evidence=tuple(hits + others),
     )
 
 
 def never(
-    timeline: Timeline,
-    start: float,
-    now: float,
-    *,
-    window_s: float,
-    matches: Callable[[Event], bool],
-    expected: str,
+    window: Window, *, window_s: float, matches: Callable[[Event], bool], expected: str
 ) -> Outcome:
     """Pass when nothing matching happened in ``[start, start + window_s]``."""
-    end = start + window_s
-    hits = [event for event in timeline.between(start, min(now, end)) if matches(event)]
+    end = window.start + window_s
+    hits = [event for event in window.upto(end) if matches(event)]
     if hits:
         first = hits[0]
         return Outcome(
@@ -116,18 +122,16 @@ def never(
             expected,
             f"{first.summary()} at {first.t:.3f}s",
             at=first.t,
-            latency_s=first.t - start,
+            latency_s=first.t - window.start,
             evidence=tuple(hits),
         )
-    if now < end:
+    if window.now < end:
         return Outcome(Verdict.PENDING, expected)
     return Outcome(Verdict.PASSED, expected, "nothing", at=end)
 
 
 def state_in_window(
-    timeline: Timeline,
-    start: float,
-    now: float,
+    window: Window,
     *,
     bound: float,
     is_subject: Callable[[Event], bool],
@@ -141,11 +145,10 @@ def state_in_window(
     without a change away: a state that comes and goes fails at the change, even if it
     comes back (a flapping door is not "held in lockdown").
     """
+    start = window.start
     end = start + bound
-    current = [event for event in timeline.before(start) if is_subject(event)]
-    candidates = current[-1:] + [
-        event for event in timeline.between(start, min(now, end)) if is_subject(event)
-    ]
+    current = [event for event in window.timeline.before(start) if is_subject(event)]
+    candidates = current[-1:] + [event for event in window.upto(end) if is_subject(event)]
     for event in candidates:
         if satisfied(event):
             at = max(event.t, start)
@@ -158,8 +161,8 @@ def state_in_window(
                     latency_s=at - start,
                     evidence=(event,),
                 )
-            return held_from(timeline, event, at, start, now, hold, is_subject, satisfied, expected)
-    if now < end:
+            return held_from(window, event, at, hold, is_subject, satisfied, expected)
+    if window.now < end:
         return Outcome(Verdict.PENDING, expected)
     if not candidates:
         observed = "never observed"
@@ -169,11 +172,9 @@ def state_in_window(
 
 
 def held_from(  # noqa: PLR0917 - the state of one evaluation, passed on
-    timeline: Timeline,
+    window: Window,
     reached: Event,
     at: float,
-    start: float,
-    now: float,
     hold: float,
     is_subject: Callable[[Event], bool],
     satisfied: Callable[[Event], bool],
@@ -181,7 +182,7 @@ def held_from(  # noqa: PLR0917 - the state of one evaluation, passed on
 ) -> Outcome:
     """The state was reached by ``reached`` at ``at``: did it last ``hold`` seconds?"""
     until = at + hold
-    for event in timeline.between(at, min(now, until)):
+    for event in window.timeline.between(at, min(window.now, until)):
         if event is reached or not is_subject(event) or satisfied(event):
             continue
         return Outcome(
@@ -192,13 +193,13 @@ def held_from(  # noqa: PLR0917 - the state of one evaluation, passed on
             at=event.t,
             evidence=(reached, event),
         )
-    if now < until:
+    if window.now < until:
         return Outcome(Verdict.PENDING, expected)
     return Outcome(
         Verdict.PASSED,
         expected,
         f"{reached.summary()}, held {seconds_text(hold)}",
         at=until,
-        latency_s=at - start,
+        latency_s=at - window.start,
         evidence=(reached,),
     )

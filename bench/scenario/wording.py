@@ -41,9 +41,8 @@ def _(item: ExpectationItem) -> str:
 
 @describe.register
 def _(body: AlertExpect) -> str:
-    scope = " (since the scenario began)" if body.scope == "scenario" else ""
     n = _count(body.count, "alert")
-    return f"{n} {_alert_filter(body)} within {_s(body.within)}{scope}"
+    return f"{n} {_alert_filter(body)} within {_s(body.within)}{_since(body)}"
 
 
 @describe.register
@@ -77,8 +76,7 @@ def _(body: LockExpect) -> str:
 def _(body: AuditExpect) -> str:
     extra = _fields(body.data, device=body.device, site=body.site)
     n = _count(body.count, f"audit entry `{body.type}`")
-    scope = " (since the scenario began)" if body.scope == "scenario" else ""
-    return f"{n}{extra} within {_s(body.within)}{scope}"
+    return f"{n}{extra} within {_s(body.within)}{_since(body)}"
 
 
 @describe.register
@@ -104,6 +102,10 @@ def _(body: LatencyExpect) -> str:
         if value is not None
     )
     return f"latency {_match_text(body.from_)} -> {_match_text(body.to)}: {bounds}"
+
+
+def _since(body: AlertExpect | AuditExpect) -> str:
+    return " (since the scenario began)" if body.scope == "scenario" else ""
 
 
 def _held(body: LockExpect | DeviceExpect | LinkExpect) -> str:

@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sysconfig
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from backend.mqtt import MqttError, client_tls_context
@@ -109,19 +110,41 @@ def mosquitto_service(
             policy_port is None or tcp_accepts(host, policy_port)
         )
 
+    return _site_server(
+        "mosquitto", site_id, site_dir, [binary, "-c", str(conf)], ready, host, port, netns,
+        nofile=MOSQUITTO_NOFILE,
+        # Devices resume their TLS sessions across a broker restart (issue 17).
+        env=ticket_key_env(work, pki.crl),
+    )  # fmt: skip
+
+
+def _site_server(  # noqa: PLR0917 - what every server of a site is given
+    kind: str,
+    site_id: str,
+    site_dir: Path,
+    command: list[str],
+    ready: Callable[[], bool],
+    host: str,
+    port: int,
+    netns: str | None,
+    *,
+    nofile: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Service:
+    """A server of a site: ``<kind>-<site>``, working in ``<site_dir>/<kind>`` and logging
+    to ``<site_dir>/<kind>.log``."""
     return Service(
         ServiceSpec(
-            name=f"mosquitto-{site_id}",
-            command=[binary, "-c", str(conf)],
-            log=site_dir / "mosquitto.log",
+            name=f"{kind}-{site_id}",
+            command=command,
+            log=site_dir / f"{kind}.log",
             ready=ready,
             host=host,
             port=port,
-            cwd=work,
-            nofile=MOSQUITTO_NOFILE,
+            cwd=site_dir / kind,
+            nofile=nofile,
             netns=netns,
-            # Devices resume their TLS sessions across a broker restart (issue 17).
-            env=ticket_key_env(work, pki.crl),
+            env=env or {},
         )
     )
 
@@ -172,18 +195,13 @@ def redis_service(
     binary = find_binary("redis-server")
     work = site_dir / "redis"
     work.mkdir(parents=True, exist_ok=True)
-    return Service(
-        ServiceSpec(
-            name=f"redis-{site_id}",
-            command=[binary, *redis_args(port, work, host)],
-            log=site_dir / "redis.log",
-            ready=lambda: tcp_accepts(host, port),
-            host=host,
-            port=port,
-            netns=netns,
-            cwd=work,
-            nofile=MOSQUITTO_NOFILE,
-        )
+    command = [binary, *redis_args(port, work, host)]
+
+    def ready() -> bool:
+        return tcp_accepts(host, port)
+
+    return _site_server(
+        "redis", site_id, site_dir, command, ready, host, port, netns, nofile=MOSQUITTO_NOFILE
     )
 
 
@@ -260,18 +278,8 @@ def nats_service(
         # The monitoring port answers last; leafnode ports are up by then too.
         return tcp_accepts(host, port) and tcp_accepts(host, http_port)
 
-    return Service(
-        ServiceSpec(
-            name=f"nats-{site_id}",
-            command=[binary, "-c", str(conf)],
-            log=site_dir / "nats.log",
-            ready=ready,
-            host=host,
-            port=port,
-            cwd=work,
-            netns=netns,
-        )
-    )
+    command = [binary, "-c", str(conf)]
+    return _site_server("nats", site_id, site_dir, command, ready, host, port, netns)
 
 
 def _traversable_by(path: Path, user: pwd.struct_passwd) -> bool:

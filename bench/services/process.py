@@ -360,27 +360,15 @@ class Service:
         command = " ".join(spec.command)
         try:
             yield
-        except AlreadyRunning:
+        except (AlreadyRunning, ProcessExitedWithError, TimeoutExpired) as error:
             self._discard()
-            raise ServiceStartError(
-                spec.name,
-                f"port {spec.host}:{spec.port} is already taken by another process",
-                log_tail(spec.log),
-            ) from None
-        except ProcessExitedWithError as error:
-            self._discard()
-            raise ServiceStartError(
-                spec.name,
-                f"exited with code {error.exit_code} (command: {command})",
-                log_tail(spec.log),
-            ) from None
-        except TimeoutExpired:
-            self._discard()
-            raise ServiceStartError(
-                spec.name,
-                f"not ready within {spec.start_timeout_s:g} s (command: {command})",
-                log_tail(spec.log),
-            ) from None
+            if isinstance(error, AlreadyRunning):
+                why = f"port {spec.host}:{spec.port} is already taken by another process"
+            elif isinstance(error, ProcessExitedWithError):
+                why = f"exited with code {error.exit_code} (command: {command})"
+            else:
+                why = f"not ready within {spec.start_timeout_s:g} s (command: {command})"
+            raise ServiceStartError(spec.name, why, log_tail(spec.log)) from None
         except FileNotFoundError as error:
             self._discard()
             raise ServiceStartError(spec.name, f"cannot run {error.filename}") from None
