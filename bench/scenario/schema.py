@@ -30,6 +30,7 @@ expectation models in :mod:`~bench.scenario.checks`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import (
@@ -154,25 +155,40 @@ def _one_expectation(value: Any) -> Any:
     return value
 
 
+def _keyed_union(
+    members: Iterable[tuple[str, type[BaseModel]]],
+    tag: Callable[[Any], str | None],
+    check: Callable[[Any], Any],
+    *,
+    error_type: str,
+    error_message: str,
+) -> Any:
+    """A union of ``members`` picked by ``tag`` (``<key>``) once ``check`` passed the raw value.
+
+    The models are only known at run time, so the Union is built from a tuple; ``check``
+    runs first so that a mapping with several keys or none gets a message naming them.
+    """
+    return Annotated[
+        Annotated[
+            Union[  # noqa: UP007 - built from a tuple at run time
+                tuple(Annotated[model, Tag(f"<{key}>")] for key, model in members)
+            ],
+            Discriminator(tag, custom_error_type=error_type, custom_error_message=error_message),
+        ],
+        BeforeValidator(check),
+    ]
+
+
 if TYPE_CHECKING:
     Expectation = ExpectationItem
 else:
-    Expectation = Annotated[
-        Annotated[
-            Union[  # noqa: UP007 - built from a tuple at run time
-                tuple(
-                    Annotated[model, Tag(f"<{key}>")] for key, model in _EXPECTATION_ITEMS.items()
-                )
-            ],
-            Discriminator(
-                _expectation_tag,
-                custom_error_type="expectation",
-                custom_error_message="an expectation is a mapping with one key: "
-                + ", ".join(CHECKS),
-            ),
-        ],
-        BeforeValidator(_one_expectation),
-    ]
+    Expectation = _keyed_union(
+        _EXPECTATION_ITEMS.items(),
+        _expectation_tag,
+        _one_expectation,
+        error_type="expectation",
+        error_message="an expectation is a mapping with one key: " + ", ".join(CHECKS),
+    )
 
 _EXPECTATION_ADAPTER: TypeAdapter[ExpectationItem] = TypeAdapter(Expectation)
 
@@ -251,23 +267,13 @@ def _one_action(value: Any) -> Any:
 if TYPE_CHECKING:
     Step = StepBase
 else:
-    Step = Annotated[
-        Annotated[
-            Union[  # noqa: UP007 - built from a tuple at run time
-                tuple(
-                    Annotated[model, Tag(f"<{key}>")]
-                    for key, model in [*_STEPS.items(), ("check", CheckStep)]
-                )
-            ],
-            Discriminator(
-                _step_tag,
-                custom_error_type="step",
-                custom_error_message="a step is a mapping with `name`, at most one action "
-                "and `expect`",
-            ),
-        ],
-        BeforeValidator(_one_action),
-    ]
+    Step = _keyed_union(
+        [*_STEPS.items(), ("check", CheckStep)],
+        _step_tag,
+        _one_action,
+        error_type="step",
+        error_message="a step is a mapping with `name`, at most one action and `expect`",
+    )
 
 
 # ---------------------------------------------------------------- the file
