@@ -36,8 +36,8 @@ Hold = Annotated[
 ]
 
 
-class AlertExpect(Strict):
-    """An alert seen at ``site`` (Redis stream or alert queue) within ``within``."""
+class AlertFilter(Strict):
+    """Which alerts count: ``alert`` and ``no_alert`` filter on the same fields."""
 
     type: str | None = None
     severity: Severity | None = None
@@ -46,6 +46,11 @@ class AlertExpect(Strict):
     site: SiteId | None = None
     origin: SiteId | None = Field(None, description="origin site of a federated alert")
     contains: str | None = Field(None, description="text in the alert's title or description")
+
+
+class AlertExpect(AlertFilter):
+    """An alert seen at ``site`` (Redis stream or alert queue) within ``within``."""
+
     data: dict[str, Any] = Field(
         default_factory=dict,
         description="fields of the alert stream entry, each equal to this value "
@@ -58,16 +63,9 @@ class AlertExpect(Strict):
     )
 
 
-class NoAlertExpect(Strict):
+class NoAlertExpect(AlertFilter):
     """No alert matching the filter during ``for`` after the step's action."""
 
-    type: str | None = None
-    severity: Severity | None = None
-    min_severity: Severity | None = None
-    device: DeviceId | None = None
-    site: SiteId | None = None
-    origin: SiteId | None = None
-    contains: str | None = Field(None, description="text in the alert's title or description")
     for_: Duration = Field(1.0, alias="for")
 
 

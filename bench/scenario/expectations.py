@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from backend.contract import Severity
 from bench.scenario.checks import (
     AlertExpect,
+    AlertFilter,
     AuditExpect,
     Check,
     CommandExpect,
@@ -186,7 +187,7 @@ def severity_ok(event: Event, exact: Severity | None, minimum: Severity | None) 
     return minimum is None or severity.rank >= minimum.rank
 
 
-def _alert_matches(body: AlertExpect | NoAlertExpect) -> Callable[[Event], bool]:
+def _alert_matches(body: AlertFilter) -> Callable[[Event], bool]:
     def matches(event: Event) -> bool:
         if event.kind is not EventKind.ALERT:
             return False

@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.scenario.checks import (
     AlertExpect,
+    AlertFilter,
     AuditExpect,
     CommandExpect,
     DeviceExpect,
@@ -125,7 +126,7 @@ def _fields(values: dict[str, Any], **more: Any) -> str:
     return "".join(f" {k}={v}" for k, v in shown.items())
 
 
-def _alert_filter(body: AlertExpect | NoAlertExpect) -> str:
+def _alert_filter(body: AlertFilter) -> str:
     parts = _fields(
         body.data if isinstance(body, AlertExpect) else {},
         type=body.type,
