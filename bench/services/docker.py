@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +26,12 @@ from bench.services.config import (
     nats_conf,
 )
 from bench.services.process import tcp_accepts
+from bench.services.providers import SiteServers
 
 MOSQUITTO_IMAGE = "eclipse-mosquitto:2.0"
 REDIS_IMAGE = "redis:7"
 NATS_IMAGE = "nats:2.10"
 START_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class DockerEndpoints:
-    """Where one site's containers answer on the host."""
-
-    mqtt_host: str
-    mqtt_port: int
-    redis_url: str
-    nats_url: str
 
 
 def docker_engine_available() -> bool:
@@ -71,8 +61,8 @@ class DockerServices:
         self.pki = pki
         self._containers: list[Any] = []
 
-    def start_site(self, site_id: str) -> DockerEndpoints:
-        """Start Mosquitto, Redis and NATS containers for ``site_id``."""
+    def start_site(self, site_id: str) -> SiteServers:
+        """Start Mosquitto, Redis and NATS containers for ``site_id``; where they answer."""
         from testcontainers.core.container import DockerContainer
 
         work = self.state_dir / site_id / "mosquitto-docker"
@@ -135,7 +125,7 @@ class DockerServices:
             _wait_tcp(f"{name}-{site_id} (docker)", host, mapped, container)
             started.append((host, mapped))
         (mqtt_host, mqtt_port), (redis_host, redis_port), (nats_host, nats_port) = started
-        return DockerEndpoints(
+        return SiteServers(
             mqtt_host=mqtt_host,
             mqtt_port=mqtt_port,
             redis_url=f"redis://{redis_host}:{redis_port}/0",

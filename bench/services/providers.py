@@ -159,13 +159,7 @@ class DockerProvider:
 
     def add_site(self, site_id: str, directory: Path, index: int, count: int) -> SiteServers:
         """Start the site's containers and return where they answer."""
-        endpoints = self._docker.start_site(site_id)
-        return SiteServers(
-            mqtt_host=endpoints.mqtt_host,
-            mqtt_port=endpoints.mqtt_port,
-            redis_url=endpoints.redis_url,
-            nats_url=endpoints.nats_url,
-        )
+        return self._docker.start_site(site_id)
 
     def start(self) -> None:
         """The containers were started (and waited for) by :meth:`add_site`."""
