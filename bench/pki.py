@@ -20,12 +20,9 @@ matching cert/key pair.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import ipaddress
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -37,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from backend.contract import ContractViolation, validate_device_id
 from bench.errors import PkiError
+from bench.file_lock import file_lock
 
 CA_VALIDITY = dt.timedelta(days=3650)
 LEAF_VALIDITY = dt.timedelta(days=825)
@@ -257,7 +255,7 @@ class Pki:
         root = Path(root).absolute()
         root.mkdir(parents=True, exist_ok=True)
         cert_path, key_path = root / "ca.crt", root / "ca.key"
-        with _locked(root):
+        with file_lock(root / ".lock"):
             if not cert_path.exists():
                 authority = _make_ca("aurora-bench site CA")
                 _atomic_write(key_path, _key_pem(authority.key), 0o600)
@@ -337,7 +335,7 @@ class Pki:
             folder = self.root / "variants"
             folder.mkdir(exist_ok=True)
             cert_path, key_path = folder / "rogue-ca.crt", folder / "rogue-ca.key"
-            with _locked(self.root):
+            with file_lock(self.root / ".lock"):
                 if not cert_path.exists():
                     rogue = _make_ca("rogue CA (not trusted by any site)")
                     _atomic_write(key_path, _key_pem(rogue.key), 0o600)
@@ -367,7 +365,7 @@ class Pki:
         if pair.cert.exists():
             return pair
         directory.mkdir(parents=True, exist_ok=True)
-        with _locked(self.root):
+        with file_lock(self.root / ".lock"):
             if pair.cert.exists():
                 return pair
             serial = None
@@ -394,17 +392,6 @@ class Pki:
             _atomic_write(pair.key, key_pem, 0o600)
             _atomic_write(pair.cert, cert_pem, 0o644)
         return pair
-
-
-@contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """Hold the PKI's advisory write lock (serialises issuing across processes)."""
-    with (root / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _checked_device_id(device_id: str) -> str:

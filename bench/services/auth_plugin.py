@@ -7,12 +7,12 @@ checkout never starts a broker with a stale plugin.
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import subprocess
 from pathlib import Path
 
 from bench.errors import ServiceStartError
+from bench.file_lock import file_lock
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent / "mosquitto_plugin"
 PLUGIN_SO = PLUGIN_DIR / "build" / "aurora_auth.so"
@@ -32,11 +32,9 @@ def ensure_plugin() -> Path:
         if PLUGIN_SO.is_file():
             return PLUGIN_SO
         raise ServiceStartError("aurora_auth plugin", f"`make` is not installed; {_HOW_TO_FIX}")
-    PLUGIN_SO.parent.mkdir(parents=True, exist_ok=True)
     # Several benches (parallel test sessions) may start at once: one builds, the others
     # wait and then find it up to date.
-    with (PLUGIN_SO.parent / ".build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(PLUGIN_SO.parent / ".build.lock"):
         result = subprocess.run(
             [make, "--no-print-directory", "-C", str(PLUGIN_DIR)],
             check=False,

@@ -20,16 +20,15 @@ bench removes those of owners that are gone (:func:`sweep_orphans`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.file_lock import file_lock
 
 BASE = "10.201"
 RUN_DIR = Path("/run/aurora-bench-wan")
@@ -192,17 +191,6 @@ def _owner_file(block: int) -> Path:
     return RUN_DIR / f"block{block}.json"
 
 
-@contextlib.contextmanager
-def _run_lock() -> Iterator[None]:
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    with (RUN_DIR / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -263,7 +251,7 @@ def sweep_orphans() -> list[str]:
 
 def claim_plan(sites: int) -> Topology:
     """Pick a free address block for this process, sweeping orphans first."""
-    with _run_lock():
+    with file_lock(RUN_DIR / ".lock"):
         sweep_orphans()
         taken = {
             int(text)
