@@ -7,30 +7,32 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from tests.integration.scenario_text import door_scenario
+
 pytest_plugins = ["pytester"]
 
-SITE = "sites:\n  a:\n    settings: {unlock_duration_s: 1}\n"
-
-PASSES = f"""name: plugin passes
-markers: [slow]
-{SITE}fleet:
-  - {{id: pl-door-01, board: stm32f401-door}}
-steps:
+PASSES = door_scenario(
+    "plugin passes",
+    "pl-door-01",
+    """
   - name: an operator unlock
-    command: {{device: pl-door-01, verb: unlock}}
+    command: {device: pl-door-01, verb: unlock}
     expect:
-      - lock: {{device: pl-door-01, state: unlocked, within: 2s}}
-"""
+      - lock: {device: pl-door-01, state: unlocked, within: 2s}
+""",
+    head="markers: [slow]\n",
+)
 
-FAILS = f"""name: plugin fails
-{SITE}fleet:
-  - {{id: pl-door-02, board: stm32f401-door}}
-steps:
+FAILS = door_scenario(
+    "plugin fails",
+    "pl-door-02",
+    """
   - name: a badge nobody granted
-    swipe: {{device: pl-door-02, uid: 0E0E0E0E}}
+    swipe: {device: pl-door-02, uid: 0E0E0E0E}
     expect:
-      - command: {{device: pl-door-02, verb: unlock, within: 500ms}}
-"""
+      - command: {device: pl-door-02, verb: unlock, within: 500ms}
+""",
+)
 
 PYTHON_TEST = """
 async def test_fixtures(bench_site, fleet):
