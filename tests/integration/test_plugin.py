@@ -7,31 +7,16 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.integration.scenario_text import door_scenario
+from tests.integration.scenario_text import operator_unlock, ungranted_swipe
 
 pytest_plugins = ["pytester"]
 
-PASSES = door_scenario(
-    "plugin passes",
-    "pl-door-01",
-    """
-  - name: an operator unlock
-    command: {device: pl-door-01, verb: unlock}
-    expect:
-      - lock: {device: pl-door-01, state: unlocked, within: 2s}
-""",
-    head="markers: [slow]\n",
-)
-
-FAILS = door_scenario(
+PASSES = operator_unlock("plugin passes", "pl-door-01", head="markers: [slow]\n")
+FAILS = ungranted_swipe(
     "plugin fails",
     "pl-door-02",
-    """
-  - name: a badge nobody granted
-    swipe: {device: pl-door-02, uid: 0E0E0E0E}
-    expect:
-      - command: {device: pl-door-02, verb: unlock, within: 500ms}
-""",
+    "0E0E0E0E",
+    "command: {device: pl-door-02, verb: unlock, within: 500ms}",
 )
 
 PYTHON_TEST = """

@@ -21,7 +21,7 @@ from bench.scenario.loader import LoadedScenario, parse_scenario
 from bench.scenario.results import ScenarioResult, failure_text
 from bench.scenario.runner import BenchPool, run_scenario
 from bench.site import RunningBench
-from tests.integration.scenario_text import SITE, door_scenario
+from tests.integration.scenario_text import SITE, door_scenario, operator_unlock, ungranted_swipe
 
 
 @pytest.fixture(scope="module")
@@ -115,26 +115,12 @@ def test_an_action_that_cannot_be_done_fails_its_step(pool: BenchPool) -> None:
     assert len(result.steps) == 1
 
 
-PASSING = door_scenario(
-    "passes",
-    "cli-door-01",
-    """
-  - name: an operator unlock
-    command: {device: cli-door-01, verb: unlock}
-    expect:
-      - lock: {device: cli-door-01, state: unlocked, within: 2s}
-""",
-)
-
-FAILING = door_scenario(
+PASSING = operator_unlock("passes", "cli-door-01")
+FAILING = ungranted_swipe(
     "fails",
     "cli-door-02",
-    """
-  - name: a badge without grant
-    swipe: {device: cli-door-02, uid: 0D0D0D0D}
-    expect:
-      - lock: {device: cli-door-02, state: unlocked, within: 500ms}
-""",
+    "0D0D0D0D",
+    "lock: {device: cli-door-02, state: unlocked, within: 500ms}",
 )
 
 
