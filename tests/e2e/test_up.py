@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,44 +15,21 @@ from cryptography import x509
 
 from bench.benchfile import read_bench_file
 from bench.services.process import tcp_accepts
-
-CLI = str(Path(sys.executable).parent / "aurora-bench")
-START_DEADLINE_S = 90.0
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    return psutil.Process(pid).children(recursive=True)
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _wait_for_bench_file(proc: subprocess.Popen[str], state_dir: Path) -> None:
-    deadline = time.monotonic() + START_DEADLINE_S
-    while not (state_dir / "bench.json").exists():
-        if proc.poll() is not None:
-            output = proc.stdout.read() if proc.stdout else ""
-            pytest.fail(f"aurora-bench up exited with {proc.returncode}:\n{output}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("aurora-bench up wrote no bench.json in time")
-        time.sleep(0.1)
+from tests.e2e.up import (
+    CLI,
+    START_DEADLINE_S,
+    alive,
+    descendants,
+    sigterm,
+    up,
+    wait_for_bench_file,
+)
 
 
 def test_up_writes_bench_json_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
-    proc = subprocess.Popen(
-        [CLI, "up", "--sites", "a", "--state-dir", str(state_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_for_bench_file(proc, state_dir)
+    with up("--sites", "a", "--state-dir", str(state_dir)) as proc:
+        wait_for_bench_file(proc, state_dir)
         raw = json.loads((state_dir / "bench.json").read_text())
         assert set(raw) == {"state_dir", "ca", "sites", "token_issuer"}
         assert set(raw["token_issuer"]) == {"issuer", "jwks", "token_url", "audience"}
@@ -83,19 +58,14 @@ def test_up_writes_bench_json_and_stops_everything_on_sigterm(tmp_path: Path) ->
         assert tcp_accepts(info.site("a").mqtt.host, info.site("a").mqtt.port)
         _check_the_api_wants_a_token(state_dir, info.site("a").api, site["api_token"])
 
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         names = {child.name() for child in children}
         assert {"mosquitto", "nats-server", "redis-server"} <= names
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        output = sigterm(proc)
     assert proc.returncode == 0, output
     assert "site a" in output and "stopped" in output
     assert site["api_token"] in output  # the ready operator token is printed whole
-    assert [child.pid for child in children if _alive(child)] == []
+    assert [child.pid for child in children if alive(child)] == []
     assert not (state_dir / "bench.json").exists()
 
 
@@ -181,48 +151,31 @@ def _command(process: psutil.Process) -> list[str]:
 
 def _wait_for_backend(proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + START_DEADLINE_S
-    while not any(_command(c)[-2:] == ["-m", "backend"] for c in _descendants(proc.pid)):
+    while not any(_command(c)[-2:] == ["-m", "backend"] for c in descendants(proc.pid)):
         assert proc.poll() is None, "aurora-bench up ended before starting a backend"
         assert time.monotonic() < deadline, "no backend started"
         time.sleep(0.02)
 
 
 def test_sigterm_while_starting_stops_what_was_started(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [CLI, "up", "--sites", "a,b", "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with up("--sites", "a,b", "--state-dir", str(tmp_path)) as proc:
         # The backends come last: once one runs, the services are up and it is still starting.
         _wait_for_backend(proc)
-        children = _descendants(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        children = descendants(proc.pid)
+        output = sigterm(proc)
     assert proc.returncode == 0, output
     assert "interrupted while starting" in output
-    assert [child.name() for child in children if _alive(child)] == []
+    assert [child.name() for child in children if alive(child)] == []
     assert not (tmp_path / "bench.json").exists()
 
 
 def test_a_killed_bench_takes_its_servers_with_it(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [CLI, "up", "--sites", "a", "--no-backend", "--state-dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        _wait_for_bench_file(proc, tmp_path)
-        children = _descendants(proc.pid)
+    args = ("--sites", "a", "--no-backend", "--state-dir", str(tmp_path))
+    with up(*args, stdout=subprocess.DEVNULL) as proc:
+        wait_for_bench_file(proc, tmp_path)
+        children = descendants(proc.pid)
         assert {"mosquitto", "nats-server", "redis-server"} <= {c.name() for c in children}
-    finally:
         proc.kill()  # SIGKILL: no handler runs; the children's parent-death signal must
         proc.wait()
-    _gone, alive = psutil.wait_procs(children, timeout=10)
-    assert [child.name() for child in alive if _alive(child)] == []
+    _gone, left = psutil.wait_procs(children, timeout=10)
+    assert [child.name() for child in left if alive(child)] == []

@@ -4,27 +4,19 @@ describes it, and SIGTERM leaves no process behind."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_up import CLI, _alive, _descendants, _wait_for_bench_file
+from tests.e2e.up import alive, descendants, sigterm, up, wait_for_bench_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def test_up_sentinel_runs_three_nodes_and_stops_everything(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
-    proc = subprocess.Popen(
-        [CLI, "up", "--sites", "a", "--no-backend", "--sentinel", "--state-dir", str(state_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_for_bench_file(proc, state_dir)
+    with up("--sites", "a", "--no-backend", "--sentinel", "--state-dir", str(state_dir)) as proc:
+        wait_for_bench_file(proc, state_dir)
         raw = json.loads((state_dir / "bench.json").read_text())
         sentinel = raw["sentinel"]
         assert [node["region"] for node in sentinel["nodes"]] == ["us-east", "eu-west", "ap-south"]
@@ -43,18 +35,13 @@ def test_up_sentinel_runs_three_nodes_and_stops_everything(tmp_path: Path) -> No
         assert (logs / "sentinel-us-east.log").is_file()
         assert (logs / "sentinel-callout-1.log").is_file()
 
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         commands = [" ".join(child.cmdline()) for child in children]
         assert sum("sentinel/" in c and "nats.conf" in c for c in commands) == 3
         assert sum("backend.sentinel callout" in c for c in commands) == 2
         assert sum("backend.sentinel worker" in c for c in commands) == 1
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        output = sigterm(proc, timeout_s=90)
     assert proc.returncode == 0, output
     assert "Sentinel" in output and "stopped" in output
-    assert [child.pid for child in children if _alive(child)] == []
+    assert [child.pid for child in children if alive(child)] == []
     assert not (state_dir / "bench.json").exists()

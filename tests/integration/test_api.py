@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from backend.app import Backend, create_app
 from backend.contract import MessageKind, topic_for
 from backend.ingest.consumer import RawMessage
 from backend.settings import Settings
+from bench.services.process import free_port
 from bench.site import RunningBench
 from tests.integration.test_ingest import eventually, new_id, status_payload
 
@@ -88,9 +88,7 @@ async def _register(backend: Backend, device_id: str) -> None:
 async def test_healthz_names_the_missing_dependency(
     bench_one: RunningBench, tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
+    dead_port = free_port()  # nothing listens there
     app = create_app(_settings(bench_one, tmp_path, redis_url=f"redis://127.0.0.1:{dead_port}/0"))
     backend: Backend = app.state.backend
     await backend.start()
@@ -263,25 +261,19 @@ async def test_ingest_remote_is_idempotent_and_observers_do_not_block(
         await observed.wait()
     assert seen[0].id == record.id
 
-    key = new_id("b-alert")
-    stored = await backend.alerts.ingest_remote(
-        type="c2_beacon",
-        severity="critical",
-        title="from b",
-        origin_site="b",
-        origin_alert_id="1234",
-        dedup_key=key,
-    )
+    # The same alert of peer b, delivered twice.
+    peer_alert = {
+        "type": "c2_beacon",
+        "severity": "critical",
+        "title": "from b",
+        "origin_site": "b",
+        "origin_alert_id": "1234",
+        "dedup_key": new_id("b-alert"),
+    }
+    stored = await backend.alerts.ingest_remote(**peer_alert)
     assert stored is not None
     assert stored.source == "federation:b"
-    duplicate = await backend.alerts.ingest_remote(
-        type="c2_beacon",
-        severity="critical",
-        title="from b",
-        origin_site="b",
-        origin_alert_id="1234",
-        dedup_key=key,
-    )
+    duplicate = await backend.alerts.ingest_remote(**peer_alert)
     assert duplicate is None
     federated = (await client.get("/api/v1/alerts", params={"source": "federation:b"})).json()
     assert federated["count"] == 1
@@ -341,9 +333,7 @@ async def test_python_m_backend_serves_healthz_and_stops_cleanly_on_sigterm(
     bench_one: RunningBench, tmp_path: Path
 ) -> None:
     """A second backend process on site a's services: green /healthz, SIGTERM -> exit 0."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AURORA_")}
     env.update(bench_one.backend_env("a"))
     env.update(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 
 import pytest
@@ -65,11 +65,8 @@ def plugin_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture
 def policy() -> Iterator[FakePolicyService]:
-    service = FakePolicyService().start()
-    try:
+    with closing(FakePolicyService().start()) as service:
         yield service
-    finally:
-        service.close()
 
 
 def start_broker(directory: Path, pki: Pki, http_port: int, **options: object) -> Broker:

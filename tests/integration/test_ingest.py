@@ -134,6 +134,14 @@ async def metric_value(api: httpx.AsyncClient, name: str, **labels: str) -> floa
 # -- tests ----------------------------------------------------------------------------------
 
 
+async def next_downlink(client: aiomqtt.Client, kind: MessageKind) -> object:
+    """The next message ``client`` (a device) receives, decoded as ``kind``, within the deadline."""
+    async with asyncio.timeout(DEADLINE_S):
+        message = await anext(aiter(client.messages))
+    assert isinstance(message.payload, bytes)
+    return decode_payload(kind, message.payload)
+
+
 async def test_healthz_is_green_with_everything_connected(api: httpx.AsyncClient) -> None:
     response = await api.get("/healthz")
     assert response.status_code == 200, response.text
@@ -276,11 +284,8 @@ async def test_badge_grant_unlocks_and_denial_alerts(
         await client.subscribe(topic_for(MessageKind.COMMAND, door), qos=1)
         sent_at = time.monotonic()
         await client.publish(badge_topic, badge(granted_uid), qos=1)
-        async with asyncio.timeout(DEADLINE_S):
-            message = await anext(aiter(client.messages))
+        command = await next_downlink(client, MessageKind.COMMAND)
         latency_s = time.monotonic() - sent_at
-        assert isinstance(message.payload, bytes)
-        command = decode_payload(MessageKind.COMMAND, message.payload)
         assert isinstance(command, CommandMessage)
         assert command.verb.value == "unlock"
         assert command.duration_s == 5
@@ -318,10 +323,7 @@ async def test_operator_command_reaches_the_door(
         await client.subscribe(topic_for(MessageKind.COMMAND, door), qos=1)
         response = await api.post(f"/api/v1/cps/devices/{door}/commands", json={"verb": "lockdown"})
         assert response.status_code == 202, response.text
-        async with asyncio.timeout(DEADLINE_S):
-            message = await anext(aiter(client.messages))
-        assert isinstance(message.payload, bytes)
-        command = decode_payload(MessageKind.COMMAND, message.payload)
+        command = await next_downlink(client, MessageKind.COMMAND)
         assert isinstance(command, CommandMessage)
         assert command.verb.value == "lockdown"
         assert command.request_id == response.json()["request_id"]
@@ -341,10 +343,7 @@ async def _challenge(
 ) -> AttestationRequest:
     response = await api.post(f"/api/v1/cps/devices/{device_id}/attestations")
     assert response.status_code == 202, response.text
-    async with asyncio.timeout(DEADLINE_S):
-        message = await anext(aiter(client.messages))
-    assert isinstance(message.payload, bytes)
-    request = decode_payload(MessageKind.ATTESTATION_REQUEST, message.payload)
+    request = await next_downlink(client, MessageKind.ATTESTATION_REQUEST)
     assert isinstance(request, AttestationRequest)
     assert request.nonce == response.json()["nonce"]
     return request

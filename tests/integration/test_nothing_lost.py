@@ -45,6 +45,21 @@ async def _readings(redis: Redis, stream: str, device_ids: set[str]) -> Counter[
         last = batch[-1][0]
 
 
+async def assert_each_reading_once(
+    redis: Redis,
+    device_ids: set[str],
+    expected: set[tuple[str, float]],
+    seen: Counter[tuple[str, float]],
+) -> None:
+    """Every reading ``expected`` was ``seen`` in the telemetry stream once and audited once."""
+    doubled = {key: n for key, n in seen.items() if n > 1}
+    assert not doubled, f"{len(doubled)} readings processed twice, e.g. {list(doubled)[:5]}"
+    assert set(seen) == expected
+    audit = await _readings(redis, AUDIT_STREAM, device_ids)
+    assert set(audit) == expected
+    assert max(audit.values()) == 1
+
+
 async def _publish_all(bench: RunningBench, device_id: str) -> None:
     topic = topic_for(MessageKind.TELEMETRY, device_id)
     async with device_client(bench, device_id, max_inflight_messages=100) as client:
@@ -83,12 +98,7 @@ async def test_kill_minus_nine_loses_and_doubles_nothing(bench_factory: BenchFac
         async with bench.site("a").api_client() as api:
             redelivered = await metric_value(api, "aurora_ingest_duplicates_total")
         assert redelivered > 0, "the crash window held processed, unacknowledged messages"
-        doubled = {key: n for key, n in seen.items() if n > 1}
-        assert not doubled, f"{len(doubled)} readings processed twice, e.g. {list(doubled)[:5]}"
-        assert set(seen) == expected
-        audit = await _readings(redis, AUDIT_STREAM, device_ids)
-        assert set(audit) == expected
-        assert max(audit.values()) == 1
+        await assert_each_reading_once(redis, device_ids, expected, seen)
     finally:
         await redis.aclose()
 

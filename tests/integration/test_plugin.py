@@ -7,30 +7,17 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from tests.integration.scenario_text import operator_unlock, ungranted_swipe
+
 pytest_plugins = ["pytester"]
 
-SITE = "sites:\n  a:\n    settings: {unlock_duration_s: 1}\n"
-
-PASSES = f"""name: plugin passes
-markers: [slow]
-{SITE}fleet:
-  - {{id: pl-door-01, board: stm32f401-door}}
-steps:
-  - name: an operator unlock
-    command: {{device: pl-door-01, verb: unlock}}
-    expect:
-      - lock: {{device: pl-door-01, state: unlocked, within: 2s}}
-"""
-
-FAILS = f"""name: plugin fails
-{SITE}fleet:
-  - {{id: pl-door-02, board: stm32f401-door}}
-steps:
-  - name: a badge nobody granted
-    swipe: {{device: pl-door-02, uid: 0E0E0E0E}}
-    expect:
-      - command: {{device: pl-door-02, verb: unlock, within: 500ms}}
-"""
+PASSES = operator_unlock("plugin passes", "pl-door-01", head="markers: [slow]\n")
+FAILS = ungranted_swipe(
+    "plugin fails",
+    "pl-door-02",
+    "0E0E0E0E",
+    "command: {device: pl-door-02, verb: unlock, within: 500ms}",
+)
 
 PYTHON_TEST = """
 async def test_fixtures(bench_site, fleet):

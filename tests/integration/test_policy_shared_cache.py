@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture
 def policy() -> Iterator[FakePolicyService]:
-    service = FakePolicyService().start()
-    service.behaviour.status = {"/mqtt/superuser": 403}
-    try:
+    with closing(FakePolicyService().start()) as service:
+        service.behaviour.status = {"/mqtt/superuser": 403}
         yield service
-    finally:
-        service.close()
 
 
 @pytest.fixture

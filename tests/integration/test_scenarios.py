@@ -12,6 +12,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,17 +21,13 @@ from bench.scenario.loader import LoadedScenario, parse_scenario
 from bench.scenario.results import ScenarioResult, failure_text
 from bench.scenario.runner import BenchPool, run_scenario
 from bench.site import RunningBench
-
-SITE = "sites:\n  a:\n    settings: {unlock_duration_s: 1}\n"
+from tests.integration.scenario_text import SITE, door_scenario, operator_unlock, ungranted_swipe
 
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchPool]:
-    pool = BenchPool(tmp_path_factory.mktemp("scenario-benches"))
-    try:
+    with closing(BenchPool(tmp_path_factory.mktemp("scenario-benches"))) as pool:
         yield pool
-    finally:
-        pool.close()
 
 
 def play(pool: BenchPool, text: str, name: str = "inline.yaml") -> ScenarioResult:
@@ -40,19 +37,14 @@ def play(pool: BenchPool, text: str, name: str = "inline.yaml") -> ScenarioResul
 
 
 def test_an_unlock_expected_for_a_badge_without_grant_fails(pool: BenchPool) -> None:
-    result = play(
-        pool,
-        f"""name: wrong expectation
-{SITE}fleet:
-  - {{id: it-door-01, board: stm32f401-door}}
-steps:
+    steps = """
   - name: a badge nobody granted
-    swipe: {{device: it-door-01, uid: 0B0B0B0B}}
+    swipe: {device: it-door-01, uid: 0B0B0B0B}
     expect:
-      - command: {{device: it-door-01, verb: unlock, within: 1s}}
-      - lock: {{device: it-door-01, state: unlocked, within: 1s}}
-""",
-    )
+      - command: {device: it-door-01, verb: unlock, within: 1s}
+      - lock: {device: it-door-01, state: unlocked, within: 1s}
+"""
+    result = play(pool, door_scenario("wrong expectation", "it-door-01", steps))
     assert not result.passed
     [(step, failed), *rest] = result.failures()
     assert step.name == "a badge nobody granted"
@@ -67,22 +59,15 @@ steps:
 
 
 def test_the_same_swipe_with_a_grant_passes_with_latencies(pool: BenchPool) -> None:
-    result = play(
-        pool,
-        f"""name: right expectation
-{SITE}fleet:
-  - {{id: it-door-02, board: stm32f401-door}}
-grants:
-  - {{uid: 0B0B0B0C, doors: [it-door-02]}}
-steps:
+    steps = """
   - name: a granted badge
-    swipe: {{device: it-door-02, uid: 0B0B0B0C}}
+    swipe: {device: it-door-02, uid: 0B0B0B0C}
     expect:
-      - command: {{device: it-door-02, verb: unlock, within: 1s}}
-      - lock: {{device: it-door-02, state: unlocked, within: 1s}}
-      - no_alert: {{device: it-door-02, for: 300ms}}
-""",
-    )
+      - command: {device: it-door-02, verb: unlock, within: 1s}
+      - lock: {device: it-door-02, state: unlocked, within: 1s}
+      - no_alert: {device: it-door-02, for: 300ms}
+"""
+    result = play(pool, door_scenario("right expectation", "it-door-02", steps, grant="0B0B0B0C"))
     assert result.passed, failure_text(result)
     latencies = [e.latency_s for e in result.steps[0].expectations]
     assert latencies[0] is not None and 0 < latencies[0] < 1
@@ -91,39 +76,25 @@ steps:
 
 
 def test_a_stopped_backend_fails_the_scenario_and_the_bench_is_restored(pool: BenchPool) -> None:
-    broken = play(
-        pool,
-        f"""name: backend down
-{SITE}fleet:
-  - {{id: it-door-03, board: stm32f401-door}}
-grants:
-  - {{uid: 0B0B0B0D, doors: [it-door-03]}}
-steps:
+    steps = """
   - name: the backend goes away
-    stop: {{site: a, service: backend}}
+    stop: {site: a, service: backend}
   - name: nobody answers the badge
-    swipe: {{device: it-door-03, uid: 0B0B0B0D}}
+    swipe: {device: it-door-03, uid: 0B0B0B0D}
     expect:
-      - command: {{device: it-door-03, verb: unlock, within: 1s}}
-""",
-    )
+      - command: {device: it-door-03, verb: unlock, within: 1s}
+"""
+    broken = play(pool, door_scenario("backend down", "it-door-03", steps, grant="0B0B0B0D"))
     assert not broken.passed
     assert broken.failures()[0][1] is not None
     # Cleanup restarted the backend: the next scenario on the shared bench works.
-    again = play(
-        pool,
-        f"""name: backend back
-{SITE}fleet:
-  - {{id: it-door-04, board: stm32f401-door}}
-grants:
-  - {{uid: 0B0B0B0E, doors: [it-door-04]}}
-steps:
+    steps = """
   - name: a granted badge
-    swipe: {{device: it-door-04, uid: 0B0B0B0E}}
+    swipe: {device: it-door-04, uid: 0B0B0B0E}
     expect:
-      - lock: {{device: it-door-04, state: unlocked, within: 2s}}
-""",
-    )
+      - lock: {device: it-door-04, state: unlocked, within: 2s}
+"""
+    again = play(pool, door_scenario("backend back", "it-door-04", steps, grant="0B0B0B0E"))
     assert again.passed, failure_text(again)
     assert pool.started == 1
 
@@ -144,25 +115,13 @@ def test_an_action_that_cannot_be_done_fails_its_step(pool: BenchPool) -> None:
     assert len(result.steps) == 1
 
 
-PASSING = f"""name: passes
-{SITE}fleet:
-  - {{id: cli-door-01, board: stm32f401-door}}
-steps:
-  - name: an operator unlock
-    command: {{device: cli-door-01, verb: unlock}}
-    expect:
-      - lock: {{device: cli-door-01, state: unlocked, within: 2s}}
-"""
-
-FAILING = f"""name: fails
-{SITE}fleet:
-  - {{id: cli-door-02, board: stm32f401-door}}
-steps:
-  - name: a badge without grant
-    swipe: {{device: cli-door-02, uid: 0D0D0D0D}}
-    expect:
-      - lock: {{device: cli-door-02, state: unlocked, within: 500ms}}
-"""
+PASSING = operator_unlock("passes", "cli-door-01")
+FAILING = ungranted_swipe(
+    "fails",
+    "cli-door-02",
+    "0D0D0D0D",
+    "lock: {device: cli-door-02, state: unlocked, within: 500ms}",
+)
 
 
 def test_cli_runs_a_folder_writes_reports_and_exits_nonzero_on_failure(tmp_path: Path) -> None:
@@ -236,19 +195,15 @@ def test_ctrl_c_leaves_a_partial_report_and_junit(tmp_path: Path) -> None:
     folder = tmp_path / "suite"
     folder.mkdir()
     (folder / "a_pass.yaml").write_text(PASSING)
-    (folder / "b_long.yaml").write_text(
-        f"""name: long
-{SITE}fleet:
-  - {{id: cli-door-03, board: stm32f401-door}}
-steps:
+    steps = """
   - name: an unlock, noted
-    command: {{device: cli-door-03, verb: unlock}}
+    command: {device: cli-door-03, verb: unlock}
     expect:
-      - lock: {{device: cli-door-03, state: unlocked, within: 2s}}
+      - lock: {device: cli-door-03, state: unlocked, within: 2s}
   - name: a long wait the user gives up on
     wait: 10m
 """
-    )
+    (folder / "b_long.yaml").write_text(door_scenario("long", "cli-door-03", steps))
     junit, report = tmp_path / "j.xml", tmp_path / "r.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", "run", str(folder), "--junit", str(junit),

@@ -12,51 +12,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.app import Backend, create_app
-from backend.policy.tokens import TokenVerifier
-from backend.settings import Settings
 from bench.issuer import IssuerKey
-from tests.unit.policy.test_tokens import ISSUER, FakeJwks
+from tests.unit.policy.app_client import app_client
+from tests.unit.policy.test_tokens import ISSUER
 
 GRANTS = "/api/v1/cps/access/grants"
 GRANT = {"uid": "0455AF21", "device_ids": ["stm32f401-door-03"]}
 
 
-@pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> IssuerKey:
-    return IssuerKey.ensure(tmp_path_factory.mktemp("issuer"))
-
-
-async def _client(
-    tmp_path: Path, key: IssuerKey, **settings: object
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        Settings(
-            site_id="a",
-            mqtt_enabled=False,
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
-            redis_url="redis://127.0.0.1:1/0",
-            auth_jwks_url="http://issuer.test/certs",
-            auth_issuer=ISSUER,
-            **settings,  # type: ignore[arg-type]
-        )
-    )
-    backend: Backend = app.state.backend
-    assert backend.policy.verifier is not None
-    verifier = TokenVerifier(backend.policy.verifier.settings, FakeJwks(key))
-    backend.policy.verifier = backend.tokens = verifier
-    await backend.store.start()
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://site-a") as http:
-            yield http
-    finally:
-        await backend.store.aclose()
-
-
 @pytest.fixture
 async def client(tmp_path: Path, key: IssuerKey) -> AsyncIterator[httpx.AsyncClient]:
-    async for http in _client(tmp_path, key):
+    async with app_client(tmp_path, key) as http:
         yield http
 
 
@@ -142,13 +108,13 @@ async def test_healthz_and_metrics_stay_open(client: httpx.AsyncClient) -> None:
 
 
 async def test_metrics_can_be_closed(tmp_path: Path, key: IssuerKey) -> None:
-    async for http in _client(tmp_path, key, api_open_metrics=False):
+    async with app_client(tmp_path, key, api_open_metrics=False) as http:
         assert (await http.get("/metrics")).status_code == 401
         assert (await http.get("/metrics", headers=bearer(key, "aurora.read"))).status_code == 200
 
 
 async def test_auth_can_be_switched_off(tmp_path: Path, key: IssuerKey) -> None:
-    async for http in _client(tmp_path, key, api_auth=False):
+    async with app_client(tmp_path, key, api_auth=False) as http:
         assert (await http.get(GRANTS)).status_code == 200
 
 

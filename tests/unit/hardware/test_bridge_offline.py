@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.virtual_board import VirtualBoard
 from hardware.bridge import Bridge, BrokerEndpoint, DeviceCredentials
 from hardware.errors import HardwareError
 from hardware.link import SerialLink
 from hardware.profiles import GENERIC
 from simulators.identity import self_signed_identity
+from tests.unit.hardware.boards import running_board
 
 
 def closed_port() -> int:
@@ -34,18 +34,8 @@ def credentials(tmp_path: Path, device_id: str) -> DeviceCredentials:
 
 @pytest.fixture
 async def door(tmp_path: Path) -> AsyncIterator[Path]:
-    board = VirtualBoard(
-        "stm32f401-door", "vdoor-off", tmp_path / "d.tty", heartbeat_s=0.1, say=lambda _: None
-    )
-    task = asyncio.create_task(board.run())
-    try:
-        async with asyncio.timeout(5):
-            while not (tmp_path / "d.tty").exists():
-                await asyncio.sleep(0.01)
+    async with running_board("stm32f401-door", "vdoor-off", tmp_path / "d.tty", heartbeat_s=0.1):
         yield tmp_path / "d.tty"
-    finally:
-        board.stopped.set()
-        await task
 
 
 def make(tmp_path: Path, link: Path, issue: object, console: list[str], buffer: int) -> Bridge:

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from backend.contract import MessageKind, StatusMessage, TelemetryMessage
 from hardware.conformance import ConformanceCheck, check_capture
-from hardware.framing import encode_frame
+from tests.unit.hardware.boards import reading_frame, status_frame
 
 
 def status(device_id: str = "esp32s3-env-01") -> bytes:
-    return encode_frame(
-        MessageKind.STATUS,
-        StatusMessage(
-            device_type="environmental_presence",
-            board_family="esp32s3",
-            firmware_stack="rust_embassy",
-            firmware_version="0.1.0",
-            device_id=device_id,
-        ),
-    )
+    return status_frame(device_id, "esp32s3")
 
 
 def reading(value: float) -> bytes:
-    return encode_frame(
-        MessageKind.TELEMETRY,
-        TelemetryMessage(device_id="esp32s3-env-01", metric="temperature_c", value=value, unit="C"),
-    )
+    return reading_frame("esp32s3-env-01", value)
 
 
 def test_clean_capture_passes_and_lists_frames_and_status_fields() -> None:

@@ -12,25 +12,15 @@ from backend.contract import (
     CommandMessage,
     CommandVerb,
     MessageKind,
-    StatusMessage,
-    TelemetryMessage,
     encode,
 )
 from hardware.framing import LogLine, Violation, encode_frame
 from hardware.session import BridgeSession, Downlink, Pinned, Publish, Refused
+from tests.unit.hardware.boards import reading_frame, status_frame
 
 
 def status(device_id: str) -> bytes:
-    return encode_frame(
-        MessageKind.STATUS,
-        StatusMessage(
-            device_type="access_control_node",
-            board_family="stm32f401",
-            firmware_stack="rust_embassy",
-            firmware_version="0.1.0",
-            device_id=device_id,
-        ),
-    )
+    return status_frame(device_id, "stm32f401")
 
 
 def badge(device_id: str) -> bytes:
@@ -40,10 +30,7 @@ def badge(device_id: str) -> bytes:
 
 
 def reading(device_id: str) -> bytes:
-    return encode_frame(
-        MessageKind.TELEMETRY,
-        TelemetryMessage(device_id=device_id, metric="temperature_c", value=20.0, unit="C"),
-    )
+    return reading_frame(device_id, 20.0)
 
 
 def test_first_status_pins_and_publishes_with_qos_by_kind() -> None:

@@ -15,6 +15,7 @@ from bench.virtual_board import VirtualBoard
 from hardware.framing import Frame, FrameDecoder, LogLine, Violation, encode_frame
 from hardware.link import SerialLink
 from hardware.profiles import GENERIC
+from tests.unit.hardware.boards import running_board
 
 
 async def frames_until(link: SerialLink, decoder: FrameDecoder, kind: MessageKind) -> list[object]:
@@ -27,14 +28,9 @@ async def frames_until(link: SerialLink, decoder: FrameDecoder, kind: MessageKin
 
 async def test_door_speaks_frames_and_obeys_unlock(tmp_path: Path) -> None:
     said: list[str] = []
-    board = VirtualBoard(
+    async with running_board(
         "stm32f401-door", "vdoor-u1", tmp_path / "d.tty", heartbeat_s=0.2, say=said.append
-    )
-    task = asyncio.create_task(board.run())
-    try:
-        async with asyncio.timeout(5):
-            while not (tmp_path / "d.tty").exists():
-                await asyncio.sleep(0.01)
+    ) as board:
         link = await SerialLink.open(str(tmp_path / "d.tty"), GENERIC)
         decoder = FrameDecoder()
         await frames_until(link, decoder, MessageKind.STATUS)
@@ -57,9 +53,6 @@ async def test_door_speaks_frames_and_obeys_unlock(tmp_path: Path) -> None:
             while not any(isinstance(i, Violation) for i in seen):
                 seen += decoder.feed(await link.read())
         await link.aclose()
-    finally:
-        board.stopped.set()
-        await task
     assert not (tmp_path / "d.tty").exists()  # the link goes with the board
 
 
@@ -96,14 +89,7 @@ def test_unknown_board_kind_is_refused(tmp_path: Path) -> None:
 
 async def test_conformance_cli_on_a_live_virtual_board(tmp_path: Path) -> None:
     """`aurora-bench conformance --port` in its own process, timing a real heartbeat."""
-    board = VirtualBoard(
-        "esp32s3-env", "venv-c1", tmp_path / "e.tty", heartbeat_s=0.3, say=lambda _: None
-    )
-    task = asyncio.create_task(board.run())
-    try:
-        async with asyncio.timeout(5):
-            while not (tmp_path / "e.tty").exists():
-                await asyncio.sleep(0.01)
+    async with running_board("esp32s3-env", "venv-c1", tmp_path / "e.tty", heartbeat_s=0.3):
         report = tmp_path / "report.json"
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -130,6 +116,3 @@ async def test_conformance_cli_on_a_live_virtual_board(tmp_path: Path) -> None:
         assert data["heartbeat"]["intervals"] >= 2
         assert abs(data["heartbeat"]["mean_s"] - 0.3) < 0.1
         assert b"@aurora status" in (tmp_path / "cap").read_bytes()
-    finally:
-        board.stopped.set()
-        await task

@@ -11,36 +11,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.app import Backend, create_app
-from backend.policy.tokens import TokenVerifier
+from backend.app import create_app
 from backend.settings import Settings
 from bench.issuer import IssuerKey
-from tests.unit.policy.test_tokens import ISSUER, FakeJwks
+from tests.unit.policy.app_client import app_client
+from tests.unit.policy.test_tokens import ISSUER
 
 TWIN_EVENT = "celine/digital-twin/events/pump/pump-001"
 
 
-@pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> IssuerKey:
-    return IssuerKey.ensure(tmp_path_factory.mktemp("issuer"))
-
-
 @pytest.fixture
 async def client(tmp_path: Path, key: IssuerKey) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        site_id="a",
-        mqtt_enabled=False,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
-        redis_url="redis://127.0.0.1:1/0",
-        auth_jwks_url="http://issuer.test/certs",
-        auth_issuer=ISSUER,
-    )
-    app = create_app(settings)
-    backend: Backend = app.state.backend
-    assert backend.policy.verifier is not None
-    backend.policy.verifier = TokenVerifier(backend.policy.verifier.settings, FakeJwks(key))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://site-a") as http:
+    async with app_client(tmp_path, key) as http:
         yield http
 
 

@@ -42,11 +42,6 @@ class FakeJwks:
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> IssuerKey:
-    return IssuerKey.ensure(tmp_path_factory.mktemp("issuer"))
-
-
-@pytest.fixture(scope="module")
 def other_key(tmp_path_factory: pytest.TempPathFactory) -> IssuerKey:
     return IssuerKey.ensure(tmp_path_factory.mktemp("other"))
 

@@ -49,6 +49,17 @@ def command(verb: CommandVerb, duration_s: int | None = None) -> bytes:
     )
 
 
+def started_door(
+    device_id: str, seed: int = 0
+) -> tuple[simpy.Environment, RecordingOutbox, DoorNode]:
+    """A door started in a fresh virtual-time environment, recording all it sends."""
+    env = simpy.Environment()
+    out = RecordingOutbox()
+    door = DoorNode(env, device_id, out, seed=seed)
+    door.start()
+    return env, out, door
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
@@ -61,9 +72,7 @@ def command(verb: CommandVerb, duration_s: int | None = None) -> bytes:
     )
 )
 def test_simulated_door_in_virtual_time(steps: list[tuple[CommandVerb, int, float]]) -> None:
-    env = simpy.Environment()
-    door = DoorNode(env, "stm32f401-door-01", RecordingOutbox(), seed=3)
-    door.start()
+    env, _, door = started_door("stm32f401-door-01", seed=3)
     env.run(until=2)
     state = LockState.LOCKED
     relock_at: float | None = None
@@ -93,10 +102,7 @@ def test_simulated_door_in_virtual_time(steps: list[tuple[CommandVerb, int, floa
 
 
 def test_door_never_opens_on_a_swipe_and_relocks_after_default() -> None:
-    env = simpy.Environment()
-    out = RecordingOutbox()
-    door = DoorNode(env, "stm32f401-door-02", out, seed=1)
-    door.start()
+    env, out, door = started_door("stm32f401-door-02", seed=1)
     env.run(until=5)
     door.swipe("0455AF21")
     env.run(until=60)
@@ -110,10 +116,7 @@ def test_door_never_opens_on_a_swipe_and_relocks_after_default() -> None:
 
 
 def test_lockdown_ignores_unlock_until_clear_and_keepalive_answers() -> None:
-    env = simpy.Environment()
-    out = RecordingOutbox()
-    door = DoorNode(env, "stm32f401-door-03", out, seed=1)
-    door.start()
+    env, out, door = started_door("stm32f401-door-03", seed=1)
     env.run(until=2)
     statuses = len(out.of_kind(MessageKind.STATUS))
     for verb in (CommandVerb.LOCKDOWN, CommandVerb.UNLOCK, CommandVerb.KEEPALIVE):
@@ -129,9 +132,7 @@ def test_lockdown_ignores_unlock_until_clear_and_keepalive_answers() -> None:
 
 
 def test_malformed_command_is_ignored_and_logged() -> None:
-    env = simpy.Environment()
-    door = DoorNode(env, "stm32f401-door-04", RecordingOutbox())
-    door.start()
+    env, _, door = started_door("stm32f401-door-04")
     env.run(until=2)
     door.deliver(MessageKind.COMMAND, b'{"verb":"open_sesame","request_id":"x","issued_at":"x"}')
     env.run(until=3)
