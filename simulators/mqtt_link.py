@@ -69,6 +69,10 @@ class MqttLink:
         self._reader: asyncio.Task[None] | None = None
         self._on_lost: LostFn | None = None
         self._closing = False
+        self._downward = tuple(
+            (topic_for(kind, device_id), 1)
+            for kind in (MessageKind.COMMAND, MessageKind.ATTESTATION_REQUEST)
+        )
 
     @classmethod
     def from_files(
@@ -119,6 +123,9 @@ class MqttLink:
             will=will_message,
             timeout_s=self.timeout_s,
             tls_session=offered,
+            # Both downward topics in the CONNECT's flight: the SUBACK comes with the
+            # CONNACK, one round trip after the TLS hello (see MqttClient.connect).
+            subscriptions=self._downward,
         )
         try:
             client = await MqttClient.connect(options)
@@ -133,17 +140,6 @@ class MqttLink:
         self._client = client
         self._on_lost = on_lost
         self._closing = False
-        try:
-            # One SUBSCRIBE for both downward topics: one round trip per connect, not two.
-            await client.subscribe(
-                [
-                    (topic_for(kind, self.device_id), 1)
-                    for kind in (MessageKind.COMMAND, MessageKind.ATTESTATION_REQUEST)
-                ]
-            )
-        except MqttError as error:
-            await self.aclose()
-            raise LinkError(self.device_id, f"subscribe failed: {error}") from None
         self._reader = asyncio.create_task(
             self._read(client, deliver), name=f"mqtt-link-reader:{self.device_id}"
         )

@@ -1,0 +1,113 @@
+"""``MqttClient.connect`` against a scripted broker on loopback (plain TCP, no TLS).
+
+A device's connect sends its SUBSCRIBE in the CONNECT's flight (MQTT 5.0, 3.1.4) and waits
+for both acknowledgements: the broker sees both packets before it answered anything, a
+refused CONNECT is reported with its reason (and no SUBACK awaited), a missing SUBACK
+fails the connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from backend.mqtt import ConnectFailed, ConnectOptions, MqttClient
+from backend.mqtt.codec import ConnAck, SubAck, encode
+
+CONNECT, SUBSCRIBE = 0x10, 0x82
+FILTERS = (("aurora/commands/d1", 1), ("aurora/attestation/d1/request", 1))
+
+#: What the scripted broker answers to the first bytes it got (None: nothing).
+Answer = Callable[[bytes], bytes | None]
+
+
+def _packet_types(data: bytes) -> list[int]:
+    """First bytes of the packets in ``data`` (one-byte remaining lengths suffice here)."""
+    types, pos = [], 0
+    while pos < len(data):
+        types.append(data[pos])
+        pos += 2 + data[pos + 1]
+    return types
+
+
+class Broker:
+    """Reads until CONNECT and SUBSCRIBE arrived (or 1 s passed), then answers once."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.first_flight = b""
+        self.port = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = b""
+        while _packet_types(data) != [CONNECT, SUBSCRIBE]:
+            try:
+                data += await asyncio.wait_for(reader.read(4096), 1.0)
+            except TimeoutError:
+                break
+        self.first_flight = data
+        reply = self.answer(data)
+        if reply is not None:
+            writer.write(reply)
+        await reader.read()  # until the client closes
+        writer.close()
+
+
+@pytest.fixture
+async def broker_for() -> AsyncIterator[Callable[[Answer], Broker]]:
+    """A scripted broker on a free loopback port; the test says how it answers."""
+    brokers: list[Broker] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await brokers[-1].serve(reader, writer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+
+    def started(answer: Answer) -> Broker:
+        broker = Broker(answer)
+        broker.port = server.sockets[0].getsockname()[1]
+        brokers.append(broker)
+        return broker
+
+    yield started
+    server.close()
+    await server.wait_closed()
+
+
+def _options(port: int, timeout_s: float = 5.0) -> ConnectOptions:
+    return ConnectOptions(
+        "127.0.0.1", port, "d1", keepalive_s=60, timeout_s=timeout_s, subscriptions=FILTERS
+    )
+
+
+async def test_subscribe_goes_in_the_connect_flight_and_its_suback_is_kept(
+    broker_for: Callable[[Answer], Broker],
+) -> None:
+    broker = broker_for(lambda _data: encode(ConnAck(False, 0)) + encode(SubAck(1, (1, 0x87))))
+    client = await MqttClient.connect(_options(broker.port))
+    try:
+        # Both packets reached the broker before it had sent anything back.
+        assert _packet_types(broker.first_flight) == [CONNECT, SUBSCRIBE]
+        assert client.subscribed == (1, 0x87)
+        assert client.connack is not None and client.connack.reason == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_refused_connect_reports_its_reason_without_waiting_for_a_suback(
+    broker_for: Callable[[Answer], Broker],
+) -> None:
+    broker = broker_for(lambda _data: encode(ConnAck(False, 0x87)))
+    with pytest.raises(ConnectFailed) as refused:
+        await MqttClient.connect(_options(broker.port))
+    assert refused.value.reason == 0x87
+
+
+async def test_a_missing_suback_fails_the_connect(
+    broker_for: Callable[[Answer], Broker],
+) -> None:
+    broker = broker_for(lambda _data: encode(ConnAck(False, 0)))
+    with pytest.raises(ConnectFailed, match="no SUBACK in time"):
+        await MqttClient.connect(_options(broker.port, timeout_s=0.5))
