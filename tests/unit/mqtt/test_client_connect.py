@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from backend.mqtt import ConnectFailed, ConnectOptions, MqttClient
+from backend.mqtt import ConnectFailed, ConnectionLost, ConnectOptions, MqttClient
 from backend.mqtt.codec import ConnAck, SubAck, encode
 
 CONNECT, SUBSCRIBE = 0x10, 0x82
@@ -38,6 +38,8 @@ class Broker:
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.first_flight = b""
+        #: Everything the client sent after the broker's answer.
+        self.later = b""
         self.port = 0
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -51,7 +53,8 @@ class Broker:
         reply = self.answer(data)
         if reply is not None:
             writer.write(reply)
-        await reader.read()  # until the client closes
+        while chunk := await reader.read(4096):  # until the client closes
+            self.later += chunk
         writer.close()
 
 
@@ -76,9 +79,14 @@ async def broker_for() -> AsyncIterator[Callable[[Answer], Broker]]:
     await server.wait_closed()
 
 
-def _options(port: int, timeout_s: float = 5.0) -> ConnectOptions:
+def _options(port: int, timeout_s: float = 5.0, keepalive_s: int = 60) -> ConnectOptions:
     return ConnectOptions(
-        "127.0.0.1", port, "d1", keepalive_s=60, timeout_s=timeout_s, subscriptions=FILTERS
+        "127.0.0.1",
+        port,
+        "d1",
+        keepalive_s=keepalive_s,
+        timeout_s=timeout_s,
+        subscriptions=FILTERS,
     )
 
 
@@ -111,3 +119,19 @@ async def test_a_missing_suback_fails_the_connect(
     broker = broker_for(lambda _data: encode(ConnAck(False, 0)))
     with pytest.raises(ConnectFailed, match="no SUBACK in time"):
         await MqttClient.connect(_options(broker.port, timeout_s=0.5))
+
+
+async def test_keepalive_pings_and_gives_up_on_a_silent_broker(
+    broker_for: Callable[[Answer], Broker],
+) -> None:
+    broker = broker_for(lambda _data: encode(ConnAck(False, 0)) + encode(SubAck(1, (1, 1))))
+    client = await MqttClient.connect(_options(broker.port, keepalive_s=1))
+    try:
+        # PINGREQ every half keepalive; no PINGRESP for 1.5 keepalives: the broker is gone.
+        async with asyncio.timeout(5):
+            error = await client.wait_closed()
+        assert isinstance(error, ConnectionLost)
+        assert "no packet from the broker in 1.5 s" in str(error)
+        assert broker.later.startswith(bytes([0xC0, 0x00]))  # PINGREQ
+    finally:
+        await client.aclose()
