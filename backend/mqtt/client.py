@@ -25,7 +25,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Container, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Sequence
 from typing import Any, cast
 
 from backend.mqtt.codec import (
@@ -85,6 +85,9 @@ class MqttClient(asyncio.Protocol):
         self._error: MqttError | None = None
         #: CONNECT (+ SUBSCRIBE) to send once the transport (and TLS) is up.
         self._first_flight = b""
+        # Set by deliver_to: received messages go there instead of the inbox.
+        self._deliver: Callable[[Publish], None] | None = None
+        self._on_lost: Callable[[MqttError], None] | None = None
         #: CONNACK of this connection (session present, broker limits).
         self.connack: ConnAck | None = None
         #: SUBACK reason codes of ``options.subscriptions`` (>= 0x80: refused).
@@ -248,6 +251,30 @@ class MqttClient(asyncio.Protocol):
         while True:
             for message in await self.receive():
                 yield message
+
+    def deliver_to(
+        self,
+        deliver: Callable[[Publish], None],
+        on_lost: Callable[[MqttError], None] | None = None,
+    ) -> None:
+        """Hand every received message to ``deliver`` as it is read, instead of keeping it
+        for :meth:`receive` (messages already kept go first); ``on_lost`` gets why the
+        connection ended, once, after the last message.
+
+        For the many small links of a device fleet: no reader task per connection.
+        ``deliver`` runs in the protocol's callback, so it must not block or raise; QoS 1
+        messages are acknowledged (unless ``manual_ack``) after it returned.
+        """
+        self._deliver = deliver
+        self._on_lost = on_lost
+        inbox = self._inbox
+        while inbox:
+            deliver(inbox.popleft())
+        if self._closed.done() and on_lost is not None:
+            # Lost already: told on the next loop turn, as a loss after this call would be
+            # (the caller finishes its own bookkeeping of the connect first).
+            self._on_lost = None
+            self._loop.call_soon(on_lost, self._error or ConnectionLost("connection closed"))
 
     def ack(self, messages: Iterable[Publish]) -> None:
         """PUBACK the QoS 1 ones among ``messages``, in order, in one write.
@@ -441,13 +468,17 @@ class MqttClient(asyncio.Protocol):
             return
         auto_acks: list[bytes] = []
         arrived = False
+        deliver = self._deliver
         for packet in packets:
             if isinstance(packet, Publish):
                 if packet.qos == 2:
                     self._fail(ProtocolViolation("QoS 2 PUBLISH, never subscribed at QoS 2"))
                     return
-                self._inbox.append(packet)
-                arrived = True
+                if deliver is not None:
+                    deliver(packet)
+                else:
+                    self._inbox.append(packet)
+                    arrived = True
                 if packet.qos == 1 and not self.options.manual_ack:
                     auto_acks.append(encode_puback(packet.packet_id))
             elif isinstance(packet, PubAck):
@@ -506,6 +537,9 @@ class MqttClient(asyncio.Protocol):
             self._closed.set_result(None)
         self._writable.set()
         self._arrived.set()
+        on_lost, self._on_lost = self._on_lost, None
+        if on_lost is not None:
+            on_lost(error)
 
     def _fail(self, error: MqttError) -> None:
         """End the connection because of ``error`` (kept as the reason)."""

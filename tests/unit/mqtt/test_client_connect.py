@@ -13,7 +13,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from backend.mqtt import ConnectFailed, ConnectionLost, ConnectOptions, MqttClient
+from backend.mqtt import (
+    ConnectFailed,
+    ConnectionLost,
+    ConnectOptions,
+    MqttClient,
+    MqttError,
+    Publish,
+)
 from backend.mqtt.codec import ConnAck, SubAck, encode
 
 CONNECT, SUBSCRIBE = 0x10, 0x82
@@ -35,8 +42,10 @@ def _packet_types(data: bytes) -> list[int]:
 class Broker:
     """Reads until CONNECT and SUBSCRIBE arrived (or 1 s passed), then answers once."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, *, hang_up: bool = False) -> None:
         self.answer = answer
+        #: Close the connection after the first bytes the client sends after the answer.
+        self.hang_up = hang_up
         self.first_flight = b""
         #: Everything the client sent after the broker's answer.
         self.later = b""
@@ -55,11 +64,13 @@ class Broker:
             writer.write(reply)
         while chunk := await reader.read(4096):  # until the client closes
             self.later += chunk
+            if self.hang_up:
+                break
         writer.close()
 
 
 @pytest.fixture
-async def broker_for() -> AsyncIterator[Callable[[Answer], Broker]]:
+async def broker_for() -> AsyncIterator[Callable[..., Broker]]:
     """A scripted broker on a free loopback port; the test says how it answers."""
     brokers: list[Broker] = []
 
@@ -68,8 +79,8 @@ async def broker_for() -> AsyncIterator[Callable[[Answer], Broker]]:
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
 
-    def started(answer: Answer) -> Broker:
-        broker = Broker(answer)
+    def started(answer: Answer, *, hang_up: bool = False) -> Broker:
+        broker = Broker(answer, hang_up=hang_up)
         broker.port = server.sockets[0].getsockname()[1]
         brokers.append(broker)
         return broker
@@ -135,3 +146,29 @@ async def test_keepalive_pings_and_gives_up_on_a_silent_broker(
         assert broker.later.startswith(bytes([0xC0, 0x00]))  # PINGREQ
     finally:
         await client.aclose()
+
+
+async def test_deliver_to_hands_over_each_message_acks_it_and_reports_the_loss_once(
+    broker_for: Callable[..., Broker],
+) -> None:
+    command = Publish("aurora/commands/d1", b'{"verb":"unlock"}', 1, 7)
+    broker = broker_for(
+        lambda _data: encode(ConnAck(False, 0)) + encode(SubAck(1, (1, 1))) + encode(command),
+        hang_up=True,
+    )
+    client = await MqttClient.connect(_options(broker.port))
+    delivered: list[Publish] = []
+    lost: list[MqttError] = []
+    try:
+        client.deliver_to(delivered.append, lost.append)
+        async with asyncio.timeout(5):
+            await client.wait_closed()
+        await asyncio.sleep(0)
+        assert [(m.topic, m.payload, m.packet_id) for m in delivered] == [
+            (command.topic, command.payload, 7)
+        ]
+        assert broker.later.startswith(bytes([0x40, 0x02, 0x00, 0x07]))  # its PUBACK
+        assert len(lost) == 1 and isinstance(lost[0], ConnectionLost)
+    finally:
+        await client.aclose()
+    assert len(lost) == 1  # closing afterwards reports nothing more
