@@ -13,17 +13,18 @@ session on reconnect (the ticket of its previous connect) the way real devices d
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
 
 from backend.contract import ContractViolation, MessageKind, parse_topic, topic_for
-from backend.mqtt import ConnectOptions, MqttClient, MqttError, Will, client_tls_context
+from backend.mqtt import ConnectOptions, MqttClient, MqttError, Publish, Will, client_tls_context
 from simulators.errors import LinkError
 from simulators.links import DeliverFn, LostFn, PublishResult
 from simulators.tls_sessions import TlsSessions
+
+log = logging.getLogger(__name__)
 
 #: MQTT v5 user property on the last will: the payload stays contract-exact (a status),
 #: the property says the device is gone.
@@ -66,9 +67,12 @@ class MqttLink:
         #: Whether the last connect resumed a TLS session (no certificate exchange).
         self.resumed = False
         self._client: MqttClient | None = None
-        self._reader: asyncio.Task[None] | None = None
         self._on_lost: LostFn | None = None
         self._closing = False
+        self._downward = tuple(
+            (topic_for(kind, device_id), 1)
+            for kind in (MessageKind.COMMAND, MessageKind.ATTESTATION_REQUEST)
+        )
 
     @classmethod
     def from_files(
@@ -119,6 +123,9 @@ class MqttLink:
             will=will_message,
             timeout_s=self.timeout_s,
             tls_session=offered,
+            # Both downward topics in the CONNECT's flight: the SUBACK comes with the
+            # CONNACK, one round trip after the TLS hello (see MqttClient.connect).
+            subscriptions=self._downward,
         )
         try:
             client = await MqttClient.connect(options)
@@ -133,32 +140,28 @@ class MqttLink:
         self._client = client
         self._on_lost = on_lost
         self._closing = False
-        try:
-            # One SUBSCRIBE for both downward topics: one round trip per connect, not two.
-            await client.subscribe(
-                [
-                    (topic_for(kind, self.device_id), 1)
-                    for kind in (MessageKind.COMMAND, MessageKind.ATTESTATION_REQUEST)
-                ]
-            )
-        except MqttError as error:
-            await self.aclose()
-            raise LinkError(self.device_id, f"subscribe failed: {error}") from None
-        self._reader = asyncio.create_task(
-            self._read(client, deliver), name=f"mqtt-link-reader:{self.device_id}"
+        # Messages are handed over in the client's protocol callback: no reader task
+        # per device (thousands of idle links in one process).
+        client.deliver_to(
+            lambda message: self._deliver(message, deliver),
+            lambda error: self._lost(client, error),
         )
 
-    async def _read(self, client: MqttClient, deliver: DeliverFn) -> None:
+    def _deliver(self, message: Publish, deliver: DeliverFn) -> None:
         try:
-            async for message in client.messages():
-                try:
-                    kind = parse_topic(message.topic).kind
-                except ContractViolation:
-                    continue
-                deliver(kind, message.payload)
-        except MqttError as error:
-            if not self._closing and self._on_lost is not None:
-                self._on_lost(f"connection lost: {error}")
+            kind = parse_topic(message.topic).kind
+        except ContractViolation:
+            return
+        try:
+            deliver(kind, message.payload)
+        except Exception:
+            # A failing consumer must not take the connection down with it (this runs in
+            # the transport's callback); it is a bug of the consumer, so it is logged.
+            log.exception("%s: delivering a message on %s failed", self.device_id, message.topic)
+
+    def _lost(self, client: MqttClient, error: MqttError) -> None:
+        if client is self._client and not self._closing and self._on_lost is not None:
+            self._on_lost(f"connection lost: {error}")
 
     async def publish(
         self, kind: MessageKind | None, payload: bytes, qos: int, *, topic: str | None = None
@@ -183,9 +186,4 @@ class MqttLink:
         if client is None:
             return
         self._closing = True
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
         await client.disconnect(DISCONNECT_WITH_WILL if send_will else 0)

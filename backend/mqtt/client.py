@@ -25,7 +25,7 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Container, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Sequence
 from typing import Any, cast
 
 from backend.mqtt.codec import (
@@ -80,21 +80,53 @@ class MqttClient(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._last_heard = time.monotonic()
-        self._keepalive: asyncio.Task[None] | None = None
+        # A timer, not a task per connection: a fleet holds thousands of idle links.
+        self._keepalive: asyncio.TimerHandle | None = None
         self._error: MqttError | None = None
+        #: CONNECT (+ SUBSCRIBE) to send once the transport (and TLS) is up.
+        self._first_flight = b""
+        # Set by deliver_to: received messages go there instead of the inbox.
+        self._deliver: Callable[[Publish], None] | None = None
+        self._on_lost: Callable[[MqttError], None] | None = None
         #: CONNACK of this connection (session present, broker limits).
         self.connack: ConnAck | None = None
+        #: SUBACK reason codes of ``options.subscriptions`` (>= 0x80: refused).
+        self.subscribed: tuple[int, ...] = ()
 
     # -- life cycle ------------------------------------------------------------------
 
     @classmethod
     async def connect(cls, options: ConnectOptions) -> MqttClient:
-        """TCP (+TLS) connect, CONNECT, wait for a successful CONNACK.
+        """TCP (+TLS) connect, CONNECT (and SUBSCRIBE to ``options.subscriptions``), wait
+        for a successful CONNACK (and the SUBACK: its reason codes are :attr:`subscribed`).
 
         Raises :class:`ConnectFailed` (with the reason code when the broker refused).
         """
         loop = asyncio.get_running_loop()
         client = cls(options)
+        # The first flight, sent with the client's TLS Finished in one write (over memory
+        # BIOs) rather than after a turn of the event loop: MQTT 5.0 (3.1.4) lets a client
+        # send packets after its CONNECT before the CONNACK, and a broker that refuses the
+        # CONNECT processes none of them. A device's connect is then two round trips (TLS
+        # hello, Finished + CONNECT + SUBSCRIBE) and two socket writes instead of four.
+        first = encode(
+            Connect(
+                options.client_id,
+                options.keepalive_s,
+                options.clean_start,
+                options.session_expiry_s,
+                options.receive_maximum,
+                options.will,
+            )
+        )
+        suback: asyncio.Future[tuple[int, ...]] | None = None
+        packet_id = 0
+        if options.subscriptions:
+            packet_id = client._next_id(client._subacks)
+            suback = loop.create_future()
+            client._subacks[packet_id] = suback
+            first += encode(Subscribe(packet_id, tuple(options.subscriptions)))
+        client._first_flight = first
         try:
             async with asyncio.timeout(options.timeout_s):
                 native = options.tls if not options.tls_over_bio else None
@@ -105,29 +137,23 @@ class MqttClient(asyncio.Protocol):
                     ssl=native,
                     server_hostname=options.host if native is not None else None,
                 )
-                await asyncio.shield(client._handshake)
-                client._write(
-                    encode(
-                        Connect(
-                            options.client_id,
-                            options.keepalive_s,
-                            options.clean_start,
-                            options.session_expiry_s,
-                            options.receive_maximum,
-                            options.will,
-                        )
-                    )
-                )
-                connack = await asyncio.shield(client._connack)
+                # A failed handshake or a lost connection sets the CONNACK's exception.
+                connack = await client._connack
+                if connack.reason < FAILURE and suback is not None:
+                    client.subscribed = await suback
         except (OSError, ssl.SSLError, TimeoutError, MqttError) as error:
             await client._abort()
             if isinstance(error, ConnectFailed):
                 raise
             what = "no CONNACK in time" if isinstance(error, TimeoutError) else str(error)
+            if isinstance(error, TimeoutError) and client._connack.done():
+                what = "no SUBACK in time"
             raise ConnectFailed(
                 f"cannot connect to {options.host}:{options.port} as {options.client_id}: "
                 f"{type(error).__name__}: {what}"
             ) from None
+        finally:
+            client._subacks.pop(packet_id, None)
         if connack.reason >= FAILURE:
             await client._abort()
             raise ConnectFailed(
@@ -141,10 +167,8 @@ class MqttClient(asyncio.Protocol):
             client._inflight = asyncio.Semaphore(maximum)
         keepalive = connack.properties.get(Prop.SERVER_KEEP_ALIVE)
         interval = keepalive if isinstance(keepalive, int) else options.keepalive_s
-        if interval > 0:
-            client._keepalive = asyncio.create_task(
-                client._ping(interval), name=f"mqtt-keepalive:{options.client_id}"
-            )
+        if interval > 0 and not client._closed.done():
+            client._arm_keepalive(interval)
         return client
 
     @property
@@ -190,10 +214,8 @@ class MqttClient(asyncio.Protocol):
     async def _abort(self) -> None:
         """Close the transport (writes pending bytes first) and stop the keepalive."""
         keepalive, self._keepalive = self._keepalive, None
-        if keepalive is not None and keepalive is not asyncio.current_task():
+        if keepalive is not None:
             keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
         transport = self._transport
         if transport is not None:
             transport.close()
@@ -229,6 +251,30 @@ class MqttClient(asyncio.Protocol):
         while True:
             for message in await self.receive():
                 yield message
+
+    def deliver_to(
+        self,
+        deliver: Callable[[Publish], None],
+        on_lost: Callable[[MqttError], None] | None = None,
+    ) -> None:
+        """Hand every received message to ``deliver`` as it is read, instead of keeping it
+        for :meth:`receive` (messages already kept go first); ``on_lost`` gets why the
+        connection ended, once, after the last message.
+
+        For the many small links of a device fleet: no reader task per connection.
+        ``deliver`` runs in the protocol's callback, so it must not block or raise; QoS 1
+        messages are acknowledged (unless ``manual_ack``) after it returned.
+        """
+        self._deliver = deliver
+        self._on_lost = on_lost
+        inbox = self._inbox
+        while inbox:
+            deliver(inbox.popleft())
+        if self._closed.done() and on_lost is not None:
+            # Lost already: told on the next loop turn, as a loss after this call would be
+            # (the caller finishes its own bookkeeping of the connect first).
+            self._on_lost = None
+            self._loop.call_soon(on_lost, self._error or ConnectionLost("connection closed"))
 
     def ack(self, messages: Iterable[Publish]) -> None:
         """PUBACK the QoS 1 ones among ``messages``, in order, in one write.
@@ -332,15 +378,20 @@ class MqttClient(asyncio.Protocol):
                 closed.cancel()
                 writable.cancel()
 
-    async def _ping(self, interval_s: int) -> None:
+    def _arm_keepalive(self, interval_s: int) -> None:
         # PINGREQ at half the keepalive; no packet for 1.5 keepalives: the broker is gone.
-        while True:
-            await asyncio.sleep(interval_s / 2)
-            if time.monotonic() - self._last_heard > interval_s * 1.5:
-                self._fail(ConnectionLost(f"no packet from the broker in {interval_s * 1.5:g} s"))
-                return
-            with contextlib.suppress(MqttError):
-                self._write(encode(PingReq()))
+        self._keepalive = self._loop.call_later(interval_s / 2, self._ping, interval_s)
+
+    def _ping(self, interval_s: int) -> None:
+        self._keepalive = None
+        if self._closed.done():
+            return
+        if time.monotonic() - self._last_heard > interval_s * 1.5:
+            self._fail(ConnectionLost(f"no packet from the broker in {interval_s * 1.5:g} s"))
+            return
+        with contextlib.suppress(MqttError):
+            self._write(encode(PingReq()))
+        self._arm_keepalive(interval_s)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -351,6 +402,7 @@ class MqttClient(asyncio.Protocol):
         tls = self.options.tls
         if tls is None or not self.options.tls_over_bio:
             self._handshake.set_result(None)  # none, or done by the loop's SSL transport
+            self._send_first_flight()
             return
         self._tls = TlsBio(tls, self.options.host, self.options.tls_session)
         self._continue_handshake()
@@ -364,7 +416,19 @@ class MqttClient(asyncio.Protocol):
                 self._handshake.set_exception(self._error or error)
         elif self._tls.handshake_done and not self._handshake.done():
             self._handshake.set_result(None)
+            # The Finished still waits in the BIO: the CONNECT's records join it.
+            self._send_first_flight()
+            return
         self._send_tls_records()
+
+    def _send_first_flight(self) -> None:
+        first, self._first_flight = self._first_flight, b""
+        if not first:
+            if self._tls is not None:
+                self._send_tls_records()
+            return
+        with contextlib.suppress(MqttError):  # the failure is kept: the CONNACK waiter sees it
+            self._write(first)
 
     def _send_tls_records(self) -> None:
         # Handshake records, and TLS 1.3 answers to post-handshake messages (key updates).
@@ -404,13 +468,17 @@ class MqttClient(asyncio.Protocol):
             return
         auto_acks: list[bytes] = []
         arrived = False
+        deliver = self._deliver
         for packet in packets:
             if isinstance(packet, Publish):
                 if packet.qos == 2:
                     self._fail(ProtocolViolation("QoS 2 PUBLISH, never subscribed at QoS 2"))
                     return
-                self._inbox.append(packet)
-                arrived = True
+                if deliver is not None:
+                    deliver(packet)
+                else:
+                    self._inbox.append(packet)
+                    arrived = True
                 if packet.qos == 1 and not self.options.manual_ack:
                     auto_acks.append(encode_puback(packet.packet_id))
             elif isinstance(packet, PubAck):
@@ -469,6 +537,9 @@ class MqttClient(asyncio.Protocol):
             self._closed.set_result(None)
         self._writable.set()
         self._arrived.set()
+        on_lost, self._on_lost = self._on_lost, None
+        if on_lost is not None:
+            on_lost(error)
 
     def _fail(self, error: MqttError) -> None:
         """End the connection because of ``error`` (kept as the reason)."""

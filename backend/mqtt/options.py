@@ -36,3 +36,6 @@ class ConnectOptions:
     #: A TLS session of an earlier connection with the same ``tls`` context, offered for
     #: resumption (TLS 1.3 ticket; see :mod:`backend.mqtt.tls`). Over memory BIOs only.
     tls_session: ssl.SSLSession | None = None
+    #: ``(filter, qos)`` pairs subscribed in the CONNECT's flight (a device's downward
+    #: topics); :meth:`MqttClient.connect` returns once their SUBACK came.
+    subscriptions: tuple[tuple[str, int], ...] = ()
