@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -115,7 +116,11 @@ class Link:
                 packet = os.read(self._tuns[index], MAX_PACKET)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
+            except OSError as error:
+                if error.errno == errno.EBADFD:
+                    # The device is gone (its namespace was deleted): poll() would report
+                    # it readable forever, a busy loop at real-time priority.
+                    self._selector.unregister(self._tuns[index])
                 return  # device down meanwhile; the selector wakes us when it is back
             line.admit(packet, time.monotonic())
 
