@@ -276,6 +276,9 @@ async def next_batch(sub: PullSource) -> list[Msg]:
         return first + await sub.fetch(more, timeout=BACKLOG_TIMEOUT_S)
     except TimeoutError:
         return first  # the rest comes with the next call
+    except asyncio.CancelledError:
+        await _give_back(first)  # shutdown: redelivered at once, not after the ack wait
+        raise
 
 
 async def _give_back(messages: list[Msg]) -> None:

@@ -75,3 +75,23 @@ def test_nothing_arriving_is_a_timeout_for_the_caller() -> None:
     sub: Any = FakeSub(TimeoutError())
     with pytest.raises(TimeoutError):
         asyncio.run(next_batch(sub))
+
+
+class NakRecorder(Msg):
+    """A message that records its nak instead of sending it."""
+
+    naks = 0
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.naks += 1
+
+
+def test_a_shutdown_during_the_backlog_fetch_gives_the_first_message_back() -> None:
+    first = NakRecorder(
+        _client=None,  # type: ignore[arg-type]
+        reply="$JS.ACK.AURORA_FROM_b.federation-a.1.1.1.1764622800000000000.2",
+    )
+    sub = FakeSub([first], asyncio.CancelledError())
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(next_batch(sub))
+    assert first.naks == 1
