@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from nats.aio.msg import Msg
+from nats.errors import NotJSMessageError
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.contract import Severity
@@ -45,8 +46,13 @@ from backend.store import iso, utcnow
 
 log = logging.getLogger(__name__)
 
+#: Most messages taken in one go when a backlog is waiting (after a partition, a restart).
 FETCH_BATCH = 64
+#: How long one pull request for the next message lingers at our server (then a new one).
 FETCH_TIMEOUT_S = 1.0
+#: A backlog fetch asks only for messages the server said are there, so it answers at
+#: once; this only bounds the rare case where it does not (see next_batch).
+BACKLOG_TIMEOUT_S = 0.2
 #: Redelivery delay of a message whose write failed (database or Redis down).
 NAK_DELAY_S = 1.0
 
@@ -212,7 +218,7 @@ class PeerConsumer:
             try:
                 while generation == self._connection.generation:
                     try:
-                        batch = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
+                        batch = await next_batch(sub)
                     except TimeoutError:  # nats' own TimeoutError derives from it
                         continue
                     for index, msg in enumerate(batch):
@@ -230,6 +236,49 @@ class PeerConsumer:
             finally:
                 with contextlib.suppress(*NATS_ERRORS):
                     await sub.unsubscribe()
+
+
+class PullSource(Protocol):
+    """The part of nats-py's ``JetStreamContext.PullSubscription`` the consumer uses."""
+
+    async def fetch(
+        self,
+        batch: int = 1,
+        timeout: float | None = 5,  # noqa: ASYNC109 - nats-py's own signature
+    ) -> list[Msg]:
+        """Up to ``batch`` messages; TimeoutError when none came within ``timeout``."""
+
+
+def backlog_size(msg: Msg) -> int:
+    """How many more messages to fetch at once after ``msg``: those the server says are
+    waiting behind it (its ``num_pending``), at most FETCH_BATCH - 1."""
+    try:
+        pending = msg.metadata.num_pending
+    except (NotJSMessageError, ValueError, IndexError):
+        return 0  # not a JetStream reply we can read: fetch one at a time
+    return max(0, min(int(pending), FETCH_BATCH - 1))
+
+
+async def next_batch(sub: PullSource) -> list[Msg]:
+    """The next message as soon as it is in our sourced stream, with any backlog behind it.
+
+    One message is waited for (a lingering ``fetch(1)``, answered the moment one lands),
+    then, only if the server says more are waiting, those are fetched in one request.
+    Not ``fetch(64)`` while waiting: nats-py answers a batch request that had to linger
+    only when the batch is full or the request expires, so about one message in a hundred
+    sat up to FETCH_TIMEOUT_S in it (measured p99 237-499 ms against a local server).
+    """
+    first = await sub.fetch(1, timeout=FETCH_TIMEOUT_S)
+    more = backlog_size(first[-1])
+    if more == 0:
+        return first
+    try:
+        return first + await sub.fetch(more, timeout=BACKLOG_TIMEOUT_S)
+    except TimeoutError:
+        return first  # the rest comes with the next call
+    except asyncio.CancelledError:
+        await _give_back(first)  # shutdown: redelivered at once, not after the ack wait
+        raise
 
 
 async def _give_back(messages: list[Msg]) -> None:

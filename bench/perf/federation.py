@@ -14,6 +14,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -60,6 +61,8 @@ class _Arrivals:
         self._redis: Any = Redis.from_url(redis_url, decode_responses=True)
         self._origin = origin
         self.seen: dict[str, float] = {}
+        #: Mesh transit (ms) of each seen alert, where its stamps allow (:func:`transit_ms`).
+        self.transit: dict[str, float] = {}
         self._changed = asyncio.Condition()
         # Stopped by a flag rather than by cancelling: a cancelled blocking XREAD can
         # leave redis-py's connection (and our await on it) hanging.
@@ -80,7 +83,11 @@ class _Arrivals:
                     last = entry_id
                     data = json.loads(fields.get("data", "{}"))
                     if data.get("origin_site") == self._origin and data.get("origin_alert_id"):
-                        self.seen.setdefault(str(data["origin_alert_id"]), now)
+                        alert_id = str(data["origin_alert_id"])
+                        self.seen.setdefault(alert_id, now)
+                        transit = transit_ms(data)
+                        if transit is not None:
+                            self.transit.setdefault(alert_id, transit)
             async with self._changed:
                 self._changed.notify_all()
 
@@ -99,6 +106,17 @@ class _Arrivals:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def transit_ms(alert: dict[str, Any]) -> float | None:
+    """``received_at - federated_at`` (ms) of a stored peer alert; None when unstamped."""
+    stamps = (alert.get("details") or {}).get("federation") or {}
+    try:
+        sent = datetime.fromisoformat(str(stamps["federated_at"]).replace("Z", "+00:00"))
+        got = datetime.fromisoformat(str(stamps["received_at"]).replace("Z", "+00:00"))
+        return (got - sent).total_seconds() * 1000.0
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def _wait_link_healthy(client: httpx.AsyncClient, site: SiteInfo) -> None:
@@ -122,9 +140,11 @@ async def _wait_link_healthy(client: httpx.AsyncClient, site: SiteInfo) -> None:
 
 @dataclass
 class PropagationRun:
-    """Samples (ms) of one run, alerts that never arrived, POSTs sent again."""
+    """Samples (ms) of one run, their mesh transits (ms, module doc), alerts that never
+    arrived, POSTs sent again."""
 
     samples: list[float] = field(default_factory=list)
+    transit: list[float] = field(default_factory=list)
     lost: int = 0
     retries: int = 0
     retry_errors: list[str] = field(default_factory=list)
@@ -206,6 +226,8 @@ async def propagation_run(
                     run.lost += 1
                 else:
                     run.samples.append((arrived - started) * 1000.0)
+                    if alert_id in arrivals.transit:
+                        run.transit.append(arrivals.transit[alert_id])
         finally:
             arrivals.stop()
             await asyncio.gather(follower, return_exceptions=True)

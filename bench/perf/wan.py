@@ -10,6 +10,11 @@ elsewhere), then measures:
   delay (``wan.nodelay.*``, measured first), i.e. what the bench itself takes.
   ``wan.lossy.*``: the same over ``delay=50ms jitter=10ms loss=1%`` (no goal: TCP
   retransmissions set its tail);
+* ``wan.transit.p50/p99`` (and ``wan.nodelay.transit.*``): the same alerts' mesh transit,
+  b's publisher to a's inbox (``bench.perf.federation.transit_ms``), i.e. propagation
+  without the two backends' REST and database work, which on a loaded machine sets most of
+  the tail. It shows the link is crossed once: transit ~= one-way delay + the no-delay
+  transit;
 * ``wan.topology.latency``: the link latency ``/api/v1/system/topology`` reports (the
   echo, half a round trip) against the configured one-way delay (baseline);
   ``wan.link.rtt.p50/p99``: TCP handshakes from site a's namespace to site b's, the link
@@ -123,10 +128,18 @@ async def _measure(bench: RunningBench, quick: bool, say: Callable[[str], None])
     cut = await _cut_run(bench, cut_s, per_site)
     stats = wan.stats()
     base50, base99 = _p(nodelay.samples, 0.5), _p(nodelay.samples, 0.99)
+    transit50, transit99 = _p(nodelay.transit, 0.5), _p(nodelay.transit, 0.99)
     goal = f"goal p99 <= {GOAL_P99_MS:g} ms (one-way delay + 10 ms); baseline: no delay"
     clean_note = f"{len(clean.samples)} alerts b->a, {CLEAN.describe()}; {goal}"
     lossy_note = f"{len(lossy.samples)} alerts b->a, {LOSSY.describe()}; no goal"
     nodelay_note = f"{len(nodelay.samples)} alerts b->a through the link at no delay"
+    transit_note = (
+        f"{len(clean.transit)} alerts b->a, {CLEAN.describe()}: b's publisher to a's inbox "
+        f"(ms stamps); crossing the link once is {DELAY_MS:g} ms; baseline: no delay"
+    )
+    nodelay_transit_note = (
+        f"{len(nodelay.transit)} alerts b->a at no delay: b's publisher to a's inbox"
+    )
     rtt_note = f"{len(rtt)} TCP handshakes a->b, the link alone; baseline: twice the delay"
     cut_note = (
         f"{cut_s:g} s cut, {per_site} critical alerts at each site during it; goal 0 lost, "
@@ -138,6 +151,10 @@ async def _measure(bench: RunningBench, quick: bool, say: Callable[[str], None])
         Figure("wan.propagation.p50", _p(clean.samples, 0.5), "ms", base50, clean_note),
         Figure("wan.propagation.p99", _p(clean.samples, 0.99), "ms", base99, clean_note),
         Figure("wan.propagation.lost", float(clean.lost), "alerts", note=clean_note),
+        Figure("wan.nodelay.transit.p50", transit50, "ms", note=nodelay_transit_note),
+        Figure("wan.nodelay.transit.p99", transit99, "ms", note=nodelay_transit_note),
+        Figure("wan.transit.p50", _p(clean.transit, 0.5), "ms", transit50, transit_note),
+        Figure("wan.transit.p99", _p(clean.transit, 0.99), "ms", transit99, transit_note),
         Figure("wan.lossy.propagation.p50", _p(lossy.samples, 0.5), "ms", base50, lossy_note),
         Figure("wan.lossy.propagation.p99", _p(lossy.samples, 0.99), "ms", base99, lossy_note),
         Figure("wan.lossy.propagation.lost", float(lossy.lost), "alerts", note=lossy_note),
