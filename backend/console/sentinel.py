@@ -3,9 +3,12 @@
 Where the numbers come from:
 
 * **connections per region**: each node's monitor port (``AURORA_SENTINEL_MONITORS``).
-  ``/connz?acc=SENTINEL`` gives the node's connections in the clients' account; the bench's
-  own bridge and worker live in that account too, so their connections (``&user=...``) are
-  subtracted and shown apart. One request per question and node, each bounded by
+  Clients live in the shard accounts ``CLIENTS_<k>`` (:mod:`backend.sentinel.shards`), as
+  many as the cluster's layout has: ``/accstatz`` lists, in one answer, the node's accounts
+  that have connections and how many, so the panel needs not know the layout. Each shard
+  account also holds the worker's feed connection (``sentinel-feed-<k>``), so for each
+  shard account with connections ``/connz?acc=CLIENTS_<k>&user=sentinel-feed-<k>`` counts
+  those, which are subtracted and shown apart. Every request is bounded by
   :data:`POLL_TIMEOUT_S`; a node that refuses or does not answer in time is ``down``.
 * **counters**: the Redis hash ``aurora:sentinel:counters`` whose integer fields the
   Sentinel's worker increments (``HINCRBY``) as it inspects, delivers, flags and
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,13 +33,10 @@ from redis.exceptions import RedisError
 
 from backend.sentinel.naming import COUNTERS_KEY
 from backend.sentinel.reporting import COUNTER_FIELDS
+from backend.sentinel.shards import feed_user, shard_account, shard_index
 
 log = logging.getLogger(__name__)
 
-#: The account Sentinel clients are put in (bench/services/sentinel_config.py).
-CLIENT_ACCOUNT = "SENTINEL"
-#: Identities of that account that are the Sentinel's own services, not clients.
-SERVICE_USERS = ("sentinel-bridge", "sentinel-worker")
 #: How long one monitor request may take before its node counts as down.
 POLL_TIMEOUT_S = 1.0
 #: How often the summary is refreshed while someone watches.
@@ -59,21 +59,38 @@ class RegionState:
 
 
 def connz_count(answer: Any, key: str) -> int:
-    """``total`` or ``num_connections`` of a ``/connz`` answer; ValueError if it has none."""
+    """A count (``num_connections`` of ``/connz``, ``conns`` of an ``/accstatz`` entry);
+    ValueError if the answer has none."""
     value = answer.get(key) if isinstance(answer, dict) else None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"/connz answer without a count in {key!r}")
+        raise ValueError(f"monitor answer without a count in {key!r}")
     return value
 
 
-def region_state(region: str, total: Any, services: list[Any]) -> RegionState:
-    """A node that answered: its clients are the account's connections minus services."""
+def shard_connections(answer: Any) -> dict[int, int]:
+    """Connections per client shard (by index) from an ``/accstatz`` answer (accounts other
+    than shards ignored); ValueError if it is not one."""
+    entries = answer.get("account_statz") if isinstance(answer, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("/accstatz answer without 'account_statz'")  # noqa: TRY004 (the answer is bad, not the call)
+    counts: dict[int, int] = {}
+    for entry in entries:
+        name = entry.get("acc") if isinstance(entry, dict) else None
+        index = shard_index(name) if isinstance(name, str) else None
+        if index is not None:
+            counts[index] = connz_count(entry, "conns")
+    return counts
+
+
+def region_state(region: str, accounts: Any, services: list[Any]) -> RegionState:
+    """A node that answered: its clients are the shard accounts' connections (``/accstatz``
+    answer ``accounts``) minus the services' (``/connz`` answers ``services``)."""
     try:
-        in_account = connz_count(total, "total")
+        in_accounts = sum(shard_connections(accounts).values())
         own = sum(connz_count(answer, "num_connections") for answer in services)
     except ValueError as error:
         return RegionState(region, "down", reason=str(error))
-    return RegionState(region, "up", clients=max(in_account - own, 0), services=own)
+    return RegionState(region, "up", clients=max(in_accounts - own, 0), services=own)
 
 
 def counters_from_hash(raw: Mapping[Any, Any]) -> dict[str, int | None]:
@@ -138,25 +155,29 @@ class SentinelWatch:
         return summary(list(regions), counters, note)
 
     async def _region(self, http: httpx.AsyncClient, region: str, monitor: str) -> RegionState:
-        def connz(**params: str | int) -> Any:
-            return _get_json(http, f"{monitor}/connz", {"acc": CLIENT_ACCOUNT, **params})
-
         # Every request ends within the timeout, so none outlives this poll.
-        answers = await asyncio.gather(
-            connz(limit=1),
-            *(connz(user=user, limit=_SERVICE_LIMIT) for user in SERVICE_USERS),
-            return_exceptions=True,
+        answers = await _answers(region, _get_json(http, f"{monitor}/accstatz", {}))
+        if isinstance(answers, RegionState):
+            return answers
+        (accounts,) = answers
+        try:
+            shards = shard_connections(accounts)
+        except ValueError as error:
+            return RegionState(region, "down", reason=str(error))
+        feeds = await _answers(
+            region,
+            *(
+                _get_json(
+                    http,
+                    f"{monitor}/connz",
+                    {"acc": shard_account(k), "user": feed_user(k), "limit": _SERVICE_LIMIT},
+                )
+                for k in sorted(shards)
+            ),
         )
-        for answer in answers:
-            if isinstance(answer, httpx.TimeoutException):
-                return RegionState(region, "down", reason=f"no answer within {POLL_TIMEOUT_S:g} s")
-            if isinstance(answer, Exception):
-                # Refused, HTTP error, not JSON, a URL httpx rejects: the node is down for
-                # the panel, and the reason is on its tile; the watch itself keeps going.
-                return RegionState(region, "down", reason=_reason(answer))
-            if isinstance(answer, BaseException):
-                raise answer
-        return region_state(region, answers[0], list(answers[1:]))
+        if isinstance(feeds, RegionState):
+            return feeds
+        return region_state(region, accounts, feeds)
 
     async def _counters(self) -> tuple[dict[str, int | None] | None, str]:
         try:
@@ -166,6 +187,22 @@ class SentinelWatch:
             log.warning("console: Sentinel counters unreadable: %r", error)
             return None, f"Redis: {_reason(error)}"
         return counters_from_hash(raw), ""
+
+
+async def _answers(region: str, *requests: Awaitable[Any]) -> list[Any] | RegionState:
+    """The answers of concurrent monitor requests, or ``region`` down, with the reason of
+    the first that failed."""
+    answers = await asyncio.gather(*requests, return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, httpx.TimeoutException):
+            return RegionState(region, "down", reason=f"no answer within {POLL_TIMEOUT_S:g} s")
+        if isinstance(answer, Exception):
+            # Refused, HTTP error, not JSON, a URL httpx rejects: the node is down for
+            # the panel, and the reason is on its tile; the watch itself keeps going.
+            return RegionState(region, "down", reason=_reason(answer))
+        if isinstance(answer, BaseException):
+            raise answer
+    return list(answers)
 
 
 async def _get_json(http: httpx.AsyncClient, url: str, params: dict[str, Any]) -> Any:

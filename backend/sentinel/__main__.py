@@ -37,14 +37,16 @@ from backend.sentinel.inspection import RulesError, load_rules
 from backend.sentinel.inspection.rules import DEFAULT_RULES_PATH
 from backend.sentinel.naming import CALLOUT_QUEUE, CALLOUT_SUBJECT, CALLOUT_VERIFIED_SUBJECT
 from backend.sentinel.settings import SentinelSettings
-from backend.sentinel.worker import IngressWorker, WorkerMetrics, ensure_streams
+from backend.sentinel.shards import feed_user
+from backend.sentinel.worker import IngressWorker, WorkerMetrics, ensure_feeds, ensure_streams
 from backend.store.db import utcnow
 
 log = logging.getLogger("backend.sentinel")
 
 
-async def connect(settings: SentinelSettings, name: str) -> Client:
-    """A NATS connection to every node (TLS, service user), reconnecting forever."""
+async def connect(settings: SentinelSettings, name: str, user: str | None = None) -> Client:
+    """A NATS connection to every node (TLS, the service user or ``user`` with the same
+    password), reconnecting forever."""
 
     async def on_error(error: Exception) -> None:
         log.warning("nats: %s", error)
@@ -59,7 +61,7 @@ async def connect(settings: SentinelSettings, name: str) -> Client:
         servers=settings.nats_urls,
         tls=settings.tls_context(),
         tls_hostname="127.0.0.1",
-        user=settings.user,
+        user=settings.user if user is None else user,
         password=settings.password.get_secret_value(),
         name=name,
         max_reconnect_attempts=-1,
@@ -98,7 +100,7 @@ async def run_callout(settings: SentinelSettings, stop: asyncio.Event) -> None:
 
     handler = CalloutHandler(
         issuer_seed=issuer_seed,
-        account=settings.client_account,
+        shards=settings.client_shards,
         lookup=authdb.get,
         cache=cache,
         share=share,
@@ -208,12 +210,19 @@ async def run_worker(
     )
     await service.feeds.start()
     nc = await connect(settings, settings.instance)
+    # One connection per client shard account: the QoS 1 copies are stored there.
+    feeds: list[Client] = []
     try:
+        for index in range(settings.client_shards):
+            feeds.append(
+                await connect(settings, f"{settings.instance}-feed-{index}", feed_user(index))
+            )
         js = nc.jetstream(timeout=5.0)
         # A fresh cluster elects its JetStream meta leader for a few seconds: keep trying.
         while True:
             try:
                 await ensure_streams(js)
+                await ensure_feeds([feed.jetstream(timeout=5.0) for feed in feeds])
                 break
             except NatsError as error:
                 log.info("streams not ready yet (%s); retrying", error)
@@ -222,6 +231,7 @@ async def run_worker(
             log.warning("worker %s runs WITHOUT inspection (--pass-through)", settings.instance)
             plain = IngressWorker(
                 nc,
+                feeds=feeds,
                 batch=settings.worker_batch,
                 retry_budget_s=settings.publish_retry_s,
                 metrics=metrics,
@@ -232,6 +242,7 @@ async def run_worker(
         worker = IngressWorker(
             nc,
             (service.stage,),
+            feeds=feeds,
             batch=settings.worker_batch,
             retry_budget_s=settings.publish_retry_s,
             metrics=metrics,
@@ -253,8 +264,9 @@ async def run_worker(
             for task in background:
                 task.cancel()
     finally:
-        with contextlib.suppress(Exception):
-            await nc.drain()
+        for connection in (nc, *feeds):
+            with contextlib.suppress(Exception):
+                await connection.drain()
         await service.reporter.aclose()
         await authdb.aclose()
 

@@ -5,6 +5,10 @@ event out) and needs no server; :func:`run_callout` connects it to the cluster i
 group :data:`~backend.sentinel.naming.CALLOUT_QUEUE`, so several instances share the load
 and one may die.
 
+An allowed client is placed in its shard account (:func:`backend.sentinel.shards.account_of`,
+the user JWT's ``aud``): the worker feeds its QoS 1 copies into that account's
+``$MQTT_msgs``, so both must use the same number of shards.
+
 A request that cannot be verified gets no answer (there is no trustworthy server to
 address one to); the server then refuses that connect at its callout timeout.
 """
@@ -26,6 +30,7 @@ from backend.sentinel.authdb import ClientRecord, Decision, Reason, decide
 from backend.sentinel.errors import BadAuthRequest, SentinelError
 from backend.sentinel.naming import check_client_id
 from backend.sentinel.permissions import ClientType, client_permissions
+from backend.sentinel.shards import account_of, check_shards
 
 log = logging.getLogger("backend.sentinel.callout")
 
@@ -45,20 +50,20 @@ class Answer:
 
 
 class CalloutHandler:
-    """Request -> decision -> signed response, for one issuer and one client account."""
+    """Request -> decision -> signed response, for one issuer and ``shards`` client accounts."""
 
     def __init__(
         self,
         *,
         issuer_seed: str,
-        account: str,
+        shards: int,
         lookup: Lookup,
         cache: VerifiedCache | None = None,
         share: Share | None = None,
         instance: str = "sentinel-callout",
     ) -> None:
         self._issuer = nkeys.from_seed(issuer_seed.encode())
-        self._account = account
+        self._shards = check_shards(shards)
         self._lookup = lookup
         self._cache = cache
         self._share = share
@@ -89,7 +94,7 @@ class CalloutHandler:
                 issuer=self._issuer,
                 user_nkey=request.user_nkey,
                 name=client_id,
-                account=self._account,
+                account=account_of(client_id, self._shards),
                 permissions=client_permissions(client_id, request.client_type),
             )
         response = jwt.response_jwt(

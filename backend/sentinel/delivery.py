@@ -3,10 +3,16 @@
 Every delivered alert is JetStream-published twice, concurrently, with the same
 ``Nats-Msg-Id`` and retried until stored (a stream-leader election, 6-8 s here, only delays):
 
-1. ``clients.<id>.alerts`` -> stream ``MQTT_ALERTS`` (seed: 72 h, file, R3, discard old): the
-   record. Its core copy reaches NATS subscribers and MQTT QoS 0 subscriptions.
-2. ``$MQTT.msgs.clients.<id>.alerts`` -> stream ``$MQTT_msgs``: the stream nats-server's
-   MQTT layer keeps QoS 1 messages in. Every QoS 1 subscription of an MQTT session is a
+1. ``clients.<id>.alerts`` -> stream ``MQTT_ALERTS`` (seed: 72 h, file, R3, discard old) in
+   the record account ``SENTINEL``: the record. Its core copy reaches NATS subscribers and
+   MQTT QoS 0 subscriptions: the record account exports ``clients.*.alerts`` as a stream
+   and every client (shard) account imports it.
+2. ``$MQTT.msgs.clients.<id>.alerts`` -> stream ``$MQTT_msgs`` of the client's *shard
+   account* (:mod:`backend.sentinel.shards`), published over the worker's connection in
+   that account: the stream nats-server's MQTT layer keeps QoS 1 messages in. Clients are
+   spread over shard accounts because the server checks every consumer of ``$MQTT_msgs``
+   on each store and ack, so one stream for every subscriber made an alert's cost grow
+   with their number. Every QoS 1 subscription of an MQTT session is a
    durable JetStream consumer on it (filter ``$MQTT.msgs.<subject>``, deliver-new, explicit
    ack = PUBACK); for a persistent session (``clean_session=false``) the consumer outlives
    the connection, so what arrives while the subscriber is away is its backlog, replayed in
@@ -30,8 +36,9 @@ publish's core copy without an id. The JetStream publishes keep both streams exa
 ``$MQTT_msgs`` has interest retention: a message is kept while some QoS 1 consumer has not
 acknowledged it. :func:`qos1_stream_config` adds the seed's 72 h as its max age (and the
 duplicate window the ids need), so a session that never returns holds its backlog no longer
-than ``MQTT_ALERTS`` holds the record. The worker creates the stream when no MQTT client has
-yet made the server create it, with the server's own settings plus those two.
+than ``MQTT_ALERTS`` holds the record. The worker creates the stream in every shard account
+where no MQTT client has yet made the server create it, with the server's own settings plus
+those two. (The record account needs none: no client subscribes there.)
 """
 
 from __future__ import annotations
@@ -39,14 +46,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from backend.sentinel.naming import STREAM_MAX_AGE_S, STREAM_REPLICAS
+from backend.sentinel.naming import STREAM_MAX_AGE_S, STREAM_REPLICAS, alerts_subject
+from backend.sentinel.shards import shard_of
 
 log = logging.getLogger("backend.sentinel.delivery")
 
@@ -101,36 +109,57 @@ async def ensure_qos1_stream(js: JetStreamContext) -> None:
 
 
 class Delivery:
-    """Publishes one alert to both streams, each retried within ``retry_budget_s``."""
+    """Publishes one alert to both streams, each retried within ``retry_budget_s``.
+
+    ``record`` is a JetStream context in the record account; ``feeds[k]`` one in shard
+    account ``k`` (as many as the layout has shards, in shard order).
+    """
 
     def __init__(
         self,
-        js: JetStreamContext,
+        record: JetStreamContext,
+        feeds: Sequence[JetStreamContext],
         *,
         retry_budget_s: float = 60.0,
         on_retry: Callable[[], None] | None = None,
     ) -> None:
-        self._js = js
+        if not feeds:
+            raise ValueError("a delivery needs the QoS 1 feed of at least one shard account")
+        self._js = record
+        self._feeds = tuple(feeds)
         self._retry_budget_s = retry_budget_s
         self._on_retry = on_retry
 
-    async def deliver(self, subject: str, payload: bytes, msg_id: str) -> bool:
+    def feed_of(self, client_id: str) -> JetStreamContext:
+        """The JetStream context of ``client_id``'s shard account."""
+        return self._feeds[shard_of(client_id, len(self._feeds))]
+
+    async def deliver(self, client_id: str, payload: bytes, msg_id: str) -> bool:
         """Store the alert in both streams; False when either gave up (logged)."""
+        subject = alerts_subject(client_id)
         headers = delivery_headers(msg_id)
         record, feed = await asyncio.gather(
             self.store(subject, payload, headers),
-            self.store(qos1_subject(subject), payload, headers),
+            self.store(qos1_subject(subject), payload, headers, self.feed_of(client_id)),
         )
         return record and feed
 
-    async def store(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
-        """Store one message in whichever stream captures ``subject``, retried within the
-        budget; False when it gave up (logged)."""
+    async def store(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        js: JetStreamContext | None = None,
+    ) -> bool:
+        """Store one message in whichever stream of ``js``'s account (the record's by
+        default) captures ``subject``, retried within the budget; False when it gave up
+        (logged)."""
+        js = self._js if js is None else js
         deadline = time.monotonic() + self._retry_budget_s
         pause = RETRY_MIN_S
         while True:
             try:
-                await self._js.publish(subject, payload, headers=headers)
+                await js.publish(subject, payload, headers=headers)
                 return True
             except NatsError as error:
                 # Timeouts, no responders, "no response from stream", 503 while a leader is

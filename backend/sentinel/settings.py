@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from backend.contract import Severity
+from backend.sentinel.shards import DEFAULT_SHARDS, MAX_SHARDS
 
 
 class SentinelSettings(BaseSettings):
@@ -23,8 +24,10 @@ class SentinelSettings(BaseSettings):
     password: SecretStr = SecretStr("")
     #: The callout issuer's account nkey seed (``SA...``); callout only.
     issuer_seed: SecretStr = SecretStr("")
-    #: The account allowed clients are placed in.
-    client_account: str = "SENTINEL"
+    #: Clients are spread over this many accounts ``CLIENTS_0..`` by a hash of their id
+    #: (:mod:`backend.sentinel.shards`): the callout places them, the worker feeds them.
+    #: Part of the cluster's layout: every node config, callout and worker must agree.
+    client_shards: int = Field(default=DEFAULT_SHARDS, ge=1, le=MAX_SHARDS)
     database_url: str = "sqlite+aiosqlite:///aurora.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Successful checks are remembered this long (the seed's per-region "Auth Cache"):

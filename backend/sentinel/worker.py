@@ -1,7 +1,9 @@
 """The ingress worker: ``sentinel.ingress.clients.<id>.alerts`` -> stages -> ``MQTT_ALERTS``
 and the MQTT QoS 1 feed (:mod:`backend.sentinel.delivery`).
 
-Workers share the ingress by partitions of clients (add processes to scale). Each message is
+Workers share the ingress by partitions of clients (add processes to scale). A worker has
+one connection in the record account (ingress, ``MQTT_ALERTS``, quarantine) and one per
+client shard account (the QoS 1 copies: :mod:`backend.sentinel.shards`). Each message is
 published to the streams with a ``Nats-Msg-Id`` and retried until stored, so a node loss or
 a stream-leader election (6-8 s here) delays alerts but loses and doubles none (DESIGN:
 Retention and HA). The id is the client plus a digest of the payload: the origin bridge
@@ -49,7 +51,6 @@ from backend.sentinel.naming import (
     STREAM_MAX_AGE_S,
     STREAM_REPLICAS,
     STREAM_SUBJECTS,
-    alerts_subject,
     client_of_ingress,
     quarantine_subject,
 )
@@ -85,8 +86,8 @@ def alerts_stream_config() -> StreamConfig:
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create ``MQTT_ALERTS`` (the seed's config), the QoS 1 feed's stream and the
-    quarantine stream (idempotent)."""
+    """Create ``MQTT_ALERTS`` (the seed's config) and the quarantine stream in the record
+    account (idempotent)."""
     config = alerts_stream_config()
     try:
         await js.stream_info(STREAM)
@@ -94,8 +95,13 @@ async def ensure_streams(js: JetStreamContext) -> None:
         await js.add_stream(config)
     else:
         await js.update_stream(config)
-    await ensure_qos1_stream(js)
     await ensure_quarantine(js)
+
+
+async def ensure_feeds(feeds: Sequence[JetStreamContext]) -> None:
+    """Create (or set the retention of) ``$MQTT_msgs`` in every shard account."""
+    for js in feeds:
+        await ensure_qos1_stream(js)
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,7 @@ class IngressWorker:
         nc: Client,
         stages: Sequence[Stage] = (PassThrough(),),
         *,
+        feeds: Sequence[Client],
         batch: int = 100,
         retry_budget_s: float = 60.0,
         metrics: WorkerMetrics | None = None,
@@ -173,8 +180,13 @@ class IngressWorker:
         self._stages = tuple(stages)
         self._batch = batch
         self.metrics = metrics or WorkerMetrics()
+        #: ``nc`` is in the record account; ``feeds[k]`` in shard account ``k`` (the QoS 1
+        #: copies go there, see backend.sentinel.delivery).
         self._delivery = Delivery(
-            self._js, retry_budget_s=retry_budget_s, on_retry=self.metrics.retries.inc
+            self._js,
+            [feed.jetstream(timeout=5.0) for feed in feeds],
+            retry_budget_s=retry_budget_s,
+            on_retry=self.metrics.retries.inc,
         )
         #: (subject, queue) pairs: the partitions this worker owns (all of them by default).
         self.subscriptions = list(subscriptions or all_partitions())
@@ -259,9 +271,7 @@ class IngressWorker:
             self.metrics.outcome(verdict.action.value)
             judged.append((item, verdict))
             if verdict.action.delivers:
-                publishes.append(
-                    self._publish(alerts_subject(item.client_id), item.payload, item.message_id)
-                )
+                publishes.append(self._publish(item.client_id, item.payload, item.message_id))
             else:
                 publishes.append(
                     self._quarantine(
@@ -281,9 +291,9 @@ class IngressWorker:
                 [Judged(m, v, ok) for (m, v), ok in zip(judged, results, strict=True)]
             )
 
-    async def _publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
+    async def _publish(self, client_id: str, payload: bytes, msg_id: str) -> bool:
         # Both streams, exactly once each: see backend.sentinel.delivery for the why.
-        return await self._delivery.deliver(subject, payload, msg_id)
+        return await self._delivery.deliver(client_id, payload, msg_id)
 
     async def _quarantine(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
         # Only the quarantine stream: a quarantined alert must never reach the QoS 1 feed.

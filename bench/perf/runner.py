@@ -107,8 +107,8 @@ class PerfConfig:
         directory), TLS contexts, a hold and the closing of every connection.
         """
         if name == "sentinel":
-            # Four parts with their own caps (bench/perf/sentinel.py: 120+150+300+150 s).
-            return 760.0
+            # Four parts with their own caps (bench/perf/sentinel.py: 120+150+450+150 s).
+            return 910.0
         if name == "inspection_e2e":
             # Two single-worker layouts, then a doubling series with two workers.
             return 480.0

@@ -110,7 +110,9 @@ def plan_capacity(clients: int, costs: Costs) -> dict[str, Any]:
             "so size callout instances for the storm: auth_cpu_core_s / acceptable seconds",
             "QoS 1 delivery: every QoS 1 subscription is a consumer of its account's one "
             "$MQTT_msgs stream, which checks all its consumers per alert and per ack; on the "
-            "bench 1,000 subscriptions kept up with 600 msg/s and ~4,200 did not, so 1.5 M "
-            "clients need them spread over accounts (thousands) — not built, not sized here",
+            "bench 1,000 subscriptions kept up with 600 msg/s and ~4,200 did not, so clients "
+            "are spread over shard accounts (AURORA_SENTINEL_CLIENT_SHARDS, backend/sentinel/"
+            "shards.py); 1.5 M clients at ~1,000 per shard need ~1,500 shards (the layout "
+            "allows 256 today) — not sized here",
         ],
     }

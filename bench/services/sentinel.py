@@ -24,6 +24,7 @@ import nkeys
 
 from backend.sentinel.errors import SentinelError
 from backend.sentinel.partitions import check_layout
+from backend.sentinel.shards import DEFAULT_SHARDS, check_shards, feed_user
 from bench.benchfile import MqttEndpoint, SentinelInfo, SentinelNodeInfo, SentinelOrigin
 from bench.errors import ServiceStartError, ToolMissingError
 from bench.pki import Pki
@@ -31,7 +32,6 @@ from bench.services.process import Service, ServiceSpec, find_binary, free_port,
 from bench.services.sentinel_config import (
     BRIDGE_USER,
     CALLOUT_USER,
-    CLIENT_ACCOUNT,
     NODE_NOFILE,
     REGIONS,
     WORKER_USER,
@@ -89,6 +89,17 @@ def _version_ok(binary: str) -> bool:
     return (major, minor) >= MIN_VERSION
 
 
+SHARDS_ENV = "AURORA_BENCH_SENTINEL_SHARDS"
+
+
+def _shards_from_env() -> int:
+    wanted = os.environ.get(SHARDS_ENV, "")
+    try:
+        return check_shards(int(wanted)) if wanted else DEFAULT_SHARDS
+    except ValueError as error:
+        raise ServiceStartError("sentinel", f"{SHARDS_ENV}={wanted!r}: {error}") from None
+
+
 def _new_secrets() -> ServiceSecrets:
     seed = nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_ACCOUNT)
     public = nkeys.from_seed(seed).public_key.decode()
@@ -139,6 +150,7 @@ class SentinelCluster:
         *,
         workers: int = 1,
         rules: Path | None = None,
+        shards: int | None = None,
     ) -> None:
         if bridge not in BRIDGES:
             raise ServiceStartError("sentinel", f"unknown bridge {bridge!r}: mqtt or websocket")
@@ -148,6 +160,9 @@ class SentinelCluster:
             raise ServiceStartError("sentinel", f"--sentinel-workers: {error}") from None
         #: Inspection workers (each owns PARTITIONS / workers partitions of clients).
         self.worker_count = workers
+        #: Client shard accounts (backend.sentinel.shards); ``AURORA_BENCH_SENTINEL_SHARDS``
+        #: overrides the default, to measure another layout without a new CLI option.
+        self.shards = shards if shards is not None else _shards_from_env()
         #: The inspection rules file the workers load (None: the shipped defaults).
         self.rules = rules
         self.worker_metrics_ports = [free_port() for _ in range(workers)]
@@ -218,6 +233,7 @@ class SentinelCluster:
                     ca=self.pki.ca_cert,
                     server=self.pki.peer(server_name(region)),
                     secrets=self.secrets,
+                    shards=self.shards,
                 )
             )
         )
@@ -244,7 +260,7 @@ class SentinelCluster:
             "AURORA_SENTINEL_CA": str(self.pki.ca_cert),
             "AURORA_SENTINEL_USER": user,
             "AURORA_SENTINEL_PASSWORD": password,
-            "AURORA_SENTINEL_CLIENT_ACCOUNT": CLIENT_ACCOUNT,
+            "AURORA_SENTINEL_CLIENT_SHARDS": str(self.shards),
             "AURORA_SENTINEL_DATABASE_URL": site.database_url,
             "AURORA_SENTINEL_REDIS_URL": site.redis_url,
             "AURORA_SENTINEL_INSTANCE": instance,
@@ -396,6 +412,7 @@ class SentinelCluster:
                     WORKER_USER,
                     self.secrets.worker_password,
                     READY_TIMEOUT_S,
+                    feed_users=[feed_user(index) for index in range(self.shards)],
                 )
             )
         except Exception as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError, ServiceUnavailableError
 
 from backend.sentinel.naming import STREAM
-from backend.sentinel.worker import ensure_streams
+from backend.sentinel.worker import ensure_feeds, ensure_streams
 
 
 def tls_context(ca: Path | str) -> ssl.SSLContext:
@@ -65,9 +66,17 @@ async def nats_connect(
 
 
 async def check_cluster(
-    urls: list[str], ca: Path, user: str, password: str, timeout_s: float
+    urls: list[str],
+    ca: Path,
+    user: str,
+    password: str,
+    timeout_s: float,
+    *,
+    feed_users: Sequence[str] = (),
 ) -> None:
-    """The stream exists (created if needed) and every node serves a real client and sees them."""
+    """The streams exist (created if needed: the record's as ``user``, each shard's QoS 1
+    feed as its ``feed_users`` entry, same password) and every node serves a real client and
+    sees them."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -77,6 +86,12 @@ async def check_cluster(
                 await ensure_streams(client.jetstream(timeout=5.0))
             finally:
                 await client.close()
+            for feed in feed_users:
+                shard = await nats_connect(urls, ca, feed, password, name="bench-ready")
+                try:
+                    await ensure_feeds([shard.jetstream(timeout=5.0)])
+                finally:
+                    await shard.close()
             for url in urls:
                 one = await nats_connect(url, ca, user, password, name="bench-ready")
                 try:

@@ -9,9 +9,16 @@ for Sentinel" are the source of every setting:
 * JetStream on every node, an MQTT listener (3.1.1, ``stream_replicas 3``) and a WebSocket
   listener (MQTT over WebSocket answers on ``/mqtt``) — every external listener TLS 1.3 with
   the bench CA;
-* accounts: ``AUTH`` holds the callout service, ``SENTINEL`` the clients, the bridge and the
-  workers, ``SYS`` the system account. ``auth_callout`` sends every other connect to the
-  Python service; the service users bypass it (``auth_users``).
+* accounts: ``AUTH`` holds the callout service, ``SENTINEL`` (the record account) the
+  bridge, the workers and the record ``MQTT_ALERTS``, ``CLIENTS_0 .. CLIENTS_{K-1}`` the
+  clients, spread by a hash of their id (:mod:`backend.sentinel.shards`: one ``$MQTT_msgs``
+  per shard, so no stream carries every QoS 1 subscriber's consumer), ``SYS`` the system
+  account. ``SENTINEL`` exports the stream ``clients.*.alerts`` to the shard accounts only,
+  and each imports it: the record's core copy reaches NATS and MQTT QoS 0 subscribers in
+  the shards, while a client's permissions still allow its own subject only. Each shard
+  has one service user, the worker's ``sentinel-feed-<k>``, which stores the QoS 1 copies
+  in that shard's ``$MQTT_msgs``. ``auth_callout`` sends every other connect to the Python
+  service; the service users bypass it (``auth_users``).
 """
 
 from __future__ import annotations
@@ -20,14 +27,21 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.sentinel.naming import STREAM_SUBJECTS
 from backend.sentinel.partitions import PARTITIONS, partition_mapping
+from backend.sentinel.shards import (
+    DEFAULT_SHARDS,
+    RECORD_ACCOUNT,
+    check_shards,
+    feed_user,
+    shard_account,
+)
 from bench.pki import CertPair
 
 #: The seed's regions in its order (traffic split 50/30/20).
 REGIONS = ("us-east", "eu-west", "ap-south")
 REGION_SHARES = {"us-east": 0.5, "eu-west": 0.3, "ap-south": 0.2}
 CLUSTER_NAME = "aurora-sentinel"
-CLIENT_ACCOUNT = "SENTINEL"
 AUTH_ACCOUNT = "AUTH"
 SYSTEM_ACCOUNT = "SYS"
 #: Service identities that bypass the callout (they are not Auth DB clients).
@@ -92,6 +106,8 @@ class NodeConfig:
     max_memory_store: int = 256 * 1024**2
     #: Ingress partitions (backend.sentinel.partitions: per-client order across workers).
     partitions: int = PARTITIONS
+    #: Client shard accounts (backend.sentinel.shards); callouts and workers must agree.
+    shards: int = DEFAULT_SHARDS
 
 
 def server_name(region: str) -> str:
@@ -165,15 +181,8 @@ def node_conf(config: NodeConfig) -> str:
         f"      {{user: {_q(CALLOUT_USER)}, password: {_q(secrets.callout_password)}}}",
         "    ]",
         "  }",
-        f"  {CLIENT_ACCOUNT}: {{",
-        "    jetstream: enabled",
-        "    users: [",
-        f"      {{user: {_q(BRIDGE_USER)}, password: {_q(secrets.bridge_password)}}}",
-        f"      {{user: {_q(WORKER_USER)}, password: {_q(secrets.worker_password)}}}",
-        "    ]",
-        # One client's ingress always lands in the same partition, so one worker owns it.
-        f"    mappings: {{ {_q(source)}: {_q(destination)} }}",
-        "  }",
+        *_record_account(config, source, destination),
+        *(line for index in range(config.shards) for line in _shard_account(config, index)),
         f"  {SYSTEM_ACCOUNT}: {{}}",
         "}",
         f"system_account: {SYSTEM_ACCOUNT}",
@@ -181,7 +190,7 @@ def node_conf(config: NodeConfig) -> str:
         "  auth_callout {",
         f"    issuer: {_q(secrets.issuer_public)}",
         f"    account: {AUTH_ACCOUNT}",
-        f"    auth_users: [{_q(CALLOUT_USER)}, {_q(BRIDGE_USER)}, {_q(WORKER_USER)}]",
+        f"    auth_users: [{', '.join(_q(user) for user in service_users(config.shards))}]",
         "  }",
         # A callout that does not answer must not hang a connect for long (issue: "refused
         # quickly, never hang"); the server's default is 2 s per attempt.
@@ -189,6 +198,44 @@ def node_conf(config: NodeConfig) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def service_users(shards: int) -> list[str]:
+    """Every identity that bypasses the callout: callout, bridge, worker, the shard feeds."""
+    return [CALLOUT_USER, BRIDGE_USER, WORKER_USER, *(feed_user(i) for i in range(shards))]
+
+
+def _record_account(config: NodeConfig, source: str, destination: str) -> list[str]:
+    secrets = config.secrets
+    shards = ", ".join(shard_account(index) for index in range(check_shards(config.shards)))
+    (alerts,) = STREAM_SUBJECTS
+    return [
+        f"  {RECORD_ACCOUNT}: {{",
+        "    jetstream: enabled",
+        "    users: [",
+        f"      {{user: {_q(BRIDGE_USER)}, password: {_q(secrets.bridge_password)}}}",
+        f"      {{user: {_q(WORKER_USER)}, password: {_q(secrets.worker_password)}}}",
+        "    ]",
+        # One client's ingress always lands in the same partition, so one worker owns it.
+        f"    mappings: {{ {_q(source)}: {_q(destination)} }}",
+        # The record's core copy, for the shard accounts only (each imports it).
+        f"    exports: [ {{stream: {_q(alerts)}, accounts: [{shards}]}} ]",
+        "  }",
+    ]
+
+
+def _shard_account(config: NodeConfig, index: int) -> list[str]:
+    (alerts,) = STREAM_SUBJECTS
+    return [
+        f"  {shard_account(index)}: {{",
+        # Its own $MQTT_* streams: the QoS 1 consumers of this shard's clients only.
+        "    jetstream: enabled",
+        "    users: [",
+        f"      {{user: {_q(feed_user(index))}, password: {_q(config.secrets.worker_password)}}}",
+        "    ]",
+        f"    imports: [ {{stream: {{account: {RECORD_ACCOUNT}, subject: {_q(alerts)}}}}} ]",
+        "  }",
+    ]
 
 
 @dataclass(frozen=True)

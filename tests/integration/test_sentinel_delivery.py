@@ -7,6 +7,7 @@ Real three-node cluster, real origin Mosquitto and bridge, real worker (the benc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import uuid
@@ -22,9 +23,10 @@ import pytest
 from backend.sentinel.authdb import AuthDb
 from backend.sentinel.delivery import QOS1_STREAM, qos1_subject
 from backend.sentinel.naming import STREAM, alerts_subject
+from backend.sentinel.shards import RECORD_ACCOUNT, account_of, feed_user, shard_of
 from bench.benchfile import SentinelInfo
 from bench.services.sentinel_client import mqtt_client, nats_connect
-from bench.services.sentinel_config import CLIENT_ACCOUNT, WORKER_USER
+from bench.services.sentinel_config import WORKER_USER
 from bench.site import RunningBench
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -81,16 +83,18 @@ async def _publish(publisher: aiomqtt.Client, client_id: str, numbers: range) ->
         await publisher.publish(f"clients/{client_id}/alerts", json.dumps(body).encode(), qos=1)
 
 
-async def _service(bench: RunningBench, urls: list[str] | str) -> Any:
+async def _service(bench: RunningBench, urls: list[str] | str, user: str = WORKER_USER) -> Any:
     cluster = bench.sentinel
     assert cluster is not None
     return await nats_connect(
-        urls, bench.info.ca, WORKER_USER, cluster.secrets.worker_password, reconnect=True
+        urls, bench.info.ca, user, cluster.secrets.worker_password, reconnect=True
     )
 
 
-async def _stored(bench: RunningBench, info: SentinelInfo, stream: str, subject: str) -> int:
-    client = await _service(bench, [node.nats for node in info.nodes])
+async def _stored(
+    bench: RunningBench, info: SentinelInfo, stream: str, subject: str, user: str = WORKER_USER
+) -> int:
+    client = await _service(bench, [node.nats for node in info.nodes], user)
     try:
         state = await client.jetstream(timeout=10).stream_info(stream, subjects_filter=subject)
         return int((state.state.subjects or {}).get(subject, 0))
@@ -161,7 +165,15 @@ async def test_an_offline_persistent_subscriber_gets_its_backlog_at_qos1_once_in
     async with asyncio.timeout(60):
         while await _stored(sentinel_bench, info, STREAM, subject) < len(online) + len(offline):
             await asyncio.sleep(0.2)
-    assert await _stored(sentinel_bench, info, QOS1_STREAM, qos1_subject(subject)) == len(offline)
+    # The backlog is in the QoS 1 feed of the client's own shard account, and only there.
+    cluster = sentinel_bench.sentinel
+    assert cluster is not None
+    shard = shard_of(mine, cluster.shards)
+    for index in range(cluster.shards):
+        kept = await _stored(
+            sentinel_bench, info, QOS1_STREAM, qos1_subject(subject), feed_user(index)
+        )
+        assert kept == (len(offline) if index == shard else 0), account_of(mine, cluster.shards)
 
     # Back, on another region's node, without subscribing again: the backlog, at QoS 1.
     backlog = Received()
@@ -220,7 +232,7 @@ class Failover:
 async def _replica_last_seq(monitor: str, stream: str) -> int:
     """The last sequence of ``stream`` as stored on the node behind ``monitor`` (``/jsz``)."""
     async with httpx.AsyncClient(timeout=5) as http:
-        answer = await http.get(f"{monitor}/jsz", params={"acc": CLIENT_ACCOUNT, "streams": "1"})
+        answer = await http.get(f"{monitor}/jsz", params={"acc": RECORD_ACCOUNT, "streams": "1"})
     for account in answer.json().get("account_details") or []:
         for detail in account.get("stream_detail") or []:
             if detail["name"] == stream:
@@ -279,3 +291,89 @@ async def test_a_subscribers_node_killed_mid_stream_it_misses_nothing_and_the_no
                 replica = -1
             await asyncio.sleep(0.5)
     assert replica >= want
+
+
+async def _worker_counts(bench: RunningBench) -> tuple[int, int]:
+    """The worker's publish retries and delivered alerts so far (its Prometheus counters)."""
+    cluster = bench.sentinel
+    assert cluster is not None
+    port = cluster.worker_metrics_ports[0]
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    retries = values.get("sentinel_worker_publish_retries_total", "0")
+    delivered = values.get('sentinel_worker_messages_total{outcome="deliver"}', "0")
+    return int(float(retries)), int(float(delivered))
+
+
+async def test_nats_and_qos0_subscribers_in_any_shard_get_their_own_record_copy_only(
+    sentinel_bench: RunningBench, info: SentinelInfo, publisher: aiomqtt.Client
+) -> None:
+    """The record account's ``clients.*.alerts`` reaches every shard by import: a NATS
+    subscriber and an MQTT QoS 0 subscription get their own client's alerts, once, from any
+    shard, and never a neighbour's (same shard or another)."""
+    cluster = sentinel_bench.sentinel
+    assert cluster is not None
+    first = _unique("core")
+    same = other = ""
+    while not (same and other):  # a neighbour in first's shard and one in another shard
+        candidate = _unique("core")
+        if shard_of(candidate, cluster.shards) == shard_of(first, cluster.shards):
+            same = same or candidate
+        else:
+            other = other or candidate
+    clients = [first, same, other]
+    await _add(sentinel_bench, *clients)
+    retries_before, delivered_before = await _worker_counts(sentinel_bench)
+    ca, count = sentinel_bench.info.ca, 3
+    over_nats: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
+    over_qos0 = {c: Received() for c in clients}
+    connections = []
+    try:
+        for index, client_id in enumerate(clients):
+            connection = await nats_connect(info.nodes[index].nats, ca, client_id, PASSWORD)
+            connections.append(connection)
+
+            async def on_alert(message: Any, mine: str = client_id) -> None:
+                over_nats[mine].append({"subject": message.subject, **json.loads(message.data)})
+
+            await connection.subscribe(alerts_subject(client_id), cb=on_alert)
+            await connection.flush()
+        async with contextlib.AsyncExitStack() as stack:
+            subscribers = []
+            for index, client_id in enumerate(clients):
+                mqtt = info.nodes[(index + 1) % 3].mqtt
+                client = await stack.enter_async_context(
+                    mqtt_client(mqtt.host, mqtt.port, ca, client_id, PASSWORD)
+                )
+                await client.subscribe(f"clients/{client_id}/alerts", qos=0)
+                subscribers.append(client)
+            for client_id in clients:
+                await _publish(publisher, client_id, range(count))
+            async with asyncio.TaskGroup() as tasks:
+                for client, client_id in zip(subscribers, clients, strict=True):
+                    tasks.create_task(_receive(client, client_id, over_qos0[client_id], count))
+        async with asyncio.timeout(30):
+            while any(len(got) < count for got in over_nats.values()):
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # a doubled or foreign copy would arrive by now
+    finally:
+        for connection in connections:
+            await connection.close()
+    retries_after, delivered_after = await _worker_counts(sentinel_bench)
+    # Publishes of the record beyond one per alert: retries, and ingress judged twice.
+    repeated = (retries_after - retries_before) + (
+        delivered_after - delivered_before - len(clients) * count
+    )
+    for client_id in clients:
+        numbers, qos0 = [m["n"] for m in over_nats[client_id]], over_qos0[client_id]
+        # The core copy is the record publish's own: once, unless the worker published
+        # again (a retry, or the bridge resending the ingress), which the stream
+        # deduplicates by id but a core subscriber sees twice (at most once per repeat).
+        for got in (numbers, qos0.numbers()):
+            assert sorted(set(got)) == list(range(count)), "core copy missing"
+            assert len(got) - count <= repeated, f"core copy doubled: {got}"
+        assert {m["client"] for m in over_nats[client_id]} == {client_id}
+        assert {m["subject"] for m in over_nats[client_id]} == {alerts_subject(client_id)}
+        assert {qos for _n, qos, _c in qos0.messages} == {0}
+        assert qos0.foreign == 0

@@ -10,29 +10,43 @@ from backend.console.sentinel import (
     RegionState,
     counters_from_hash,
     region_state,
+    shard_connections,
     summary,
 )
 from backend.sentinel.reporting import COUNTER_FIELDS
 from backend.settings import Settings, parse_monitors
 
 
-def test_clients_are_the_accounts_connections_without_the_services() -> None:
-    state = region_state("us-east", {"total": 7}, [{"num_connections": 1}, {"num_connections": 2}])
+def _accstatz(**conns: object) -> dict[str, object]:
+    return {"account_statz": [{"acc": name, "conns": n} for name, n in conns.items()]}
+
+
+def test_clients_are_the_shard_accounts_connections_without_the_services() -> None:
+    # Clients live in the shard accounts; the record account (bridge, workers) and the
+    # callout's account are not clients, whatever their connections.
+    answer = _accstatz(CLIENTS_0=4, CLIENTS_5=3, SENTINEL=5, AUTH=2)
+    state = region_state("us-east", answer, [{"num_connections": 1}, {"num_connections": 2}])
     assert state == RegionState("us-east", "up", clients=4, services=3)
+    assert shard_connections(answer) == {0: 4, 5: 3}
+    # Names that only look like a shard's are not one.
+    assert shard_connections(_accstatz(CLIENTS_01=9, CLIENTS_=9, CLIENTS_x=9)) == {}
 
 
 def test_a_node_whose_answer_has_no_count_is_down_with_the_reason() -> None:
-    state = region_state("eu-west", {"total": "many"}, [])
+    state = region_state("eu-west", _accstatz(CLIENTS_0="many"), [])
     assert state.status == "down"
     assert state.clients is None
-    assert "total" in state.reason
+    assert "conns" in state.reason
     assert region_state("eu-west", ["not", "a", "dict"], []).status == "down"
-    assert region_state("eu-west", {"total": 1}, [{"num_connections": -1}]).status == "down"
+    assert "account_statz" in region_state("eu-west", {"total": 3}, []).reason
+    bad_service = region_state("eu-west", _accstatz(CLIENTS_0=1), [{"num_connections": -1}])
+    assert bad_service.status == "down"
 
 
 def test_services_never_make_the_client_count_negative() -> None:
-    # The two answers are read a moment apart; a service may connect in between.
-    assert region_state("ap-south", {"total": 0}, [{"num_connections": 1}]).clients == 0
+    # The answers are read a moment apart; a service may connect in between.
+    state = region_state("ap-south", _accstatz(CLIENTS_2=0), [{"num_connections": 1}])
+    assert state.clients == 0
 
 
 def test_counters_missing_are_zero_and_garbage_is_unknown_not_a_guess() -> None:

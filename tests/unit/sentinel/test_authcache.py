@@ -91,7 +91,7 @@ async def test_the_handler_answers_a_repeat_from_the_cache_without_the_auth_db()
 
     cache = VerifiedCache(KEY, ttl_s=60, instance="callout-1")
     handler = CalloutHandler(
-        issuer_seed=ISSUER_SEED, account="SENTINEL", lookup=lookup, cache=cache, share=share
+        issuer_seed=ISSUER_SEED, shards=8, lookup=lookup, cache=cache, share=share
     )
     request = signed_request(request_claims("c1", "right"))
     assert (await handler.answer(request)).event.allowed

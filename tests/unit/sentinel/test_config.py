@@ -26,7 +26,7 @@ from bench.services.sentinel_config import (
 SECRETS = ServiceSecrets("route-pw", "callout-pw", "bridge-pw", "worker-pw", "SA...", "AISSUER")
 
 
-def _node() -> str:
+def _node(shards: int = 8) -> str:
     return node_conf(
         NodeConfig(
             region="eu-west",
@@ -36,6 +36,7 @@ def _node() -> str:
             ca=Path("/ca.crt"),
             server=CertPair(Path("/n.crt"), Path("/n.key")),
             secrets=SECRETS,
+            shards=shards,
         )
     )
 
@@ -49,10 +50,43 @@ def test_a_node_has_routes_jetstream_mqtt_websocket_and_the_callout() -> None:
     assert "stream_replicas: 3" in text
     assert 'listen: "127.0.0.1:5"' in text  # websocket
     assert 'issuer: "AISSUER"' in text
-    assert 'auth_users: ["sentinel-callout", "sentinel-bridge", "sentinel-worker"]' in text
+    assert (
+        'auth_users: ["sentinel-callout", "sentinel-bridge", "sentinel-worker", '
+        + ", ".join(f'"sentinel-feed-{k}"' for k in range(8))
+        + "]"
+    ) in text
     # Every external listener (client, MQTT, WebSocket) is TLS 1.3; routes use TLS too.
     assert text.count('min_version: "1.3"') == 3
     assert text.count("tls {") == 4
+
+
+def _account(text: str, name: str) -> str:
+    """The block of account ``name`` in a rendered node config."""
+    begin = text.index(f"  {name}: {{\n")
+    return text[begin : text.index("\n  }\n", begin)]
+
+
+def test_clients_are_spread_over_shard_accounts_fed_by_the_worker() -> None:
+    text = _node(shards=3)
+    record = _account(text, "SENTINEL")
+    assert "jetstream: enabled" in record
+    assert '{user: "sentinel-worker", password: "worker-pw"}' in record
+    # The record's core copy goes to the shard accounts, and to nobody else.
+    assert (
+        'exports: [ {stream: "clients.*.alerts", accounts: [CLIENTS_0, CLIENTS_1, CLIENTS_2]} ]'
+        in record
+    )
+    for index in range(3):
+        shard = _account(text, f"CLIENTS_{index}")
+        # Its own JetStream, hence its own $MQTT_msgs: a third of the QoS 1 consumers.
+        assert "jetstream: enabled" in shard
+        # One service user, the worker's feed (same password), bypassing the callout.
+        assert shard.count("{user: ") == 1
+        assert f'{{user: "sentinel-feed-{index}", password: "worker-pw"}}' in shard
+        assert 'imports: [ {stream: {account: SENTINEL, subject: "clients.*.alerts"}} ]' in shard
+        assert "exports" not in shard and "mappings" not in shard
+    assert "CLIENTS_3" not in text
+    assert '"sentinel-feed-2"]' in text  # the last feed user is in auth_users
 
 
 def test_the_bridge_carries_client_alerts_to_the_ingress() -> None:

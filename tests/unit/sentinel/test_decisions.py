@@ -12,10 +12,12 @@ from backend.sentinel.authdb import (
     hash_password,
 )
 from backend.sentinel.callout import CalloutHandler
+from backend.sentinel.shards import account_of, shard_account, shard_of
 from tests.unit.sentinel.helpers import ISSUER_SEED, SERVER, request_claims, signed_request
 
 GOOD = ClientRecord("c1", hash_password("right"), True, "eu-west")
 DISABLED = ClientRecord("c2", hash_password("right"), False, "us-east")
+SHARDS = 8
 
 
 @pytest.mark.parametrize(
@@ -49,7 +51,7 @@ def _handler(records: dict[str, ClientRecord]) -> CalloutHandler:
     async def lookup(client_id: str) -> ClientRecord | None:
         return records.get(client_id)
 
-    return CalloutHandler(issuer_seed=ISSUER_SEED, account="SENTINEL", lookup=lookup)
+    return CalloutHandler(issuer_seed=ISSUER_SEED, shards=SHARDS, lookup=lookup)
 
 
 async def test_the_handler_answers_allow_with_the_clients_user_jwt() -> None:
@@ -59,6 +61,8 @@ async def test_the_handler_answers_allow_with_the_clients_user_jwt() -> None:
     assert claims["aud"] == SERVER.public_key.decode()
     user = jwt.decode_claims(claims["nats"]["jwt"])
     assert user["name"] == "c1"
+    # Placed in its shard account (config mode: the user JWT's aud names the account).
+    assert user["aud"] == account_of("c1", SHARDS) == shard_account(shard_of("c1", SHARDS))
     assert "clients.c1.alerts" in user["nats"]["sub"]["allow"]
     assert answer.event.allowed
     assert answer.event.client_type == "mqtt"
@@ -100,7 +104,7 @@ async def test_a_database_failure_denies() -> None:
     async def broken(_client_id: str) -> ClientRecord | None:
         raise OSError("database is down")
 
-    handler = CalloutHandler(issuer_seed=ISSUER_SEED, account="SENTINEL", lookup=broken)
+    handler = CalloutHandler(issuer_seed=ISSUER_SEED, shards=SHARDS, lookup=broken)
     answer = await handler.answer(signed_request(request_claims("c1", "right")))
     assert answer.event.reason == "error"
     assert answer.response is not None

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
 from bench.perf import sentinel
+from bench.perf.sentinel_fanout import Tally, completeness
 
 PARTS = ["auth", "idle", "fanout", "failover"]
 
@@ -40,3 +46,23 @@ def test_a_bad_fan_out_size_is_refused(monkeypatch: pytest.MonkeyPatch, value: s
     monkeypatch.setenv(sentinel.SUBSCRIBERS_ENV, value)
     with pytest.raises(ValueError, match="positive number"):
         sentinel._subscribers(False)
+
+
+def _message(client: str, number: int, sent_at: float) -> Any:
+    body = json.dumps({"client": client, "n": number, "sent_at": sent_at}).encode()
+    return SimpleNamespace(payload=body)
+
+
+def test_the_fan_out_tally_counts_distinct_alerts_and_flags_what_is_missing() -> None:
+    tally = Tally()
+    tally.receive("c1", _message("c1", 0, time.time()))
+    tally.receive("c1", _message("c1", 0, time.time()))  # a QoS 1 redelivery
+    tally.receive("c2", _message("c1", 1, time.time()))  # reached the wrong client
+    assert len(tally.latencies) == 2
+    assert (tally.duplicates, tally.foreign) == (1, 1)
+    # The quantiles' note says when they cover less than was published — and nothing
+    # delivered of nothing published is not "complete" either.
+    assert completeness(2, 2) == "all 2 alerts delivered"
+    assert completeness(2, 6000) == "INCOMPLETE: 2 of 6000 alerts delivered"
+    assert completeness(0, 0).startswith("INCOMPLETE")
+    assert sentinel.FANOUT_CAP_S > sentinel.FANOUT_RAMP_S

@@ -199,6 +199,7 @@ async def test_the_worker_prepares_admits_and_reports_each_batch() -> None:
     worker = IngressWorker(
         FakeNats(js),  # type: ignore[arg-type]
         [Flagger()],
+        feeds=[FakeNats(js)],  # type: ignore[list-item]
         prepare=prepare,
         admit=lambda m: "client_flood" if m.client_id == "noisy" else None,
         report=report,

@@ -54,22 +54,30 @@ def _msg(client: str, body: bytes) -> FakeMsg:
 
 
 async def test_delivered_messages_reach_the_clients_subject_with_a_stable_id() -> None:
-    js = FakeJetStream(failures=3)
-    worker = IngressWorker(FakeNats(js))  # type: ignore[arg-type]
+    js, feed = FakeJetStream(failures=3), FakeJetStream()
+    worker = IngressWorker(FakeNats(js), feeds=[FakeNats(feed)])  # type: ignore[arg-type,list-item]
     await worker.handle_batch([_msg("c1", b"a"), _msg("c2", b"b")])  # type: ignore[list-item]
+    # The record in the worker's own (record) account, the QoS 1 copies in the shard's.
     assert sorted(js.published) == [
-        ("$MQTT.msgs.clients.c1.alerts", b"a", message_id("c1", b"a")),
-        ("$MQTT.msgs.clients.c2.alerts", b"b", message_id("c2", b"b")),
         ("clients.c1.alerts", b"a", message_id("c1", b"a")),
         ("clients.c2.alerts", b"b", message_id("c2", b"b")),
     ]
-    assert js.attempts == 7  # three timeouts retried, nothing doubled (record + QoS 1 feed)
+    assert sorted(feed.published) == [
+        ("$MQTT.msgs.clients.c1.alerts", b"a", message_id("c1", b"a")),
+        ("$MQTT.msgs.clients.c2.alerts", b"b", message_id("c2", b"b")),
+    ]
+    # Three timeouts retried, nothing doubled (record + QoS 1 feed).
+    assert js.attempts + feed.attempts == 7
     assert message_id("c1", b"a") == message_id("c1", b"a") != message_id("c2", b"a")
 
 
 async def test_a_stage_quarantines_and_bad_subjects_are_dropped() -> None:
     js = FakeJetStream()
-    worker = IngressWorker(FakeNats(js), stages=[QuarantineSecrets()])  # type: ignore[arg-type]
+    worker = IngressWorker(
+        FakeNats(js),  # type: ignore[arg-type]
+        stages=[QuarantineSecrets()],
+        feeds=[FakeNats(js)],  # type: ignore[list-item]
+    )
     batch = [
         _msg("c1", b"fine"),
         _msg("c1", b"a secret"),
@@ -88,7 +96,11 @@ async def test_a_stage_quarantines_and_bad_subjects_are_dropped() -> None:
 
 async def test_a_publish_that_never_succeeds_gives_up_within_its_budget() -> None:
     js = FakeJetStream(failures=10_000)
-    worker = IngressWorker(FakeNats(js), retry_budget_s=0.2)  # type: ignore[arg-type]
+    worker = IngressWorker(
+        FakeNats(js),  # type: ignore[arg-type]
+        feeds=[FakeNats(js)],  # type: ignore[list-item]
+        retry_budget_s=0.2,
+    )
     await worker.handle_batch([_msg("c1", b"a")])  # type: ignore[list-item]
     assert js.published == []
     assert js.attempts >= 2
