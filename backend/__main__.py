@@ -1,7 +1,18 @@
 """``python -m backend``: one site's backend, configured from ``AURORA_*`` variables.
 
-uvicorn serves ``create_app(Settings())`` on ``api_host:api_port``; SIGTERM and Ctrl-C
-shut down cleanly through the app's lifespan.
+Start-up is ordered so the ingest consumes as early as it can (issue 17: after an outage
+the backlog waits for the restart, and imports were most of it):
+
+1. settings, logging and the API socket, bound before any outgoing connection;
+2. the components (:class:`~backend.components.Backend`: store, registry, MQTT ingest),
+   which import no web framework — a bad CA, certificate, rules file or database is one
+   line and exit 2 here;
+3. only then the HTTP side (FastAPI, the API, the console: about half of the imports),
+   served by uvicorn on the bound socket in the same event loop. Its lifespan finds the
+   components started, and ``/healthz`` answers only from then on, with the components'
+   real state.
+
+SIGTERM and Ctrl-C shut down cleanly through the app's lifespan.
 """
 
 from __future__ import annotations
@@ -9,34 +20,25 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from collections.abc import Callable
 
-import uvicorn
 from pydantic import ValidationError
 
-from backend.app import create_app
-from backend.attestation import load_ca
+from backend.components import Backend
 from backend.errors import StartupError
+from backend.ingest.consumer import settle_heap
 from backend.logs import configure_logging
-from backend.policy.service import site_policy
 from backend.settings import Settings
-from backend.store import Store
 
 
-async def preflight(settings: Settings) -> None:
-    """Fail fast, with a message, on what would otherwise fail inside the lifespan."""
-    load_ca(settings.mqtt_ca)
-    site_policy(settings)  # the rules file and token settings, checked before serving
+def check_files(settings: Settings) -> None:
+    """Fail fast, with a message, on a client certificate or key that is not there."""
     for name, path in (
         ("AURORA_MQTT_CERT", settings.mqtt_cert),
         ("AURORA_MQTT_KEY", settings.mqtt_key),
     ):
         if path is not None and not path.is_file():
             raise StartupError(f"{name}={path} does not exist; point it at the backend's PEM file")
-    store = Store(settings.database_url)
-    try:
-        await store.start()
-    finally:
-        await store.aclose()
 
 
 def bind_api_socket(host: str, port: int) -> socket.socket:
@@ -62,6 +64,66 @@ def bind_api_socket(host: str, port: int) -> socket.socket:
     return listener
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop when installed, as uvicorn's ``loop="auto"`` would pick it: the ingest's TLS
+    connection runs on the loop's compiled transport."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+async def start_components(settings: Settings) -> Backend:
+    """The components, started (the ingest consumes from here on); StartupError on bad
+    settings or an unreachable database, with nothing left running."""
+    check_files(settings)
+    backend = Backend(settings)  # checks the policy rules file and token settings
+    try:
+        await backend.start()
+    except BaseException:
+        await backend.aclose()
+        raise
+    return backend
+
+
+async def serve(settings: Settings, listener: socket.socket) -> int:
+    """Start the components, then serve the API until SIGTERM / Ctrl-C."""
+    try:
+        backend = await start_components(settings)
+    except StartupError as error:
+        # A clear line instead of the traceback uvicorn would print for a lifespan failure.
+        print(f"backend cannot start: {error.message}", file=sys.stderr)
+        return 2
+    try:
+        # Imported here, after the ingest started: the HTTP side is not on its path.
+        import uvicorn
+
+        from backend.app import create_app
+
+        config = uvicorn.Config(
+            create_app(settings, backend),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level=settings.log_level.lower(),
+            # uvicorn's loggers propagate to the root handler configure_logging installed.
+            log_config=None,
+            lifespan="on",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        # The ingest froze the heap when it started; what the HTTP side built since (its
+        # modules, models and routes) is out of the collector's sight too, or every full
+        # collection during a drain walks it again.
+        settle_heap()
+        await server.serve(sockets=[listener])
+    finally:
+        # The lifespan closed it already unless the app never started; safe twice.
+        await backend.aclose()
+    # uvicorn returns normally after a startup failure too; tell the caller.
+    return 0 if server.started else 1
+
+
 def main() -> int:
     """Run the backend until SIGTERM / Ctrl-C; exit code 2 on bad settings."""
     try:
@@ -81,25 +143,11 @@ def main() -> int:
     configure_logging(settings.site_id, settings.log_level, settings.log_format)
     try:
         listener = bind_api_socket(settings.api_host, settings.api_port)
-        asyncio.run(preflight(settings))
     except StartupError as error:
-        # A clear line instead of the traceback uvicorn would print for a lifespan failure.
         print(f"backend cannot start: {error.message}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=settings.log_level.lower(),
-        # uvicorn's loggers propagate to the root handler configure_logging installed.
-        log_config=None,
-        lifespan="on",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    server.run(sockets=[listener])
-    # uvicorn returns normally after a startup failure too; tell the caller.
-    return 0 if server.started else 1
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(serve(settings, listener))
 
 
 if __name__ == "__main__":
