@@ -18,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 
 from backend.components import Backend, FederationLike
 from backend.console.sentinel import SentinelWatch
+from backend.policy.service import site_policy
 from backend.settings import Settings
 
 __all__ = ["Backend", "FederationLike", "create_app"]
@@ -27,10 +28,13 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     """The FastAPI app of one site around ``backend`` (a new one when None).
 
     The lifespan starts ``backend`` when it was not started yet; either way, the app
-    owns it from then on and closes it on the way out.
+    owns it from then on and closes it on the way out. Raises StartupError on a bad
+    policy rules file or token settings.
     """
     if backend is None:
         backend = Backend(settings)
+    backend.policy = site_policy(settings)
+    backend.tokens = backend.policy.verifier
     site = backend
 
     @contextlib.asynccontextmanager

@@ -26,12 +26,13 @@ from backend.ingest.pipeline import IngestPipeline
 from backend.ingest.registry import DeviceRegistry
 from backend.ingest.workers import IngestWorkers
 from backend.metrics import BackendMetrics
-from backend.policy.service import site_policy
 from backend.settings import Settings
 from backend.store import Store
 
 if TYPE_CHECKING:
     from backend.console.sentinel import SentinelWatch
+    from backend.policy.service import PolicyService
+    from backend.policy.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,13 @@ class FederationLike(Protocol):
 
 class Backend:
     """Every component of one site's backend (the HTTP side attaches its own parts)."""
+
+    #: The site's policy service, and its token verifier that also guards the REST API:
+    #: the HTTP side's, set by create_app. The ingest uses neither, and the verifier's
+    #: HTTP client (httpx, which loads its CLI's rich/pygments/click) was about 0.15 s of
+    #: CPU on the ingest's start-up path.
+    policy: PolicyService
+    tokens: TokenVerifier | None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -78,9 +86,6 @@ class Backend:
         )
         #: Set by create_app when federation is enabled; started by the app's lifespan.
         self.federation: FederationLike | None = None
-        #: The policy service; its token verifier also guards the REST API.
-        self.policy = site_policy(settings)
-        self.tokens = self.policy.verifier
         #: What the console shows as the site topology (the federation's, when enabled).
         self.topology_source: Callable[[], Awaitable[dict[str, Any]]] | None = None
         #: The console's Sentinel panel (set by create_app when the Sentinel's node
