@@ -8,11 +8,11 @@ the backlog waits for the restart, and imports were most of it):
    which import no web framework — a bad CA, certificate or database is one line and
    exit 2 here;
 3. only then the HTTP side (FastAPI, the API, the console, the policy service and its
-   token verifier: more than half of the imports), imported on a thread while the ingest
-   runs, and served by uvicorn on the bound socket in the same event loop. A bad policy rules file or token setting is one line and exit
-   2 here (the ingest stops with it; what it acknowledged was processed). The lifespan
-   finds the components started, and ``/healthz`` answers only from then on, with the
-   components' real state.
+   token verifier: about 40 % of the start-up CPU), imported on a thread while the ingest
+   runs, and served by uvicorn on the bound socket in the same event loop. A bad policy
+   rules file or token setting is one line and exit 2 here (the ingest stops with it;
+   what it acknowledged was processed). The lifespan finds the components started, and
+   ``/healthz`` answers only from then on, with the components' real state.
 
 SIGTERM and Ctrl-C shut down cleanly through the app's lifespan.
 """
