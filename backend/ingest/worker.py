@@ -1,8 +1,8 @@
 """``python -m backend.ingest.worker``: one extra ingest process (started by the backend).
 
-It runs the same :class:`~backend.app.Backend` components as the main process minus the
-API and federation, with the settings its parent passed (``AURORA_INGEST_WORKER_SETTINGS``),
-until SIGTERM.
+It runs the same :class:`~backend.components.Backend` components as the main process
+minus the API and federation (it never imports the web framework, so it starts sooner),
+with the settings its parent passed (``AURORA_INGEST_WORKER_SETTINGS``), until SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 
-from backend.app import Backend
+from backend.components import Backend
 from backend.settings import worker_settings
 
 

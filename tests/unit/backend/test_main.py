@@ -69,3 +69,17 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_ingest_path_imports_no_http_side() -> None:
+    """Issue 17: ``python -m backend`` starts its ingest before it imports the web side, and
+    an ingest worker never imports it; what they import up to then holds none of it."""
+    http_side = ("fastapi", "starlette", "uvicorn", "backend.app", "backend.api", "backend.console")
+    code = (
+        "import sys, backend.__main__, backend.ingest.worker; "
+        f"print(sorted(m for m in {http_side!r} if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
