@@ -169,6 +169,11 @@ def node_conf(config: NodeConfig) -> str:
         f"  listen: {_q(f'{host}:{ports.mqtt}')}",
         # QoS 1 sessions survive a node loss only when their streams are replicated.
         "  stream_replicas: 3",
+        # Every QoS 1 subscription is a consumer replicated on three nodes with a Raft log of
+        # its own; on disk, ~3,000 subscribers held ~4,200 threads per node in file I/O and
+        # stalled the cluster (no quorum). In memory they stay replicated (a session's acks
+        # survive while two of the three nodes do; a restarted node copies them back).
+        "  consumer_memory_storage: true",
         *_tls_block("  ", config, external=True),
         "}",
         "websocket {",
