@@ -30,11 +30,9 @@ from typing import Any, cast
 
 from backend.mqtt.codec import (
     ConnAck,
-    Connect,
     Disconnect,
     PingReq,
     PingResp,
-    Prop,
     PubAck,
     Publish,
     SubAck,
@@ -43,6 +41,13 @@ from backend.mqtt.codec import (
     encode,
     encode_puback,
     encode_publish,
+)
+from backend.mqtt.connecting import (
+    connect_failure,
+    first_flight,
+    keepalive_interval,
+    receive_maximum,
+    refusal,
 )
 from backend.mqtt.errors import (
     ConnectFailed,
@@ -104,29 +109,13 @@ class MqttClient(asyncio.Protocol):
         """
         loop = asyncio.get_running_loop()
         client = cls(options)
-        # The first flight, sent with the client's TLS Finished in one write (over memory
-        # BIOs) rather than after a turn of the event loop: MQTT 5.0 (3.1.4) lets a client
-        # send packets after its CONNECT before the CONNACK, and a broker that refuses the
-        # CONNECT processes none of them. A device's connect is then two round trips (TLS
-        # hello, Finished + CONNECT + SUBSCRIBE) and two socket writes instead of four.
-        first = encode(
-            Connect(
-                options.client_id,
-                options.keepalive_s,
-                options.clean_start,
-                options.session_expiry_s,
-                options.receive_maximum,
-                options.will,
-            )
-        )
         suback: asyncio.Future[tuple[int, ...]] | None = None
         packet_id = 0
         if options.subscriptions:
             packet_id = client._next_id(client._subacks)
             suback = loop.create_future()
             client._subacks[packet_id] = suback
-            first += encode(Subscribe(packet_id, tuple(options.subscriptions)))
-        client._first_flight = first
+        client._first_flight = first_flight(options, packet_id if suback is not None else None)
         try:
             async with asyncio.timeout(options.timeout_s):
                 native = options.tls if not options.tls_over_bio else None
@@ -145,28 +134,17 @@ class MqttClient(asyncio.Protocol):
             await client._abort()
             if isinstance(error, ConnectFailed):
                 raise
-            what = "no CONNACK in time" if isinstance(error, TimeoutError) else str(error)
-            if isinstance(error, TimeoutError) and client._connack.done():
-                what = "no SUBACK in time"
-            raise ConnectFailed(
-                f"cannot connect to {options.host}:{options.port} as {options.client_id}: "
-                f"{type(error).__name__}: {what}"
-            ) from None
+            raise connect_failure(options, error, client._connack.done()) from None
         finally:
             client._subacks.pop(packet_id, None)
         if connack.reason >= FAILURE:
             await client._abort()
-            raise ConnectFailed(
-                f"broker {options.host}:{options.port} refused {options.client_id}: "
-                f"reason {connack.reason}",
-                connack.reason,
-            )
+            raise refusal(options, connack)
         client.connack = connack
-        maximum = connack.properties.get(Prop.RECEIVE_MAXIMUM)
-        if isinstance(maximum, int) and maximum > 0:
+        maximum = receive_maximum(connack)
+        if maximum is not None:
             client._inflight = asyncio.Semaphore(maximum)
-        keepalive = connack.properties.get(Prop.SERVER_KEEP_ALIVE)
-        interval = keepalive if isinstance(keepalive, int) else options.keepalive_s
+        interval = keepalive_interval(connack, options)
         if interval > 0 and not client._closed.done():
             client._arm_keepalive(interval)
         return client
